@@ -1,0 +1,107 @@
+"""Pick the array module (NumPy or CuPy) once, and move arrays across the host/device edge.
+
+Everything else in gpunet is written against the module this returns (`xp`), so the same
+layer, loss and optimizer code runs on a CUDA GPU or on the CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from types import ModuleType
+
+import numpy as np
+
+BACKENDS = ("auto", "numpy", "cupy")
+ENV_VAR = "GPUNET_BACKEND"
+
+
+class BackendError(RuntimeError):
+    """The requested backend cannot run here; the message says why and how to fix it."""
+
+
+_name: str | None = None
+_xp: ModuleType | None = None
+
+
+def _load_cupy() -> tuple[ModuleType | None, str]:
+    """Import CuPy and check a device is usable; return (module, "") or (None, why not)."""
+    try:
+        import cupy
+    except Exception as exc:  # ImportError, or a broken CUDA install raising at import
+        return None, f"CuPy is not installed or failed to import ({type(exc).__name__}: {exc})"
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # no driver, driver too old, ...: keep CuPy's own words
+        return None, f"CuPy cannot reach a CUDA device ({type(exc).__name__}: {exc})"
+    if count < 1:
+        return None, "CuPy found no CUDA device"
+    return cupy, ""
+
+
+def set_backend(name: str) -> str:
+    """Select the array backend: "numpy", "cupy", or "auto" (CuPy when a device works, else NumPy).
+
+    Returns the name of the backend that now runs. Asking for "cupy" where it cannot run
+    raises BackendError; it never falls back silently.
+    """
+    global _name, _xp
+    if not isinstance(name, str) or name.lower() not in BACKENDS:
+        raise ValueError(f"Unknown backend {name!r}; expected one of {', '.join(BACKENDS)}.")
+    name = name.lower()
+    if name == "numpy":
+        _name, _xp = "numpy", np
+    elif name == "cupy":
+        cupy, why = _load_cupy()
+        if cupy is None:
+            raise BackendError(
+                f"The cupy backend was requested but cannot run: {why}.\n"
+                "Hint: install the CuPy extra matching your CUDA version "
+                "(pip install 'gpunet[cuda12]' or 'gpunet[cuda13]'), or use backend 'numpy'."
+            )
+        _name, _xp = "cupy", cupy
+    else:
+        cupy, why = _load_cupy()
+        if cupy is not None:
+            _name, _xp = "cupy", cupy
+            print("gpunet: backend auto -> cupy (CUDA device found)", file=sys.stderr)
+        else:
+            _name, _xp = "numpy", np
+            print(f"gpunet: backend auto -> numpy ({why})", file=sys.stderr)
+    return _name
+
+
+def _ensure() -> None:
+    if _xp is None:
+        set_backend(os.environ.get(ENV_VAR, "auto"))
+
+
+def get_backend() -> str:
+    """Name of the active backend ("numpy" or "cupy"), resolving it on first use."""
+    _ensure()
+    return _name  # type: ignore[return-value]
+
+
+def xp() -> ModuleType:
+    """The active array module."""
+    _ensure()
+    return _xp  # type: ignore[return-value]
+
+
+def get_array_module(x) -> ModuleType:
+    """The array module that owns `x` (CuPy for CuPy arrays, else NumPy)."""
+    if _name == "cupy" and type(x).__module__.startswith("cupy"):
+        return _xp  # type: ignore[return-value]
+    return np
+
+
+def to_device(array, dtype=None):
+    """Copy a host array to the active backend (no copy on NumPy when dtype already matches)."""
+    return xp().asarray(array, dtype=dtype)
+
+
+def to_host(array) -> np.ndarray:
+    """Return a NumPy array for `array`, copying from the device when needed."""
+    if type(array).__module__.startswith("cupy"):
+        return array.get()
+    return np.asarray(array)

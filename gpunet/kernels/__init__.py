@@ -1,0 +1,1 @@
+"""Stateless forward/backward math, written once against the array module `xp`."""

@@ -1,0 +1,302 @@
+"""Layers: Input, Dense, Activation, Dropout, Flatten. Each owns its parameters (views into the
+model's flat buffer) and its forward/backward buffers; the math lives in `gpunet.kernels`."""
+
+from __future__ import annotations
+
+from gpunet import initializers, naming, regularizers
+from gpunet.backend import get_array_module
+from gpunet.kernels import activations
+from gpunet.kernels.dense import dense_bwd, dense_fwd
+from gpunet.kernels.dropout import dropout_bwd, dropout_fwd
+
+
+def _shape_tuple(shape, what: str) -> tuple[int, ...]:
+    if isinstance(shape, int) and not isinstance(shape, bool):
+        shape = (shape,)
+    try:
+        shape = tuple(shape)
+    except TypeError:
+        raise TypeError(f"{what} must be a tuple of ints, received {shape!r}.") from None
+    if not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
+        raise ValueError(f"{what} must be a non-empty tuple of positive ints, received {shape!r}.")
+    return shape
+
+
+class Layer:
+    """Base layer.
+
+    Args:
+        name: unique name; by default the snake-cased class name, numbered (dense, dense_1, ...).
+        input_shape: per-sample input shape, e.g. (784,); only the first layer needs it.
+        input_dim: Keras 2 spelling of input_shape=(input_dim,).
+    """
+
+    def __init__(self, name: str | None = None, input_shape=None, input_dim: int | None = None):
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ValueError(f"Layer name must be a non-empty string, received {name!r}.")
+        self.name = name or naming.unique_name(naming.snake_case(type(self).__name__))
+        if input_dim is not None:
+            input_shape = (input_dim,)
+        self.declared_input_shape = (
+            None if input_shape is None else _shape_tuple(input_shape, f"{self.name}: input_shape")
+        )
+        self.input_shape: tuple[int, ...] | None = None
+        self.output_shape: tuple[int, ...] | None = None
+        self.need_input_grad = True
+        self._buffers: dict = {}
+
+    @property
+    def built(self) -> bool:
+        return self.output_shape is not None
+
+    def build(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Fix the per-sample input shape and return the per-sample output shape."""
+        self.input_shape = tuple(input_shape)
+        self.output_shape = self.compute_output_shape(self.input_shape)
+        return self.output_shape
+
+    def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return input_shape
+
+    def param_specs(self) -> list:
+        """(name, shape, initializer) of each parameter, in Keras order."""
+        return []
+
+    def bind(self, params: list, grads: list) -> None:
+        """Receive this layer's parameter and gradient views of the model's flat buffers."""
+
+    @property
+    def weights(self) -> list:
+        return []
+
+    def penalty(self):
+        """Regularization penalty (an xp scalar) or None."""
+        return None
+
+    def forward(self, x, training: bool):
+        raise NotImplementedError
+
+    def backward(self, gy):
+        raise NotImplementedError
+
+    def _buffer(self, key: str, like, shape: tuple[int, ...]):
+        """A buffer reused across batches of the same shape (no allocation per step)."""
+        array = self._buffers.get(key)
+        if array is None or array.shape != shape:
+            array = get_array_module(like).empty(shape, dtype=like.dtype)
+            self._buffers[key] = array
+        return array
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name!r}>"
+
+
+class InputLayer(Layer):
+    """Declares the per-sample input shape of a Sequential model; it holds no computation.
+
+    Args:
+        shape: per-sample shape, e.g. (784,) or (28, 28).
+    """
+
+    def __init__(self, shape, name: str | None = None):
+        super().__init__(name=name or naming.unique_name("input_layer"))
+        self.declared_input_shape = _shape_tuple(shape, f"{self.name}: shape")
+
+
+def Input(shape, name: str | None = None) -> InputLayer:  # noqa: N802 (Keras spelling)
+    """The input of a Sequential model: `Input((784,))`."""
+    return InputLayer(shape, name=name)
+
+
+class _Activated(Layer):
+    """A layer ending in an activation; can hand the loss its pre-activation logits."""
+
+    def __init__(self, activation=None, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activations.get(activation)
+        self.keep_logits = False  # set by the model when the loss is fused with this activation
+        self._logits = self._y = None
+
+    def _activate(self, z, own_buffer: bool):
+        """Apply the activation to z; in place unless the input or the logits must be kept."""
+        act = self.activation
+        self._logits = z
+        if act.name == "linear":
+            self._y = z
+        elif own_buffer or act.needs_input or self.keep_logits:
+            self._y = act.fwd(z, self._buffer("y", z, z.shape))
+        else:
+            self._y = act.fwd(z, z)
+        return self._y
+
+    def logits(self):
+        """The pre-activation values of the last forward pass."""
+        return self._logits
+
+    def _activation_grad(self, gy, from_logits: bool):
+        """Gradient w.r.t. the pre-activation; in place in gy, which the caller gives up."""
+        if from_logits or self.activation.name == "linear":
+            return gy
+        return self.activation.bwd(gy, self._logits, self._y, gy)
+
+
+class Dense(_Activated):
+    """Fully connected layer: y = activation(x @ kernel + bias).
+
+    Args:
+        units: output width (positive int).
+        activation: name of the activation (see `gpunet.kernels.activations.NAMES`); None = linear.
+        use_bias: add a bias vector.
+        kernel_initializer: initializer of the (in, units) kernel; "glorot_uniform" by default.
+        bias_initializer: initializer of the (units,) bias; "zeros" by default.
+        kernel_regularizer, bias_regularizer: "l1", "l2", "l1_l2", a Regularizer, or None.
+    Input (N, in) float32; output (N, units) float32.
+    """
+
+    def __init__(
+        self,
+        units: int,
+        activation=None,
+        use_bias: bool = True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        **kwargs,
+    ):
+        super().__init__(activation=activation, **kwargs)
+        if not isinstance(units, int) or isinstance(units, bool) or units <= 0:
+            raise ValueError(
+                f"{self.name}: units must be a positive int, received {units!r}."
+            )
+        self.units = units
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel = self.bias = self.g_kernel = self.g_bias = None
+
+    def compute_output_shape(self, input_shape):
+        if len(input_shape) != 1:
+            raise ValueError(
+                f"{self.name}: Dense expects flat per-sample inputs (in,), received shape "
+                f"{input_shape}.\nHint: put a Flatten layer before it."
+            )
+        return (self.units,)
+
+    def param_specs(self):
+        specs = [("kernel", (self.input_shape[0], self.units), self.kernel_initializer)]
+        if self.use_bias:
+            specs.append(("bias", (self.units,), self.bias_initializer))
+        return specs
+
+    def bind(self, params, grads):
+        self.kernel, self.g_kernel = params[0], grads[0]
+        if self.use_bias:
+            self.bias, self.g_bias = params[1], grads[1]
+
+    @property
+    def weights(self):
+        return [self.kernel, self.bias] if self.use_bias else [self.kernel]
+
+    def penalty(self):
+        terms = [
+            reg(w)
+            for reg, w in ((self.kernel_regularizer, self.kernel), (self.bias_regularizer, self.bias))
+            if reg is not None
+        ]
+        return sum(terms[1:], terms[0]) if terms else None
+
+    def forward(self, x, training):
+        self._x = x
+        z = dense_fwd(x, self.kernel, self.bias, out=self._buffer("z", x, (x.shape[0], self.units)))
+        return self._activate(z, own_buffer=False)
+
+    def backward(self, gy, from_logits: bool = False):
+        gz = self._activation_grad(gy, from_logits)
+        x = self._x
+        gx = self._buffer("gx", x, x.shape) if self.need_input_grad else None
+        gx = dense_bwd(x, self.kernel, gz, self.g_kernel, self.g_bias, gx, self.need_input_grad)
+        if self.kernel_regularizer is not None:
+            self.kernel_regularizer.add_grad(self.kernel, self.g_kernel)
+        if self.bias_regularizer is not None and self.use_bias:
+            self.bias_regularizer.add_grad(self.bias, self.g_bias)
+        return gx
+
+
+class Activation(_Activated):
+    """Applies an activation function to its input.
+
+    Args:
+        activation: name of the activation, e.g. "softmax".
+    """
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(activation=activation, **kwargs)
+
+    def forward(self, x, training):
+        # Never in place: the previous layer may need its own output for its backward pass.
+        return self._activate(x, own_buffer=True)
+
+    def backward(self, gy, from_logits: bool = False):
+        return self._activation_grad(gy, from_logits)
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, zero each unit with probability `rate` and scale the rest
+    by 1 / (1 - rate); in evaluate/predict, the identity.
+
+    Args:
+        rate: fraction of units to drop, in [0, 1).
+        seed: seed of this layer's generator; drawn from the global seed source when None.
+    """
+
+    def __init__(self, rate: float, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
+            raise ValueError(
+                f"{self.name}: Dropout rate must be a float in [0, 1), received {rate!r}."
+            )
+        self.rate = float(rate)
+        self.seed = seed
+        self.generator = None  # created on the model's backend when the model is built
+        self._mask = None
+
+    def forward(self, x, training):
+        if not training or self.rate == 0.0:
+            self._mask = None
+            return x
+        self._mask = self._buffer("mask", x, x.shape)
+        return dropout_fwd(x, self.rate, self.generator, self._mask, self._buffer("y", x, x.shape))
+
+    def backward(self, gy):
+        if not self.need_input_grad:
+            return None
+        return gy if self._mask is None else dropout_bwd(gy, self._mask, out=gy)
+
+
+class Flatten(Layer):
+    """Flattens each sample to a vector: (N, 28, 28) -> (N, 784)."""
+
+    def compute_output_shape(self, input_shape):
+        size = 1
+        for dim in input_shape:
+            size *= dim
+        return (size,)
+
+    def forward(self, x, training):
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, gy):
+        return gy.reshape((gy.shape[0],) + self.input_shape) if self.need_input_grad else None
+
+
+_BY_NAME = {"Dense": Dense, "Activation": Activation, "Dropout": Dropout, "Flatten": Flatten}
+
+
+def get(name: str):
+    """The layer class called `name` (as written in configs: "Dense", "Dropout", ...)."""
+    if name in _BY_NAME:
+        return _BY_NAME[name]
+    raise ValueError(f"Unknown layer {name!r}. Allowed: {', '.join(sorted(_BY_NAME))}.")

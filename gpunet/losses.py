@@ -1,0 +1,249 @@
+"""Losses with Keras 3 names and formulas: per-sample values and their gradients, against `xp`.
+
+A model reduces per-sample losses as Keras's "sum_over_batch_size": sum(loss * weight) / N.
+Cross-entropies on probabilities follow Keras (normalise, clip to [1e-7, 1 - 1e-7], log); when
+the model ends in the matching activation (softmax or sigmoid) the model instead computes them
+from the logits in one stable step, finite for logits of +-1e4, as Keras's TensorFlow backend
+and PyTorch do.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gpunet.backend import get_array_module, to_host
+from gpunet.kernels import activations
+
+EPSILON = 1e-7  # keras.config.epsilon()
+
+
+def _log_softmax(z):
+    xp = get_array_module(z)
+    shifted = z - z.max(axis=-1, keepdims=True)
+    shifted -= xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
+    return shifted
+
+
+def _one_hot(labels, num_classes: int, dtype):
+    xp = get_array_module(labels)
+    out = xp.zeros((labels.shape[0], num_classes), dtype=dtype)
+    out[xp.arange(labels.shape[0]), labels] = 1.0
+    return out
+
+
+class Loss:
+    """Base loss. Subclasses give `per_sample(y_true, y_pred)` (N,) and `grad(y_true, y_pred)`,
+    the gradient of each sample's loss w.r.t. y_pred."""
+
+    name = "loss"
+    sparse = False  # targets are integer class indices, not arrays shaped like the output
+    fusable_activation: str | None = None  # output activation this loss can absorb
+
+    def per_sample(self, y_true, y_pred):
+        raise NotImplementedError
+
+    def grad(self, y_true, y_pred):
+        raise NotImplementedError
+
+    def __call__(self, y_true, y_pred, sample_weight=None) -> float:
+        """The reduced loss, as `keras.losses.X()(y_true, y_pred, sample_weight)`."""
+        values = self.per_sample(y_true, y_pred)
+        if sample_weight is not None:
+            values = values * sample_weight
+        return float(values.sum() / values.shape[0])
+
+    def check_targets(self, y_true: np.ndarray, output_shape: tuple[int, ...], where: str) -> None:
+        """Raise ValueError when targets don't fit the model's output."""
+        if y_true.shape[1:] != output_shape:
+            raise ValueError(
+                f"{where}: {self.name} expects targets shaped (N, {', '.join(map(str, output_shape))})"
+                f" like the model output, received {y_true.shape}."
+                + ("\nHint: one-hot encode labels with gn.utils.to_categorical, or use "
+                   "sparse_categorical_crossentropy." if y_true.ndim == 1 else "")
+            )
+
+
+class MeanSquaredError(Loss):
+    """mean((y_pred - y_true)^2) over the last axis."""
+
+    name = "mean_squared_error"
+
+    def per_sample(self, y_true, y_pred):
+        diff = y_pred - y_true
+        return (diff * diff).mean(axis=-1)
+
+    def grad(self, y_true, y_pred):
+        return (y_pred - y_true) * (2.0 / y_pred.shape[-1])
+
+
+class MeanAbsoluteError(Loss):
+    """mean(|y_pred - y_true|) over the last axis."""
+
+    name = "mean_absolute_error"
+
+    def per_sample(self, y_true, y_pred):
+        return get_array_module(y_pred).abs(y_pred - y_true).mean(axis=-1)
+
+    def grad(self, y_true, y_pred):
+        return get_array_module(y_pred).sign(y_pred - y_true) * (1.0 / y_pred.shape[-1])
+
+
+class Huber(Loss):
+    """0.5 e^2 where |e| <= delta, else delta * (|e| - 0.5 delta); mean over the last axis."""
+
+    name = "huber"
+
+    def __init__(self, delta: float = 1.0):
+        if delta <= 0:
+            raise ValueError(f"Huber delta must be positive, received {delta!r}.")
+        self.delta = float(delta)
+
+    def per_sample(self, y_true, y_pred):
+        xp = get_array_module(y_pred)
+        error = xp.abs(y_pred - y_true)
+        quadratic = xp.minimum(error, self.delta)
+        linear = error - quadratic
+        return (0.5 * quadratic * quadratic + self.delta * linear).mean(axis=-1)
+
+    def grad(self, y_true, y_pred):
+        xp = get_array_module(y_pred)
+        return xp.clip(y_pred - y_true, -self.delta, self.delta) * (1.0 / y_pred.shape[-1])
+
+
+class BinaryCrossentropy(Loss):
+    """-(y log p + (1 - y) log(1 - p)), mean over the last axis; p = sigmoid(y_pred) with
+    from_logits=True."""
+
+    name = "binary_crossentropy"
+    fusable_activation = "sigmoid"
+
+    def __init__(self, from_logits: bool = False):
+        self.from_logits = bool(from_logits)
+
+    def per_sample(self, y_true, y_pred):
+        if self.from_logits:
+            return self.per_sample_from_logits(y_true, y_pred)
+        xp = get_array_module(y_pred)
+        p = xp.clip(y_pred, EPSILON, 1.0 - EPSILON)
+        return -(y_true * xp.log(p) + (1.0 - y_true) * xp.log(1.0 - p)).mean(axis=-1)
+
+    def grad(self, y_true, y_pred):
+        if self.from_logits:
+            return self.grad_from_logits(y_true, y_pred, None)
+        xp = get_array_module(y_pred)
+        p = xp.clip(y_pred, EPSILON, 1.0 - EPSILON)
+        g = ((1.0 - y_true) / (1.0 - p) - y_true / p) * (1.0 / y_pred.shape[-1])
+        g *= (y_pred == p)  # the clip passes no gradient where it bites
+        return g
+
+    def per_sample_from_logits(self, y_true, z):
+        # max(z, 0) - z*y + log(1 + exp(-|z|)): no overflow for any z.
+        xp = get_array_module(z)
+        return (xp.maximum(z, 0.0) - z * y_true + xp.log1p(xp.exp(-xp.abs(z)))).mean(axis=-1)
+
+    def grad_from_logits(self, y_true, z, probs):
+        if probs is None:
+            probs = activations.get("sigmoid")(z)
+        return (probs - y_true) * (1.0 / z.shape[-1])
+
+
+class CategoricalCrossentropy(Loss):
+    """-sum(y log p) over the last axis, p = y_pred / sum(y_pred) (or softmax(y_pred) with
+    from_logits=True)."""
+
+    name = "categorical_crossentropy"
+    fusable_activation = "softmax"
+
+    def __init__(self, from_logits: bool = False):
+        self.from_logits = bool(from_logits)
+
+    def _targets(self, y_true, like):
+        return y_true
+
+    def per_sample(self, y_true, y_pred):
+        if self.from_logits:
+            return self.per_sample_from_logits(y_true, y_pred)
+        xp = get_array_module(y_pred)
+        t = self._targets(y_true, y_pred)
+        p = xp.clip(y_pred / y_pred.sum(axis=-1, keepdims=True), EPSILON, 1.0 - EPSILON)
+        return -(t * xp.log(p)).sum(axis=-1)
+
+    def grad(self, y_true, y_pred):
+        if self.from_logits:
+            return self.grad_from_logits(y_true, y_pred, None)
+        # Through q = y_pred / s (s the row sum) and c = clip(q): with a = -t / c where the
+        # clip passes gradient (else 0), d/dy_j = (a_j - sum_k a_k q_k) / s.
+        xp = get_array_module(y_pred)
+        t = self._targets(y_true, y_pred)
+        s = y_pred.sum(axis=-1, keepdims=True)
+        q = y_pred / s
+        c = xp.clip(q, EPSILON, 1.0 - EPSILON)
+        a = -t / c
+        a *= q == c
+        return (a - (a * q).sum(axis=-1, keepdims=True)) / s
+
+    def per_sample_from_logits(self, y_true, z):
+        t = self._targets(y_true, z)
+        return -(t * _log_softmax(z)).sum(axis=-1)
+
+    def grad_from_logits(self, y_true, z, probs):
+        # d/dz of -sum(t * log_softmax(z)) = softmax(z) * sum(t) - t.
+        xp = get_array_module(z)
+        t = self._targets(y_true, z)
+        if probs is None:
+            probs = xp.exp(_log_softmax(z))
+        return probs * t.sum(axis=-1, keepdims=True) - t
+
+
+class SparseCategoricalCrossentropy(CategoricalCrossentropy):
+    """Categorical cross-entropy with integer class targets of shape (N,) or (N, 1)."""
+
+    name = "sparse_categorical_crossentropy"
+    sparse = True
+
+    def _targets(self, y_true, like):
+        labels = y_true.reshape(-1)
+        return _one_hot(labels, like.shape[-1], like.dtype)
+
+    def per_sample_from_logits(self, y_true, z):
+        labels = y_true.reshape(-1)
+        log_p = _log_softmax(z)
+        return -log_p[get_array_module(z).arange(z.shape[0]), labels]
+
+    def check_targets(self, y_true, output_shape, where):
+        if y_true.ndim > 2 or (y_true.ndim == 2 and y_true.shape[1] != 1):
+            raise ValueError(
+                f"{where}: {self.name} expects integer class indices shaped (N,) or (N, 1), "
+                f"received {y_true.shape}.\nHint: for one-hot targets use categorical_crossentropy."
+            )
+        num_classes = output_shape[-1]
+        labels = to_host(y_true)
+        if labels.size and (
+            not np.all(np.mod(labels, 1) == 0) or labels.min() < 0 or labels.max() >= num_classes
+        ):
+            raise ValueError(
+                f"{where}: {self.name} expects integer labels in [0, {num_classes}) for a model "
+                f"with {num_classes} outputs, received values from {labels.min()} to "
+                f"{labels.max()}."
+            )
+
+
+_BY_NAME = {
+    "mean_squared_error": MeanSquaredError,
+    "mse": MeanSquaredError,
+    "mean_absolute_error": MeanAbsoluteError,
+    "mae": MeanAbsoluteError,
+    "huber": Huber,
+    "binary_crossentropy": BinaryCrossentropy,
+    "categorical_crossentropy": CategoricalCrossentropy,
+    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+}
+
+
+def get(identifier) -> Loss:
+    """Resolve a loss name or instance."""
+    if isinstance(identifier, Loss):
+        return identifier
+    if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
+        return _BY_NAME[identifier.lower()]()
+    raise ValueError(f"Unknown loss {identifier!r}. Allowed: {', '.join(sorted(_BY_NAME))}.")
