@@ -317,7 +317,8 @@ class Sequential:
                 grad *= (weights * (1.0 / n)).reshape((n,) + (1,) * (grad.ndim - 1))
         return value, grad
 
-    def _train_step(self, x, y, weights):
+    def _compute_gradients(self, x, y, weights):
+        """Forward and backward on one batch: fills the flat gradient; returns (loss, y_pred)."""
         y_pred = self._forward(x, training=True)
         value, grad = self._loss(y, y_pred, weights, with_grad=True)
         last = self.layers[-1]
@@ -326,6 +327,10 @@ class Sequential:
             if grad is None:
                 break
             grad = layer.backward(grad)
+        return value, y_pred
+
+    def _train_step(self, x, y, weights):
+        value, y_pred = self._compute_gradients(x, y, weights)
         self.optimizer.apply(self._params, self._grads)
         return value, y_pred
 

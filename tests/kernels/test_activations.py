@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+
+from gpunet.kernels import activations
+from tests.gradcheck import assert_grad_close, numerical_grad
+
+ALL = [name for name in activations.NAMES if name != "swish"]
+
+
+def _inputs(name, rs):
+    x = rs.uniform(-3, 3, size=(4, 5))
+    # Keep away from kinks, where a central difference straddles two slopes.
+    kinks = {"relu": [0.0], "leaky_relu": [0.0], "elu": [0.0], "selu": [0.0],
+             "hard_sigmoid": [-3.0, 3.0]}
+    for kink in kinks.get(name, []):
+        x[np.abs(x - kink) < 1e-2] += 0.05
+    return x
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_backward_matches_central_differences_float64(name):
+    act = activations.get(name)
+    rs = np.random.default_rng(1)
+    x = _inputs(name, rs)
+    weights = rs.standard_normal(x.shape)  # f = sum(w * act(x)) exercises every output
+    y = act.fwd(x, None)
+    gx = act.bwd(weights.copy(), x, y, None)
+    numeric = numerical_grad(lambda v: float((act.fwd(v, None) * weights).sum()), x.copy())
+    assert_grad_close(gx, numeric)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_float32_in_float32_out(name, xp):
+    act = activations.get(name)
+    x = xp.asarray(np.random.default_rng(2).uniform(-3, 3, (8, 6)), dtype=xp.float32)
+    y = act.fwd(x, None)
+    gx = act.bwd(xp.ones_like(y), x, y, None)
+    assert y.dtype == xp.float32 and gx.dtype == xp.float32
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_in_place_forward_equals_out_of_place(name):
+    act = activations.get(name)
+    x = np.random.default_rng(3).uniform(-3, 3, (5, 7)).astype(np.float32)
+    expected = act.fwd(x, None)
+    buffer = x.copy()
+    np.testing.assert_array_equal(act.fwd(buffer, buffer), expected)
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "softmax", "tanh", "softplus", "elu", "selu", "silu",
+                                  "softsign", "hard_sigmoid"])
+def test_finite_for_extreme_inputs(name):
+    act = activations.get(name)
+    x = np.array([[-1e4, -50.0, 0.0, 50.0, 1e4]], dtype=np.float32)
+    y = act.fwd(x, None)
+    gx = act.bwd(np.ones_like(y), x, y, None)
+    assert np.isfinite(y).all() and np.isfinite(gx).all()
+
+
+def test_known_values():
+    x = np.array([[-1.0, 0.0, 2.0]])
+    np.testing.assert_allclose(activations.get("relu")(x), [[0, 0, 2]])
+    np.testing.assert_allclose(activations.get("leaky_relu")(x), [[-0.2, 0, 2]])
+    np.testing.assert_allclose(activations.get("hard_sigmoid")(x), [[2 / 6, 0.5, 5 / 6]])
+    np.testing.assert_allclose(activations.get("softmax")(x).sum(), 1.0)
+    np.testing.assert_allclose(activations.get("gelu")(np.array([1.0])), [0.8413447460685429])
+    assert activations.get("swish") is activations.get("silu")
+    assert activations.get(None).name == "linear"
+
+
+def test_unknown_name_lists_the_choices():
+    with pytest.raises(ValueError, match="Unknown activation 'rellu'.*relu"):
+        activations.get("rellu")

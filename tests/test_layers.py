@@ -1,0 +1,110 @@
+import numpy as np
+import pytest
+
+import gpunet as gn
+from gpunet.layers import Activation, Dense, Dropout, Flatten
+from tests.gradcheck import assert_grad_close, numerical_grad
+
+
+def _bind_float64(layer, input_shape, rs):
+    layer.build(input_shape)
+    params = [rs.standard_normal(shape) * 0.5 for _, shape, _ in layer.param_specs()]
+    grads = [np.zeros_like(p) for p in params]
+    layer.bind(params, grads)
+    return params, grads
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "softmax", "gelu", "sigmoid"])
+def test_dense_backward_float64(activation):
+    rs = np.random.default_rng(0)
+    layer = Dense(3, activation=activation, kernel_regularizer=gn.regularizers.L1L2(0.01, 0.02),
+                  bias_regularizer="l2")
+    params, grads = _bind_float64(layer, (4,), rs)
+    x = rs.standard_normal((5, 4))
+    gy = rs.standard_normal((5, 3))
+
+    def f(x_):
+        y = layer.forward(x_, training=True)
+        return float((y * gy).sum() + layer.penalty())
+
+    f(x)
+    gx = layer.backward(gy.copy())
+    assert_grad_close(gx, numerical_grad(f, x.copy()), rtol=1e-5, atol=1e-6)
+    for param, grad in zip(params, grads):
+        assert_grad_close(grad, numerical_grad(lambda _: f(x), param), rtol=1e-5, atol=1e-6)
+
+
+def test_activation_layer_backward_float64():
+    rs = np.random.default_rng(1)
+    layer = Activation("softplus")
+    layer.build((4,))
+    x, gy = rs.standard_normal((3, 4)), rs.standard_normal((3, 4))
+    layer.forward(x, training=True)
+    gx = layer.backward(gy.copy())
+    numeric = numerical_grad(lambda v: float((layer.forward(v, True) * gy).sum()), x.copy())
+    assert_grad_close(gx, numeric)
+
+
+def test_activation_layer_never_overwrites_its_input():
+    layer = Activation("relu")
+    layer.build((3,))
+    x = np.array([[-1.0, 2.0, -3.0]], dtype=np.float32)
+    layer.forward(x, training=True)
+    np.testing.assert_array_equal(x, [[-1.0, 2.0, -3.0]])
+
+
+def test_dropout_is_identity_outside_training_and_scales_inside():
+    layer = Dropout(0.5, seed=3)
+    layer.build((1000,))
+    layer.generator = np.random.default_rng(3)
+    x = np.ones((4, 1000), dtype=np.float32)
+    assert layer.forward(x, training=False) is x
+    y = layer.forward(x, training=True)
+    assert set(np.unique(y)) == {0.0, 2.0}
+    gx = layer.backward(np.ones_like(y))
+    np.testing.assert_array_equal(gx, y)  # gradient flows through the same kept units
+
+
+def test_flatten_round_trips_shapes():
+    layer = Flatten()
+    assert layer.build((28, 28)) == (784,)
+    x = np.arange(2 * 28 * 28, dtype=np.float32).reshape(2, 28, 28)
+    y = layer.forward(x, training=True)
+    assert y.shape == (2, 784)
+    layer.need_input_grad = True
+    assert layer.backward(y).shape == (2, 28, 28)
+
+
+def test_default_names_are_unique_like_keras():
+    names = [Dense(2).name, Dense(2).name, Dropout(0.1).name, Activation("relu").name]
+    assert names == ["dense", "dense_1", "dropout", "activation"]
+    gn.utils.clear_session()
+    assert Dense(1).name == "dense"
+
+
+def test_dense_keras2_arguments():
+    assert Dense(12, input_dim=8).declared_input_shape == (8,)
+    assert Dense(10, input_shape=(784,)).declared_input_shape == (784,)
+    assert isinstance(Dense(3, kernel_initializer="zero").kernel_initializer,
+                      gn.initializers.Zeros)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: Dense(0), "units must be a positive int, received 0"),
+        (lambda: Dense(3, activation="rellu"), "Unknown activation 'rellu'"),
+        (lambda: Dense(3, kernel_initializer="glorot"), "Unknown initializer 'glorot'"),
+        (lambda: Dropout(-0.1), r"rate must be a float in \[0, 1\), received -0.1"),
+        (lambda: Dropout(1.0), r"rate must be a float in \[0, 1\)"),
+        (lambda: Dense(3, input_shape=(0,)), "positive ints"),
+    ],
+)
+def test_bad_arguments_are_refused_with_the_value(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_dense_on_images_asks_for_flatten():
+    with pytest.raises(ValueError, match="Flatten"):
+        Dense(3).build((28, 28))

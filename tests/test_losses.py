@@ -1,0 +1,93 @@
+import numpy as np
+import pytest
+
+from gpunet import losses
+from gpunet.kernels import activations
+from tests.gradcheck import assert_grad_close, numerical_grad
+
+RS = np.random.default_rng(0)
+PROBS = activations.get("softmax")(RS.standard_normal((4, 3)))
+ONE_HOT = np.eye(3)[[0, 2, 1, 2]]
+LABELS = np.array([0, 2, 1, 2])
+
+
+def _check(loss, y_true, y_pred):
+    grad = loss.grad(y_true, y_pred)
+    numeric = numerical_grad(lambda v: float(loss.per_sample(y_true, v).sum()), y_pred.copy())
+    assert_grad_close(grad, numeric, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "loss, y_true, y_pred",
+    [
+        (losses.MeanSquaredError(), RS.standard_normal((4, 3)), RS.standard_normal((4, 3))),
+        (losses.MeanAbsoluteError(), RS.standard_normal((4, 3)), RS.standard_normal((4, 3))),
+        (losses.Huber(), RS.standard_normal((4, 3)) * 2, RS.standard_normal((4, 3))),
+        (losses.BinaryCrossentropy(), RS.integers(0, 2, (4, 3)).astype(float),
+         RS.uniform(0.05, 0.95, (4, 3))),
+        (losses.BinaryCrossentropy(from_logits=True), RS.integers(0, 2, (4, 3)).astype(float),
+         RS.standard_normal((4, 3)) * 3),
+        (losses.CategoricalCrossentropy(), ONE_HOT, PROBS),
+        (losses.CategoricalCrossentropy(), ONE_HOT, PROBS * 3.0),  # unnormalised rows
+        (losses.CategoricalCrossentropy(from_logits=True), ONE_HOT, RS.standard_normal((4, 3))),
+        (losses.SparseCategoricalCrossentropy(), LABELS, PROBS),
+        (losses.SparseCategoricalCrossentropy(from_logits=True), LABELS,
+         RS.standard_normal((4, 3))),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, losses.Loss) else "",
+)
+def test_gradient_matches_central_differences_float64(loss, y_true, y_pred):
+    _check(loss, y_true, y_pred)
+
+
+def test_known_values():
+    y_true, y_pred = np.array([[0.0, 1.0]]), np.array([[0.5, 0.5]])
+    assert losses.MeanSquaredError()(y_true, y_pred) == pytest.approx(0.25)
+    assert losses.MeanAbsoluteError()(y_true, y_pred) == pytest.approx(0.5)
+    assert losses.CategoricalCrossentropy()(y_true, y_pred) == pytest.approx(np.log(2))
+    assert losses.Huber(delta=0.1)(np.array([[0.0]]), np.array([[1.0]])) == pytest.approx(0.095)
+    weighted = losses.MeanSquaredError()(np.zeros((2, 1)), np.ones((2, 1)), np.array([1.0, 0.0]))
+    assert weighted == pytest.approx(0.5)  # sum(loss * w) / N, Keras's sum_over_batch_size
+
+
+def test_probability_path_clips_like_keras():
+    # A confidently wrong probability output saturates at -log(1e-7), as Keras's clip does.
+    value = losses.CategoricalCrossentropy()(np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]]))
+    assert value == pytest.approx(-np.log(1e-7), rel=1e-6)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e4])
+def test_fused_softmax_cross_entropy_is_finite_for_huge_logits(scale):
+    logits = np.array([[1.0, -1.0, 0.5], [-1.0, 1.0, 0.0]], dtype=np.float32) * scale
+    loss = losses.CategoricalCrossentropy()
+    probs = activations.get("softmax")(logits)
+    values = loss.per_sample_from_logits(ONE_HOT[:2].astype(np.float32), logits)
+    grad = loss.grad_from_logits(ONE_HOT[:2].astype(np.float32), logits, probs)
+    assert np.isfinite(values).all() and np.isfinite(grad).all()
+    assert values.dtype == grad.dtype == np.float32
+    if scale > 1:  # exact log-softmax, not a clipped probability
+        np.testing.assert_allclose(values, [0.0, 1e4], rtol=1e-6)
+
+
+def test_fused_sigmoid_binary_cross_entropy_is_finite_for_huge_logits():
+    logits = np.array([[1e4], [-1e4]], dtype=np.float32)
+    loss = losses.BinaryCrossentropy()
+    y = np.array([[0.0], [0.0]], dtype=np.float32)
+    values = loss.per_sample_from_logits(y, logits)
+    np.testing.assert_allclose(values, [1e4, 0.0])
+    assert np.isfinite(loss.grad_from_logits(y, logits, None)).all()
+
+
+def test_sparse_targets_out_of_range_are_refused():
+    with pytest.raises(ValueError, match=r"integer labels in \[0, 3\).*from 0 to 3"):
+        losses.SparseCategoricalCrossentropy().check_targets(np.array([0, 3]), (3,), "fit")
+
+
+def test_one_hot_loss_with_label_vector_gives_a_hint():
+    with pytest.raises(ValueError, match="to_categorical"):
+        losses.CategoricalCrossentropy().check_targets(np.array([0, 1]), (3,), "fit")
+
+
+def test_unknown_loss_lists_the_choices():
+    with pytest.raises(ValueError, match="Unknown loss 'crossentropy'.*categorical_crossentropy"):
+        losses.get("crossentropy")

@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+
+from gpunet import metrics
+
+
+def test_accuracy_resolution_follows_keras():
+    assert metrics.resolve_accuracy((8, 1), (None, 1)) is metrics.binary_accuracy
+    assert metrics.resolve_accuracy((8,), (None, 10)) is metrics.sparse_categorical_accuracy
+    assert metrics.resolve_accuracy((8, 1), (None, 10)) is metrics.sparse_categorical_accuracy
+    assert metrics.resolve_accuracy((8, 10), (None, 10)) is metrics.categorical_accuracy
+    assert metrics.get("acc", (8, 10), (None, 10)).name == "acc"  # keeps the user's spelling
+
+
+def test_running_weighted_mean_over_batches():
+    m = metrics.get("accuracy", (4, 2), (None, 2))
+    y = np.eye(2, dtype=np.float32)[[0, 1, 0, 1]]
+    m.update_state(y[:2], np.array([[0.9, 0.1], [0.2, 0.8]], dtype=np.float32))  # 2/2
+    m.update_state(y[2:], np.array([[0.1, 0.9], [0.4, 0.6]], dtype=np.float32))  # 1/2
+    assert m.result() == pytest.approx(0.75)
+    m.update_state(y[:1], np.array([[0.1, 0.9]], dtype=np.float32), np.array([2.0]))
+    assert m.result() == pytest.approx(3 / 6)
+    m.reset_state()
+    assert m.result() == 0.0
+
+
+def test_binary_and_top_k():
+    y_true = np.array([[1.0], [0.0], [1.0]])
+    y_pred = np.array([[0.7], [0.6], [0.2]])
+    np.testing.assert_allclose(metrics.binary_accuracy(y_true, y_pred), [1, 0, 0])
+    scores = np.array([[0.1, 0.5, 0.4], [0.6, 0.3, 0.1]])
+    np.testing.assert_allclose(
+        metrics.top_k_categorical_accuracy(np.eye(3)[[2, 2]], scores, k=2), [1, 0]
+    )
+    np.testing.assert_allclose(metrics.sparse_top_k_categorical_accuracy(
+        np.array([2, 2]), scores, k=2), [1, 0])
+
+
+def test_precision_recall():
+    y_true = np.array([[1.0], [1.0], [0.0], [0.0]])
+    y_pred = np.array([[0.9], [0.2], [0.8], [0.1]])
+    p, r = metrics.get("precision", (4, 1), (None, 1)), metrics.get("recall", (4, 1), (None, 1))
+    p.update_state(y_true, y_pred)
+    r.update_state(y_true, y_pred)
+    assert p.result() == pytest.approx(0.5) and r.result() == pytest.approx(0.5)
+
+
+def test_auc_close_to_exact_roc_auc():
+    from sklearn.metrics import roc_auc_score
+
+    rs = np.random.default_rng(0)
+    y_true = rs.integers(0, 2, 2000).astype(np.float32)
+    y_pred = np.clip(y_true * 0.3 + rs.uniform(0, 0.7, 2000), 0, 1).astype(np.float32)
+    auc = metrics.get("auc", (2000, 1), (None, 1))
+    auc.update_state(y_true[:1000, None], y_pred[:1000, None])
+    auc.update_state(y_true[1000:, None], y_pred[1000:, None])
+    assert auc.result() == pytest.approx(roc_auc_score(y_true, y_pred), abs=2e-3)
+
+
+def test_regression_metrics():
+    y_true, y_pred = np.array([[0.0, 0.0]]), np.array([[3.0, 4.0]])
+    rmse = metrics.get("root_mean_squared_error", (1, 2), (None, 2))
+    rmse.update_state(y_true, y_pred)
+    assert rmse.result() == pytest.approx(np.sqrt(12.5))
+    mae = metrics.get("mae", (1, 2), (None, 2))
+    mae.update_state(y_true, y_pred)
+    assert mae.result() == pytest.approx(3.5)
+
+
+def test_unknown_metric_lists_choices():
+    with pytest.raises(ValueError, match="Unknown metric 'acuracy'.*accuracy"):
+        metrics.check_name("acuracy")

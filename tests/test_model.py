@@ -1,0 +1,337 @@
+import numpy as np
+import pytest
+
+import gpunet as gn
+import gpunet.model
+from tests.gradcheck import assert_grad_close, numerical_grad
+
+
+def _data(n=600, features=20, classes=3, seed=0):
+    rs = np.random.default_rng(seed)
+    x = rs.random((n, features), dtype=np.float32)
+    labels = ((x - 0.5) @ rs.standard_normal((features, classes))).argmax(axis=1)
+    return x, gn.utils.to_categorical(labels, classes), labels
+
+
+def _readme_model():
+    return gn.Sequential([
+        gn.layers.Input((20,)),
+        gn.layers.Dense(32, activation="relu"),
+        gn.layers.Dropout(0.3),
+        gn.layers.Dense(3, activation="softmax"),
+    ])
+
+
+def test_readme_example_runs_and_learns():
+    x, y, _ = _data(n=2000)
+    gn.utils.set_random_seed(42)
+    model = _readme_model()
+    model.compile(loss="categorical_crossentropy", optimizer=gn.optimizers.Adam(),
+                  metrics=["accuracy"])
+    history = model.fit(x, y, batch_size=32, epochs=10, validation_split=0.2, verbose=0)
+    loss, acc = model.evaluate(x, y, verbose=0)
+    probs = model.predict(x)
+    assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert len(history.history["loss"]) == 10 and history.epoch == list(range(10))
+    assert history.params == {"verbose": 0, "epochs": 10, "steps": 50}
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    assert acc > 0.8
+    assert probs.shape == (2000, 3) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    assert model.history is history
+
+
+def test_keras2_style_from_the_books():
+    x, _, labels = _data(features=8)
+    model = gn.Sequential()
+    model.add(gn.layers.Dense(12, input_dim=8, activation="relu"))
+    model.add(gn.layers.Dense(8, activation="relu"))
+    model.add(gn.layers.Dense(3))
+    model.add(gn.layers.Activation("softmax"))
+    model.compile(loss="sparse_categorical_crossentropy", optimizer=gn.optimizers.SGD(lr=0.1),
+                  metrics=["acc"])
+    history = model.fit(x, labels, epochs=3, verbose=0)
+    assert "acc" in history.history
+    assert model.optimizer.learning_rate == 0.1
+
+
+def test_summary_of_keras_mnist_mlp():
+    model = gn.Sequential([
+        gn.layers.Dense(512, activation="relu", input_shape=(784,)),
+        gn.layers.Dropout(0.2),
+        gn.layers.Dense(512, activation="relu"),
+        gn.layers.Dropout(0.2),
+        gn.layers.Dense(10, activation="softmax"),
+    ])
+    lines = []
+    model.summary(print_fn=lines.append)
+    text = "\n".join(lines)
+    assert model.count_params() == 669_706
+    assert 'Model: "sequential"' in text
+    assert "dense_1 (Dense)" in text and "(None, 512)" in text and "262,656" in text
+    assert "Total params: 669,706 (2.55 MB)" in text
+    assert "Non-trainable params: 0 (0.00 B)" in text
+
+
+def test_everything_stays_float32_after_training():
+    x, y, _ = _data()
+    model = _readme_model()
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    model.fit(x.astype(np.float64), y.astype(np.float64), epochs=2, verbose=0)
+    arrays = [model._params, model._grads] + list(model.optimizer.slots.values())
+    arrays += [w for w in model.weights]
+    for layer in model.layers:
+        arrays += [b for b in layer._buffers.values()]
+        arrays += [g for g in (getattr(layer, "g_kernel", None), getattr(layer, "g_bias", None))
+                   if g is not None]
+    assert arrays and all(a.dtype == np.float32 for a in arrays)
+
+
+def test_seeded_runs_are_bit_for_bit_identical():
+    x, y, _ = _data()
+
+    def run():
+        gn.utils.clear_session()
+        gn.utils.set_random_seed(7)
+        model = _readme_model()
+        model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+        history = model.fit(x, y, epochs=3, validation_split=0.2, verbose=0)
+        return model.get_weights(), history.history
+
+    (w1, h1), (w2, h2) = run(), run()
+    assert h1 == h2
+    for a, b in zip(w1, w2):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_different_seeds_differ():
+    x, y, _ = _data()
+    weights = []
+    for seed in (1, 2):
+        gn.utils.set_random_seed(seed)
+        model = _readme_model()
+        weights.append(model.get_weights()[0])
+    assert not np.array_equal(*weights)
+
+
+def test_validation_split_takes_the_last_fraction_before_shuffling():
+    x, y, _ = _data(n=100)
+    model = _readme_model()
+    model.compile(loss="categorical_crossentropy", optimizer="sgd")
+    history = model.fit(x, y, epochs=1, validation_split=0.25, verbose=0, batch_size=7)
+    expected = model.evaluate(x[75:], y[75:], verbose=0)
+    assert history.params["steps"] == 11  # ceil(75 / 7): 75 training samples
+    assert history.history["val_loss"][0] == pytest.approx(expected, rel=1e-6)
+
+
+def test_validation_data_wins_over_split():
+    x, y, _ = _data(n=100)
+    model = _readme_model()
+    model.compile(loss="categorical_crossentropy", optimizer="sgd")
+    history = model.fit(x, y, epochs=1, validation_split=0.5, validation_data=(x[:10], y[:10]),
+                        verbose=0, batch_size=10)
+    assert history.params["steps"] == 10  # all 100 samples trained
+    assert history.history["val_loss"][0] == pytest.approx(model.evaluate(x[:10], y[:10]))
+
+
+def test_epoch_loss_is_batch_size_weighted_mean():
+    x, y, _ = _data(n=50)
+    model = gn.Sequential([gn.layers.Input((20,)), gn.layers.Dense(3, activation="softmax")])
+    model.compile(loss="categorical_crossentropy", optimizer=gn.optimizers.SGD(1e-12))
+    history = model.fit(x, y, epochs=1, batch_size=32, shuffle=False, verbose=0)
+    # With a negligible learning rate the epoch mean equals the loss over all 50 samples.
+    assert history.history["loss"][0] == pytest.approx(model.evaluate(x, y), rel=1e-5)
+
+
+def test_regularization_is_added_to_the_reported_loss():
+    x, y, _ = _data(n=40)
+    model = gn.Sequential([
+        gn.layers.Input((20,)),
+        gn.layers.Dense(3, activation="softmax", kernel_initializer="ones",
+                        kernel_regularizer=gn.regularizers.L2(0.5)),
+    ])
+    model.compile(loss="categorical_crossentropy", optimizer="sgd")
+    plain = gn.losses.CategoricalCrossentropy()(y, model.predict(x))
+    assert model.evaluate(x, y) == pytest.approx(plain + 0.5 * 60, rel=1e-5)
+
+
+def test_sample_and_class_weights_scale_the_loss():
+    x, y, labels = _data(n=64)
+    model = gn.Sequential([gn.layers.Input((20,)), gn.layers.Dense(3, activation="softmax")])
+    model.compile(loss="categorical_crossentropy", optimizer=gn.optimizers.SGD(1e-12))
+    base = model.evaluate(x, y)
+    assert model.evaluate(x, y, sample_weight=np.full(64, 2.0)) == pytest.approx(2 * base, rel=1e-5)
+    h = model.fit(x, y, class_weight={0: 0.0, 1: 0.0, 2: 0.0}, epochs=1, verbose=0, batch_size=64)
+    assert h.history["loss"][0] == 0.0
+    with pytest.raises(ValueError, match="not both"):
+        model.fit(x, y, class_weight={0: 1.0}, sample_weight=np.ones(64), verbose=0)
+
+
+def test_get_and_set_weights_in_keras_order():
+    model = _readme_model()
+    weights = model.get_weights()
+    assert [w.shape for w in weights] == [(20, 32), (32,), (32, 3), (3,)]
+    new = [np.full_like(w, i) for i, w in enumerate(weights)]
+    model.set_weights(new)
+    for a, b in zip(model.get_weights(), new):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match=r"weight 1 must have shape \(32,\)"):
+        model.set_weights([new[0], np.zeros(5)] + new[2:])
+
+
+def test_whole_model_gradient_float64(monkeypatch):
+    # Build the same model in float64 and check the chain: Dense(tanh) -> Dense(linear) ->
+    # Activation(softmax) fused with cross-entropy, with a regularizer and sample weights.
+    monkeypatch.setattr(gpunet.model, "FLOATX", "float64")
+    rs = np.random.default_rng(0)
+    x = rs.standard_normal((6, 4))
+    y = np.eye(3)[rs.integers(0, 3, 6)]
+    w = rs.uniform(0.5, 2.0, 6)
+    model = gn.Sequential([
+        gn.layers.Input((4,)),
+        gn.layers.Dense(5, activation="tanh", kernel_regularizer=gn.regularizers.L2(0.01)),
+        gn.layers.Dense(3),
+        gn.layers.Activation("softmax"),
+    ])
+    model.compile(loss="categorical_crossentropy", optimizer="sgd")
+    x_dev, y_dev = model._prepare(x, y, "test")
+    assert model._fused and model._params.dtype == np.float64
+    model._compute_gradients(x_dev, y_dev, w)
+    analytic = model._grads.copy()
+
+    def loss(_):
+        return float(model._loss(y_dev, model._forward(x_dev, True), w, with_grad=False)[0])
+
+    assert_grad_close(analytic, numerical_grad(loss, model._params), rtol=1e-5, atol=1e-7)
+
+
+def test_stop_training_from_a_callback():
+    class StopAfterTwo(gn.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                self.model.stop_training = True
+
+    x, y, _ = _data(n=64)
+    model = _readme_model()
+    model.compile(loss="categorical_crossentropy", optimizer="sgd")
+    history = model.fit(x, y, epochs=10, callbacks=[StopAfterTwo()], verbose=0)
+    assert history.epoch == [0, 1]
+
+
+def test_callback_hooks_and_lazy_batch_logs():
+    seen = []
+
+    class Recorder(gn.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            seen.append("train_begin")
+
+        def on_epoch_begin(self, epoch, logs=None):
+            seen.append(f"epoch_begin {epoch}")
+
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(f"batch {batch} {sorted(logs)}")
+
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(f"epoch_end {epoch} {sorted(logs)}")
+
+    x, y, _ = _data(n=20)
+    model = _readme_model()
+    model.compile(loss="categorical_crossentropy", optimizer="sgd", metrics=["accuracy"])
+    model.fit(x, y, epochs=1, batch_size=10, callbacks=[Recorder()], verbose=0, initial_epoch=0)
+    assert seen == [
+        "train_begin", "epoch_begin 0", "batch 0 ['accuracy', 'loss']",
+        "batch 1 ['accuracy', 'loss']", "epoch_end 0 ['accuracy', 'loss']",
+    ]
+
+
+def test_verbose_prints_keras_epoch_lines(capsys):
+    x, y, _ = _data(n=64)
+    model = _readme_model()
+    model.compile(loss="categorical_crossentropy", optimizer="sgd", metrics=["accuracy"])
+    model.fit(x, y, epochs=2, batch_size=32, verbose=2)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "Epoch 1/2" and out[2] == "Epoch 2/2"
+    assert out[1].startswith("2/2 - 0s - ") and " - accuracy: " in out[1]
+    assert out[1].index("accuracy") < out[1].index("loss")
+
+
+def _compiled():
+    model = _readme_model()
+    model.compile(loss="categorical_crossentropy", optimizer="sgd", metrics=["accuracy"])
+    return model
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda m, x, y: m.fit(x[:, :10], y, verbose=0),
+         r"expected shape \(None, 20\), received \(600, 10\)"),
+        (lambda m, x, y: m.fit(x, y[:10], verbose=0), "same number of samples, received 600 and 10"),
+        (lambda m, x, y: m.fit(x, y, batch_size=0, verbose=0), "batch_size must be a positive int"),
+        (lambda m, x, y: m.fit(x, y, batch_size=-4, verbose=0), "received -4"),
+        (lambda m, x, y: m.fit(np.where(x > 0.99, np.nan, x), y, verbose=0), "NaN or inf"),
+        (lambda m, x, y: m.fit(np.where(x > 0.99, np.inf, x), y, verbose=0), "NaN or inf"),
+        (lambda m, x, y: m.fit(x, y.argmax(1), verbose=0), "to_categorical"),
+        (lambda m, x, y: m.fit(x, y, validation_split=1.5, verbose=0), "validation_split"),
+        (lambda m, x, y: m.fit(x, y, epochs=-1, verbose=0), "epochs must be an int >= 0"),
+        (lambda m, x, y: m.predict(x[:, :3]), "incompatible"),
+    ],
+)
+def test_bad_input_is_refused_before_training(call, message):
+    x, y, _ = _data()
+    model = _compiled()
+    before = model.get_weights()
+    with pytest.raises(ValueError, match=message):
+        call(model, x, y)
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)  # nothing trained
+
+
+def test_sparse_labels_out_of_range_are_refused():
+    x, _, labels = _data()
+    model = _readme_model()
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="sgd")
+    with pytest.raises(ValueError, match=r"labels in \[0, 3\).*to 7"):
+        model.fit(x, np.where(labels == 2, 7, labels), verbose=0)
+
+
+def test_fit_before_compile_says_so():
+    x, y, _ = _data()
+    with pytest.raises(RuntimeError, match="compile"):
+        _readme_model().fit(x, y)
+
+
+def test_unknown_names_at_compile_time():
+    model = _readme_model()
+    with pytest.raises(ValueError, match="Unknown optimizer 'sgdd'"):
+        model.compile(optimizer="sgdd", loss="mse")
+    with pytest.raises(ValueError, match="Unknown loss"):
+        model.compile(optimizer="sgd", loss="mse2")
+    with pytest.raises(ValueError, match="Unknown metric"):
+        model.compile(optimizer="sgd", loss="mse", metrics=["acuracy"])
+
+
+def test_input_only_first_and_names_unique():
+    with pytest.raises(ValueError, match="Input can only be the first"):
+        gn.Sequential([gn.layers.Dense(2, input_dim=3), gn.layers.Input((3,))])
+    with pytest.raises(ValueError, match="already in the model"):
+        gn.Sequential([gn.layers.Dense(2, input_dim=3, name="a"), gn.layers.Dense(2, name="a")])
+
+
+def test_model_builds_from_data_when_no_input_is_declared():
+    x, y, _ = _data(n=40)
+    model = gn.Sequential([gn.layers.Dense(3, activation="softmax")])
+    model.compile(loss="categorical_crossentropy", optimizer="sgd")
+    model.fit(x, y, verbose=0)
+    assert model.input_shape == (None, 20) and model.output_shape == (None, 3)
+
+
+def test_flatten_on_images():
+    rs = np.random.default_rng(0)
+    x = rs.random((64, 28, 28), dtype=np.float32)
+    y = rs.integers(0, 10, 64)
+    model = gn.Sequential([gn.layers.Input((28, 28)), gn.layers.Flatten(),
+                           gn.layers.Dense(10, activation="softmax")])
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    model.fit(x, y, epochs=1, verbose=0)
+    assert model.predict(x).shape == (64, 10)
