@@ -1,0 +1,26 @@
+import random
+
+import numpy as np
+import pytest
+
+import gpunet as gn
+
+
+def test_to_categorical():
+    out = gn.utils.to_categorical([0, 2, 1])
+    np.testing.assert_array_equal(out, np.eye(3)[[0, 2, 1]])
+    assert out.dtype == np.float32
+    assert gn.utils.to_categorical(np.array([[1], [0]]), 4).shape == (2, 4)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\)"):
+        gn.utils.to_categorical([0, 2], num_classes=2)
+    with pytest.raises(ValueError, match="integer class labels"):
+        gn.utils.to_categorical([0.5, 1])
+
+
+def test_set_random_seed_seeds_python_and_numpy():
+    gn.utils.set_random_seed(3)
+    a = (random.random(), np.random.random())
+    gn.utils.set_random_seed(3)
+    assert (random.random(), np.random.random()) == a
+    with pytest.raises(ValueError, match="non-negative int"):
+        gn.utils.set_random_seed(-1)
