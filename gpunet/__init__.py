@@ -7,6 +7,7 @@
 from gpunet import (
     backend,
     callbacks,
+    datasets,
     initializers,
     layers,
     losses,
@@ -26,6 +27,7 @@ __all__ = [
     "activations",
     "backend",
     "callbacks",
+    "datasets",
     "initializers",
     "layers",
     "losses",

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Set up a fresh machine: the real Fashion-MNIST (Debian package, when missing and installable)
+# and a virtual environment at .venv with gpunet and its test extras.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -d /usr/share/datasets/fashion-mnist ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo apt-get update -q
+    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist
+  else
+    echo "setup: cannot install dataset-fashion-mnist (not root, no sudo); put the IDX files in" \
+         "\$GPUNET_DATA/fashion_mnist/ instead." >&2
+  fi
+fi
+
+python3 -m venv .venv
+.venv/bin/python -m pip install -q -e '.[test]'
