@@ -1,7 +1,7 @@
 """gpunet: a GPU-accelerated multilayer-perceptron trainer with Keras 3 semantics.
 
-    import gpunet as gn
-    model = gn.Sequential([gn.layers.Input((784,)), gn.layers.Dense(10, activation="softmax")])
+import gpunet as gn
+model = gn.Sequential([gn.layers.Input((784,)), gn.layers.Dense(10, activation="softmax")])
 """
 
 from gpunet import (

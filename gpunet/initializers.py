@@ -204,6 +204,4 @@ def get(identifier) -> Initializer:
         return identifier
     if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
         return _BY_NAME[identifier.lower()]()
-    raise ValueError(
-        f"Unknown initializer {identifier!r}. Allowed: {', '.join(sorted(_BY_NAME))}."
-    )
+    raise ValueError(f"Unknown initializer {identifier!r}. Allowed: {', '.join(sorted(_BY_NAME))}.")

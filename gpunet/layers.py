@@ -17,7 +17,9 @@ def _shape_tuple(shape, what: str) -> tuple[int, ...]:
         shape = tuple(shape)
     except TypeError:
         raise TypeError(f"{what} must be a tuple of ints, received {shape!r}.") from None
-    if not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
+    if not shape or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape
+    ):
         raise ValueError(f"{what} must be a non-empty tuple of positive ints, received {shape!r}.")
     return shape
 
@@ -166,9 +168,7 @@ class Dense(_Activated):
     ):
         super().__init__(activation=activation, **kwargs)
         if not isinstance(units, int) or isinstance(units, bool) or units <= 0:
-            raise ValueError(
-                f"{self.name}: units must be a positive int, received {units!r}."
-            )
+            raise ValueError(f"{self.name}: units must be a positive int, received {units!r}.")
         self.units = units
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
@@ -203,7 +203,10 @@ class Dense(_Activated):
     def penalty(self):
         terms = [
             reg(w)
-            for reg, w in ((self.kernel_regularizer, self.kernel), (self.bias_regularizer, self.bias))
+            for reg, w in (
+                (self.kernel_regularizer, self.kernel),
+                (self.bias_regularizer, self.bias),
+            )
             if reg is not None
         ]
         return sum(terms[1:], terms[0]) if terms else None

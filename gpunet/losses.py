@@ -55,11 +55,16 @@ class Loss:
     def check_targets(self, y_true: np.ndarray, output_shape: tuple[int, ...], where: str) -> None:
         """Raise ValueError when targets don't fit the model's output."""
         if y_true.shape[1:] != output_shape:
+            expected = (None,) + tuple(output_shape)
             raise ValueError(
-                f"{where}: {self.name} expects targets shaped (N, {', '.join(map(str, output_shape))})"
-                f" like the model output, received {y_true.shape}."
-                + ("\nHint: one-hot encode labels with gn.utils.to_categorical, or use "
-                   "sparse_categorical_crossentropy." if y_true.ndim == 1 else "")
+                f"{where}: {self.name} expects targets shaped like the model output {expected}, "
+                f"received {y_true.shape}."
+                + (
+                    "\nHint: one-hot encode labels with gn.utils.to_categorical, or use "
+                    "sparse_categorical_crossentropy."
+                    if y_true.ndim == 1
+                    else ""
+                )
             )
 
 
@@ -133,7 +138,7 @@ class BinaryCrossentropy(Loss):
         xp = get_array_module(y_pred)
         p = xp.clip(y_pred, EPSILON, 1.0 - EPSILON)
         g = ((1.0 - y_true) / (1.0 - p) - y_true / p) * (1.0 / y_pred.shape[-1])
-        g *= (y_pred == p)  # the clip passes no gradient where it bites
+        g *= y_pred == p  # the clip passes no gradient where it bites
         return g
 
     def per_sample_from_logits(self, y_true, z):

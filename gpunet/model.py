@@ -11,8 +11,9 @@ import math
 
 import numpy as np
 
-from gpunet import backend, callbacks as callbacks_module, losses, metrics as metrics_module
-from gpunet import naming, optimizers, rng
+from gpunet import backend, losses, naming, optimizers, rng
+from gpunet import callbacks as callbacks_module
+from gpunet import metrics as metrics_module
 from gpunet.layers import Dropout, InputLayer, Layer, _Activated
 
 FLOATX = "float32"
@@ -385,8 +386,11 @@ class Sequential:
     ):
         """Train for `epochs` epochs; returns a `History` (Keras 3 semantics, see README)."""
         batch_size = _check_batch_size(batch_size)
-        for name, value, low in (("epochs", epochs, 0), ("initial_epoch", initial_epoch, 0),
-                                 ("validation_freq", validation_freq, 1)):
+        for name, value, low in (
+            ("epochs", epochs, 0),
+            ("initial_epoch", initial_epoch, 0),
+            ("validation_freq", validation_freq, 1),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"fit: {name} must be an int >= {low}, received {value!r}.")
         if verbose == "auto":
@@ -476,7 +480,9 @@ class Sequential:
 
     def _validation_arrays(self, validation_data):
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-            raise ValueError("fit: validation_data must be a tuple (x_val, y_val[, sample_weight]).")
+            raise ValueError(
+                "fit: validation_data must be a tuple (x_val, y_val[, sample_weight])."
+            )
         xv, yv = self._prepare(validation_data[0], validation_data[1], "fit: validation_data")
         wv = None
         if len(validation_data) == 3 and validation_data[2] is not None:
@@ -513,8 +519,15 @@ class Sequential:
             self._track(value, y[start:stop], y_pred, wb)
         return self._results(prefix)
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
-                 return_dict: bool = False):
+    def evaluate(
+        self,
+        x=None,
+        y=None,
+        batch_size=None,
+        verbose="auto",
+        sample_weight=None,
+        return_dict: bool = False,
+    ):
         """Loss and metrics on (x, y): a float if no metrics, else [loss, *metrics]."""
         batch_size = _check_batch_size(batch_size)
         x_dev, y_dev = self._prepare(x, y, "evaluate")

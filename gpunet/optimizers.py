@@ -70,8 +70,12 @@ class Optimizer:
             raise ValueError(
                 f"{owner}: only one of clipnorm, clipvalue and global_clipnorm can be set."
             )
-        for arg, value in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
-                           ("global_clipnorm", global_clipnorm), ("weight_decay", weight_decay)):
+        for arg, value in (
+            ("clipnorm", clipnorm),
+            ("clipvalue", clipvalue),
+            ("global_clipnorm", global_clipnorm),
+            ("weight_decay", weight_decay),
+        ):
             if value is not None:
                 _check_range(owner, arg, value, 0.0, math.inf)
         self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
@@ -200,8 +204,9 @@ class RMSprop(Optimizer):
     Defaults: learning_rate 0.001, rho 0.9, momentum 0.0, epsilon 1e-7, centered False.
     """
 
-    def __init__(self, learning_rate=None, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
-                 **kwargs):
+    def __init__(
+        self, learning_rate=None, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, **kwargs
+    ):
         super().__init__(learning_rate, **kwargs)
         self.rho = _check_range("RMSprop", "rho", rho, 0.0, 1.0)
         self.momentum = _check_range("RMSprop", "momentum", momentum, 0.0, 1.0, high_open=False)
@@ -253,8 +258,9 @@ class Adam(Optimizer):
     Defaults: learning_rate 0.001, beta_1 0.9, beta_2 0.999, epsilon 1e-7, amsgrad False.
     """
 
-    def __init__(self, learning_rate=None, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
-                 **kwargs):
+    def __init__(
+        self, learning_rate=None, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, **kwargs
+    ):
         super().__init__(learning_rate, **kwargs)
         owner = type(self).__name__
         self.beta_1 = _check_range(owner, "beta_1", beta_1, 0.0, 1.0)
@@ -293,10 +299,19 @@ class Adam(Optimizer):
 class AdamW(Adam):
     """Adam with decoupled weight decay (w -= w * weight_decay * lr first); weight_decay 0.004."""
 
-    def __init__(self, learning_rate=None, weight_decay=0.004, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-7, amsgrad=False, **kwargs):
-        super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad,
-                         weight_decay=weight_decay, **kwargs)
+    def __init__(
+        self,
+        learning_rate=None,
+        weight_decay=0.004,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-7,
+        amsgrad=False,
+        **kwargs,
+    ):
+        super().__init__(
+            learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay=weight_decay, **kwargs
+        )
 
 
 class Adagrad(Optimizer):
@@ -425,6 +440,4 @@ def get(identifier) -> Optimizer:
         return identifier
     if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
         return _BY_NAME[identifier.lower()]()
-    raise ValueError(
-        f"Unknown optimizer {identifier!r}. Allowed: {', '.join(sorted(_BY_NAME))}."
-    )
+    raise ValueError(f"Unknown optimizer {identifier!r}. Allowed: {', '.join(sorted(_BY_NAME))}.")

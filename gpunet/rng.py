@@ -1,4 +1,5 @@
-"""The global seed source: every generator in gpunet (initializers, shuffling, dropout) derives from it.
+"""The global seed source: every generator in gpunet (initializers, shuffling, dropout)
+derives from it.
 
 `gn.utils.set_random_seed(s)` reseeds it, which makes a run bit-for-bit repeatable on the same
 backend and machine.

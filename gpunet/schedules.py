@@ -19,7 +19,9 @@ class ExponentialDecay(LearningRateSchedule):
 
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False):
         if decay_steps <= 0:
-            raise ValueError(f"ExponentialDecay: decay_steps must be > 0, received {decay_steps!r}.")
+            raise ValueError(
+                f"ExponentialDecay: decay_steps must be > 0, received {decay_steps!r}."
+            )
         self.initial_learning_rate = float(initial_learning_rate)
         self.decay_steps, self.decay_rate, self.staircase = decay_steps, decay_rate, staircase
 
@@ -31,7 +33,7 @@ class ExponentialDecay(LearningRateSchedule):
 
 
 class PiecewiseConstantDecay(LearningRateSchedule):
-    """values[0] while step <= boundaries[0], values[i] while step <= boundaries[i], then the last."""
+    """values[i] for the first i with step <= boundaries[i]; values[-1] past the last boundary."""
 
     def __init__(self, boundaries, values):
         if len(values) != len(boundaries) + 1:

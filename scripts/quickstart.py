@@ -21,14 +21,17 @@ def main() -> None:
     y_train, y_test = gn.utils.to_categorical(y_train, 10), gn.utils.to_categorical(y_test, 10)
 
     gn.utils.set_random_seed(args.seed)
-    model = gn.Sequential([
-        gn.layers.Input((784,)),
-        gn.layers.Dense(128, activation="relu"),
-        gn.layers.Dropout(0.3),
-        gn.layers.Dense(10, activation="softmax"),
-    ])
-    model.compile(loss="categorical_crossentropy", optimizer=gn.optimizers.Adam(),
-                  metrics=["accuracy"])
+    model = gn.Sequential(
+        [
+            gn.layers.Input((784,)),
+            gn.layers.Dense(128, activation="relu"),
+            gn.layers.Dropout(0.3),
+            gn.layers.Dense(10, activation="softmax"),
+        ]
+    )
+    model.compile(
+        loss="categorical_crossentropy", optimizer=gn.optimizers.Adam(), metrics=["accuracy"]
+    )
     model.summary()
     model.fit(x_train, y_train, batch_size=128, epochs=args.epochs, validation_split=0.2)
     loss, acc = model.evaluate(x_test, y_test)

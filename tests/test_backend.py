@@ -17,13 +17,17 @@ def test_numpy_backend_and_edges():
 
 
 def test_unknown_backend_lists_the_choices():
-    with pytest.raises(ValueError, match="Unknown backend 'tpu'; expected one of auto, numpy, cupy"):
+    with pytest.raises(
+        ValueError, match="Unknown backend 'tpu'; expected one of auto, numpy, cupy"
+    ):
         backend.set_backend("tpu")
 
 
 def test_cupy_request_without_a_device_is_an_error_not_a_fallback(monkeypatch):
     monkeypatch.setattr(backend, "_load_cupy", lambda: (None, "CuPy found no CUDA device"))
-    with pytest.raises(backend.BackendError, match="(?s)cannot run: CuPy found no CUDA device.*numpy"):
+    with pytest.raises(
+        backend.BackendError, match="(?s)cannot run: CuPy found no CUDA device.*numpy"
+    ):
         backend.set_backend("cupy")
     assert backend.get_backend() == "numpy"  # unchanged
 

@@ -17,8 +17,12 @@ def _bind_float64(layer, input_shape, rs):
 @pytest.mark.parametrize("activation", ["relu", "tanh", "softmax", "gelu", "sigmoid"])
 def test_dense_backward_float64(activation):
     rs = np.random.default_rng(0)
-    layer = Dense(3, activation=activation, kernel_regularizer=gn.regularizers.L1L2(0.01, 0.02),
-                  bias_regularizer="l2")
+    layer = Dense(
+        3,
+        activation=activation,
+        kernel_regularizer=gn.regularizers.L1L2(0.01, 0.02),
+        bias_regularizer="l2",
+    )
     params, grads = _bind_float64(layer, (4,), rs)
     x = rs.standard_normal((5, 4))
     gy = rs.standard_normal((5, 3))
@@ -85,8 +89,7 @@ def test_default_names_are_unique_like_keras():
 def test_dense_keras2_arguments():
     assert Dense(12, input_dim=8).declared_input_shape == (8,)
     assert Dense(10, input_shape=(784,)).declared_input_shape == (784,)
-    assert isinstance(Dense(3, kernel_initializer="zero").kernel_initializer,
-                      gn.initializers.Zeros)
+    assert isinstance(Dense(3, kernel_initializer="zero").kernel_initializer, gn.initializers.Zeros)
 
 
 @pytest.mark.parametrize(

@@ -10,13 +10,16 @@ def test_xor_with_one_hidden_layer_reaches_100_percent():
     x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
     y = np.array([[0], [1], [1], [0]], dtype=np.float32)
     gn.utils.set_random_seed(1)
-    model = gn.Sequential([
-        gn.layers.Input((2,)),
-        gn.layers.Dense(8, activation="tanh"),
-        gn.layers.Dense(1, activation="sigmoid"),
-    ])
-    model.compile(loss="binary_crossentropy", optimizer=gn.optimizers.Adam(0.05),
-                  metrics=["accuracy"])
+    model = gn.Sequential(
+        [
+            gn.layers.Input((2,)),
+            gn.layers.Dense(8, activation="tanh"),
+            gn.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+    model.compile(
+        loss="binary_crossentropy", optimizer=gn.optimizers.Adam(0.05), metrics=["accuracy"]
+    )
     model.fit(x, y, epochs=300, batch_size=4, verbose=0)
     loss, acc = model.evaluate(x, y)
     assert acc == 1.0
@@ -35,8 +38,14 @@ def test_seed_8_12_8_3_example_on_synthetic_data():
     model.add(gn.layers.Dense(8, activation="relu"))
     model.add(gn.layers.Dense(3, activation="softmax"))
     model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
-    history = model.fit(x[:600], gn.utils.to_categorical(labels[:600]), epochs=30,
-                        batch_size=16, validation_split=0.2, verbose=0)
+    history = model.fit(
+        x[:600],
+        gn.utils.to_categorical(labels[:600]),
+        epochs=30,
+        batch_size=16,
+        validation_split=0.2,
+        verbose=0,
+    )
     _, acc = model.evaluate(x[600:], gn.utils.to_categorical(labels[600:], 3))
     assert history.history["val_accuracy"][-1] > 0.95
     assert acc > 0.95
@@ -54,14 +63,19 @@ def test_sklearn_digits_above_95_percent(optimizer):
     x, y = x[order], y[order]
     x_train, y_train, x_test, y_test = x[:1400], y[:1400], x[1400:], y[1400:]
     gn.utils.set_random_seed(0)
-    model = gn.Sequential([
-        gn.layers.Input((64,)),
-        gn.layers.Dense(128, activation="relu"),
-        gn.layers.Dropout(0.2),
-        gn.layers.Dense(10, activation="softmax"),
-    ])
-    opt = {"sgd_momentum": gn.optimizers.SGD(0.05, momentum=0.9),
-           "rmsprop": gn.optimizers.RMSprop(), "adam": gn.optimizers.Adam()}[optimizer]
+    model = gn.Sequential(
+        [
+            gn.layers.Input((64,)),
+            gn.layers.Dense(128, activation="relu"),
+            gn.layers.Dropout(0.2),
+            gn.layers.Dense(10, activation="softmax"),
+        ]
+    )
+    opt = {
+        "sgd_momentum": gn.optimizers.SGD(0.05, momentum=0.9),
+        "rmsprop": gn.optimizers.RMSprop(),
+        "adam": gn.optimizers.Adam(),
+    }[optimizer]
     model.compile(loss="sparse_categorical_crossentropy", optimizer=opt, metrics=["accuracy"])
     model.fit(x_train, y_train, epochs=30, batch_size=32, verbose=0)
     _, acc = model.evaluate(x_test, y_test)

@@ -23,16 +23,25 @@ def _check(loss, y_true, y_pred):
         (losses.MeanSquaredError(), RS.standard_normal((4, 3)), RS.standard_normal((4, 3))),
         (losses.MeanAbsoluteError(), RS.standard_normal((4, 3)), RS.standard_normal((4, 3))),
         (losses.Huber(), RS.standard_normal((4, 3)) * 2, RS.standard_normal((4, 3))),
-        (losses.BinaryCrossentropy(), RS.integers(0, 2, (4, 3)).astype(float),
-         RS.uniform(0.05, 0.95, (4, 3))),
-        (losses.BinaryCrossentropy(from_logits=True), RS.integers(0, 2, (4, 3)).astype(float),
-         RS.standard_normal((4, 3)) * 3),
+        (
+            losses.BinaryCrossentropy(),
+            RS.integers(0, 2, (4, 3)).astype(float),
+            RS.uniform(0.05, 0.95, (4, 3)),
+        ),
+        (
+            losses.BinaryCrossentropy(from_logits=True),
+            RS.integers(0, 2, (4, 3)).astype(float),
+            RS.standard_normal((4, 3)) * 3,
+        ),
         (losses.CategoricalCrossentropy(), ONE_HOT, PROBS),
         (losses.CategoricalCrossentropy(), ONE_HOT, PROBS * 3.0),  # unnormalised rows
         (losses.CategoricalCrossentropy(from_logits=True), ONE_HOT, RS.standard_normal((4, 3))),
         (losses.SparseCategoricalCrossentropy(), LABELS, PROBS),
-        (losses.SparseCategoricalCrossentropy(from_logits=True), LABELS,
-         RS.standard_normal((4, 3))),
+        (
+            losses.SparseCategoricalCrossentropy(from_logits=True),
+            LABELS,
+            RS.standard_normal((4, 3)),
+        ),
     ],
     ids=lambda v: type(v).__name__ if isinstance(v, losses.Loss) else "",
 )

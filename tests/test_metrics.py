@@ -32,8 +32,9 @@ def test_binary_and_top_k():
     np.testing.assert_allclose(
         metrics.top_k_categorical_accuracy(np.eye(3)[[2, 2]], scores, k=2), [1, 0]
     )
-    np.testing.assert_allclose(metrics.sparse_top_k_categorical_accuracy(
-        np.array([2, 2]), scores, k=2), [1, 0])
+    np.testing.assert_allclose(
+        metrics.sparse_top_k_categorical_accuracy(np.array([2, 2]), scores, k=2), [1, 0]
+    )
 
 
 def test_precision_recall():

@@ -14,20 +14,23 @@ def _data(n=600, features=20, classes=3, seed=0):
 
 
 def _readme_model():
-    return gn.Sequential([
-        gn.layers.Input((20,)),
-        gn.layers.Dense(32, activation="relu"),
-        gn.layers.Dropout(0.3),
-        gn.layers.Dense(3, activation="softmax"),
-    ])
+    return gn.Sequential(
+        [
+            gn.layers.Input((20,)),
+            gn.layers.Dense(32, activation="relu"),
+            gn.layers.Dropout(0.3),
+            gn.layers.Dense(3, activation="softmax"),
+        ]
+    )
 
 
 def test_readme_example_runs_and_learns():
     x, y, _ = _data(n=2000)
     gn.utils.set_random_seed(42)
     model = _readme_model()
-    model.compile(loss="categorical_crossentropy", optimizer=gn.optimizers.Adam(),
-                  metrics=["accuracy"])
+    model.compile(
+        loss="categorical_crossentropy", optimizer=gn.optimizers.Adam(), metrics=["accuracy"]
+    )
     history = model.fit(x, y, batch_size=32, epochs=10, validation_split=0.2, verbose=0)
     loss, acc = model.evaluate(x, y, verbose=0)
     probs = model.predict(x)
@@ -48,21 +51,24 @@ def test_keras2_style_from_the_books():
     model.add(gn.layers.Dense(8, activation="relu"))
     model.add(gn.layers.Dense(3))
     model.add(gn.layers.Activation("softmax"))
-    model.compile(loss="sparse_categorical_crossentropy", optimizer=gn.optimizers.SGD(lr=0.1),
-                  metrics=["acc"])
+    model.compile(
+        loss="sparse_categorical_crossentropy", optimizer=gn.optimizers.SGD(lr=0.1), metrics=["acc"]
+    )
     history = model.fit(x, labels, epochs=3, verbose=0)
     assert "acc" in history.history
     assert model.optimizer.learning_rate == 0.1
 
 
 def test_summary_of_keras_mnist_mlp():
-    model = gn.Sequential([
-        gn.layers.Dense(512, activation="relu", input_shape=(784,)),
-        gn.layers.Dropout(0.2),
-        gn.layers.Dense(512, activation="relu"),
-        gn.layers.Dropout(0.2),
-        gn.layers.Dense(10, activation="softmax"),
-    ])
+    model = gn.Sequential(
+        [
+            gn.layers.Dense(512, activation="relu", input_shape=(784,)),
+            gn.layers.Dropout(0.2),
+            gn.layers.Dense(512, activation="relu"),
+            gn.layers.Dropout(0.2),
+            gn.layers.Dense(10, activation="softmax"),
+        ]
+    )
     lines = []
     model.summary(print_fn=lines.append)
     text = "\n".join(lines)
@@ -82,8 +88,11 @@ def test_everything_stays_float32_after_training():
     arrays += [w for w in model.weights]
     for layer in model.layers:
         arrays += [b for b in layer._buffers.values()]
-        arrays += [g for g in (getattr(layer, "g_kernel", None), getattr(layer, "g_bias", None))
-                   if g is not None]
+        arrays += [
+            g
+            for g in (getattr(layer, "g_kernel", None), getattr(layer, "g_bias", None))
+            if g is not None
+        ]
     assert arrays and all(a.dtype == np.float32 for a in arrays)
 
 
@@ -128,8 +137,15 @@ def test_validation_data_wins_over_split():
     x, y, _ = _data(n=100)
     model = _readme_model()
     model.compile(loss="categorical_crossentropy", optimizer="sgd")
-    history = model.fit(x, y, epochs=1, validation_split=0.5, validation_data=(x[:10], y[:10]),
-                        verbose=0, batch_size=10)
+    history = model.fit(
+        x,
+        y,
+        epochs=1,
+        validation_split=0.5,
+        validation_data=(x[:10], y[:10]),
+        verbose=0,
+        batch_size=10,
+    )
     assert history.params["steps"] == 10  # all 100 samples trained
     assert history.history["val_loss"][0] == pytest.approx(model.evaluate(x[:10], y[:10]))
 
@@ -145,11 +161,17 @@ def test_epoch_loss_is_batch_size_weighted_mean():
 
 def test_regularization_is_added_to_the_reported_loss():
     x, y, _ = _data(n=40)
-    model = gn.Sequential([
-        gn.layers.Input((20,)),
-        gn.layers.Dense(3, activation="softmax", kernel_initializer="ones",
-                        kernel_regularizer=gn.regularizers.L2(0.5)),
-    ])
+    model = gn.Sequential(
+        [
+            gn.layers.Input((20,)),
+            gn.layers.Dense(
+                3,
+                activation="softmax",
+                kernel_initializer="ones",
+                kernel_regularizer=gn.regularizers.L2(0.5),
+            ),
+        ]
+    )
     model.compile(loss="categorical_crossentropy", optimizer="sgd")
     plain = gn.losses.CategoricalCrossentropy()(y, model.predict(x))
     assert model.evaluate(x, y) == pytest.approx(plain + 0.5 * 60, rel=1e-5)
@@ -187,12 +209,14 @@ def test_whole_model_gradient_float64(monkeypatch):
     x = rs.standard_normal((6, 4))
     y = np.eye(3)[rs.integers(0, 3, 6)]
     w = rs.uniform(0.5, 2.0, 6)
-    model = gn.Sequential([
-        gn.layers.Input((4,)),
-        gn.layers.Dense(5, activation="tanh", kernel_regularizer=gn.regularizers.L2(0.01)),
-        gn.layers.Dense(3),
-        gn.layers.Activation("softmax"),
-    ])
+    model = gn.Sequential(
+        [
+            gn.layers.Input((4,)),
+            gn.layers.Dense(5, activation="tanh", kernel_regularizer=gn.regularizers.L2(0.01)),
+            gn.layers.Dense(3),
+            gn.layers.Activation("softmax"),
+        ]
+    )
     model.compile(loss="categorical_crossentropy", optimizer="sgd")
     x_dev, y_dev = model._prepare(x, y, "test")
     assert model._fused and model._params.dtype == np.float64
@@ -239,8 +263,11 @@ def test_callback_hooks_and_lazy_batch_logs():
     model.compile(loss="categorical_crossentropy", optimizer="sgd", metrics=["accuracy"])
     model.fit(x, y, epochs=1, batch_size=10, callbacks=[Recorder()], verbose=0, initial_epoch=0)
     assert seen == [
-        "train_begin", "epoch_begin 0", "batch 0 ['accuracy', 'loss']",
-        "batch 1 ['accuracy', 'loss']", "epoch_end 0 ['accuracy', 'loss']",
+        "train_begin",
+        "epoch_begin 0",
+        "batch 0 ['accuracy', 'loss']",
+        "batch 1 ['accuracy', 'loss']",
+        "epoch_end 0 ['accuracy', 'loss']",
     ]
 
 
@@ -264,9 +291,14 @@ def _compiled():
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda m, x, y: m.fit(x[:, :10], y, verbose=0),
-         r"expected shape \(None, 20\), received \(600, 10\)"),
-        (lambda m, x, y: m.fit(x, y[:10], verbose=0), "same number of samples, received 600 and 10"),
+        (
+            lambda m, x, y: m.fit(x[:, :10], y, verbose=0),
+            r"expected shape \(None, 20\), received \(600, 10\)",
+        ),
+        (
+            lambda m, x, y: m.fit(x, y[:10], verbose=0),
+            "same number of samples, received 600 and 10",
+        ),
         (lambda m, x, y: m.fit(x, y, batch_size=0, verbose=0), "batch_size must be a positive int"),
         (lambda m, x, y: m.fit(x, y, batch_size=-4, verbose=0), "received -4"),
         (lambda m, x, y: m.fit(np.where(x > 0.99, np.nan, x), y, verbose=0), "NaN or inf"),
@@ -330,8 +362,9 @@ def test_flatten_on_images():
     rs = np.random.default_rng(0)
     x = rs.random((64, 28, 28), dtype=np.float32)
     y = rs.integers(0, 10, 64)
-    model = gn.Sequential([gn.layers.Input((28, 28)), gn.layers.Flatten(),
-                           gn.layers.Dense(10, activation="softmax")])
+    model = gn.Sequential(
+        [gn.layers.Input((28, 28)), gn.layers.Flatten(), gn.layers.Dense(10, activation="softmax")]
+    )
     model.compile(loss="sparse_categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
     model.fit(x, y, epochs=1, verbose=0)
     assert model.predict(x).shape == (64, 10)

@@ -126,11 +126,15 @@ def ref_nadam(w, grads, lr=0.001, b1=0.9, b2=0.999, eps=1e-7):
 CASES = [
     (lambda: optimizers.SGD(), lambda w, g: ref_sgd(w, g)),
     (lambda: optimizers.SGD(0.05, momentum=0.9), lambda w, g: ref_sgd(w, g, 0.05, 0.9)),
-    (lambda: optimizers.SGD(0.05, momentum=0.9, nesterov=True),
-     lambda w, g: ref_sgd(w, g, 0.05, 0.9, True)),
+    (
+        lambda: optimizers.SGD(0.05, momentum=0.9, nesterov=True),
+        lambda w, g: ref_sgd(w, g, 0.05, 0.9, True),
+    ),
     (lambda: optimizers.RMSprop(), lambda w, g: ref_rmsprop(w, g)),
-    (lambda: optimizers.RMSprop(0.01, momentum=0.5, centered=True),
-     lambda w, g: ref_rmsprop(w, g, 0.01, momentum=0.5, centered=True)),
+    (
+        lambda: optimizers.RMSprop(0.01, momentum=0.5, centered=True),
+        lambda w, g: ref_rmsprop(w, g, 0.01, momentum=0.5, centered=True),
+    ),
     (lambda: optimizers.Adam(), lambda w, g: ref_adam(w, g)),
     (lambda: optimizers.Adam(0.01, amsgrad=True), lambda w, g: ref_adam(w, g, 0.01, amsgrad=True)),
     (lambda: optimizers.AdamW(0.01), lambda w, g: ref_adam(w, g, 0.01, wd=0.004)),

@@ -18,20 +18,36 @@ FILES = [
     "t10k-labels-idx1-ubyte.gz",
 ]
 SYSTEM_DIRS = ("/usr/share/datasets/fashion-mnist",)
-CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-               "Sneaker", "Bag", "Ankle boot")
-HINT = ("on Debian/Ubuntu, apt-get install dataset-fashion-mnist; or put the four IDX files in "
-        "$GPUNET_DATA/fashion_mnist/.")
+CLASS_NAMES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+HINT = (
+    "on Debian/Ubuntu, apt-get install dataset-fashion-mnist; or put the four IDX files in "
+    "$GPUNET_DATA/fashion_mnist/."
+)
 
 
 def _pair(images_path: str, labels_path: str) -> tuple[np.ndarray, np.ndarray]:
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
-        raise DataError(f"{images_path}: expected uint8 images of shape (N, 28, 28), found "
-                        f"{images.dtype} {images.shape}.")
+        raise DataError(
+            f"{images_path}: expected uint8 images of shape (N, 28, 28), found "
+            f"{images.dtype} {images.shape}."
+        )
     if labels.ndim != 1 or len(labels) != len(images):
-        raise DataError(f"{labels_path}: holds {labels.shape} labels for {len(images)} images in "
-                        f"{images_path}; the counts must match.")
+        raise DataError(
+            f"{labels_path}: holds {labels.shape} labels for {len(images)} images in "
+            f"{images_path}; the counts must match."
+        )
     if labels.size and labels.max() >= 10:
         raise DataError(f"{labels_path}: labels must lie in [0, 10), found {labels.max()}.")
     return images, labels

@@ -21,7 +21,9 @@ class DataError(ValueError):
 
 def _read_bytes(path: str) -> bytes:
     if os.path.isdir(path):
-        raise DataError(f"{path}: is a directory; expected an IDX file (e.g. train-images-idx3-ubyte.gz).")
+        raise DataError(
+            f"{path}: is a directory; expected an IDX file (e.g. train-images-idx3-ubyte.gz)."
+        )
     try:
         with open(path, "rb") as f:
             raw = f.read()

@@ -26,8 +26,9 @@ def candidate_dirs(name: str, path: str | None, system_dirs: tuple[str, ...]) ->
     return dirs
 
 
-def find_files(name: str, files: list[str], path: str | None, system_dirs: tuple[str, ...],
-               hint: str) -> list[str]:
+def find_files(
+    name: str, files: list[str], path: str | None, system_dirs: tuple[str, ...], hint: str
+) -> list[str]:
     """Full paths of `files` from the first folder holding all of them, or a DataError that
     names every folder tried."""
     dirs = candidate_dirs(name, path, system_dirs)
@@ -37,6 +38,5 @@ def find_files(name: str, files: list[str], path: str | None, system_dirs: tuple
     if path is not None and not os.path.isdir(path):
         raise DataError(f"{path}: no such folder (given as the {name} data path).")
     raise DataError(
-        f"{name}: files {', '.join(files)} not found. Looked in: {'; '.join(dirs)}.\n"
-        f"Hint: {hint}"
+        f"{name}: files {', '.join(files)} not found. Looked in: {'; '.join(dirs)}.\nHint: {hint}"
     )

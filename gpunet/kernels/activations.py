@@ -270,6 +270,4 @@ def get(identifier) -> Activation:
     key = _ALIASES.get(identifier, identifier)
     if isinstance(key, str) and key.lower() in _TABLE:
         return _TABLE[key.lower()]
-    raise ValueError(
-        f"Unknown activation {identifier!r}. Allowed: {', '.join(NAMES)}."
-    )
+    raise ValueError(f"Unknown activation {identifier!r}. Allowed: {', '.join(NAMES)}.")

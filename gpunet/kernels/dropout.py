@@ -1,4 +1,4 @@
-"""Inverted dropout: kept units are scaled by 1 / (1 - rate) in training, so inference is a no-op."""
+"""Inverted dropout: kept units are scaled by 1 / (1 - rate) in training; inference is a no-op."""
 
 from __future__ import annotations
 

@@ -18,7 +18,9 @@ PACKAGE_DIR = fashion_mnist.SYSTEM_DIRS[0]
 def data():
     if not os.path.isdir(PACKAGE_DIR):
         if os.environ.get("CI") == "true":
-            pytest.fail(f"{PACKAGE_DIR} is missing in CI: .ci/run must install dataset-fashion-mnist")
+            pytest.fail(
+                f"{PACKAGE_DIR} is missing in CI: .ci/run must install dataset-fashion-mnist"
+            )
         pytest.skip(f"{PACKAGE_DIR} not installed (apt-get install dataset-fashion-mnist)")
     return fashion_mnist.load_data(PACKAGE_DIR)
 
@@ -57,12 +59,14 @@ def test_readme_model_learns_fashion_mnist(data):
     x_train = x_train[:12000].reshape(-1, 784).astype(np.float32) / 255.0
     x_test = x_test.reshape(-1, 784).astype(np.float32) / 255.0
     gn.utils.set_random_seed(42)
-    model = gn.Sequential([
-        gn.layers.Input((784,)),
-        gn.layers.Dense(128, activation="relu"),
-        gn.layers.Dropout(0.3),
-        gn.layers.Dense(10, activation="softmax"),
-    ])
+    model = gn.Sequential(
+        [
+            gn.layers.Input((784,)),
+            gn.layers.Dense(128, activation="relu"),
+            gn.layers.Dropout(0.3),
+            gn.layers.Dense(10, activation="softmax"),
+        ]
+    )
     model.compile(loss="sparse_categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
     model.fit(x_train, y_train[:12000], batch_size=128, epochs=3, verbose=0)
     _, acc = model.evaluate(x_test, y_test)

@@ -10,8 +10,13 @@ ALL = [name for name in activations.NAMES if name != "swish"]
 def _inputs(name, rs):
     x = rs.uniform(-3, 3, size=(4, 5))
     # Keep away from kinks, where a central difference straddles two slopes.
-    kinks = {"relu": [0.0], "leaky_relu": [0.0], "elu": [0.0], "selu": [0.0],
-             "hard_sigmoid": [-3.0, 3.0]}
+    kinks = {
+        "relu": [0.0],
+        "leaky_relu": [0.0],
+        "elu": [0.0],
+        "selu": [0.0],
+        "hard_sigmoid": [-3.0, 3.0],
+    }
     for kink in kinks.get(name, []):
         x[np.abs(x - kink) < 1e-2] += 0.05
     return x
@@ -47,8 +52,10 @@ def test_in_place_forward_equals_out_of_place(name):
     np.testing.assert_array_equal(act.fwd(buffer, buffer), expected)
 
 
-@pytest.mark.parametrize("name", ["sigmoid", "softmax", "tanh", "softplus", "elu", "selu", "silu",
-                                  "softsign", "hard_sigmoid"])
+@pytest.mark.parametrize(
+    "name",
+    ["sigmoid", "softmax", "tanh", "softplus", "elu", "selu", "silu", "softsign", "hard_sigmoid"],
+)
 def test_finite_for_extreme_inputs(name):
     act = activations.get(name)
     x = np.array([[-1e4, -50.0, 0.0, 50.0, 1e4]], dtype=np.float32)
