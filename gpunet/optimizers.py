@@ -25,6 +25,13 @@ def _check_range(owner: str, name: str, value, low: float, high: float, high_ope
     return float(value)
 
 
+def _moving_average(xp, average, value, beta: float, tmp) -> None:
+    """average += (1 - beta) * (value - average): Keras's in-place form of an EMA."""
+    xp.subtract(value, average, out=tmp)
+    tmp *= 1.0 - beta
+    average += tmp
+
+
 class Optimizer:
     """Base optimizer: gradient clipping, decoupled weight decay, learning-rate schedules.
 
@@ -280,13 +287,9 @@ class Adam(Optimizer):
         t = self.iterations + 1
         alpha = lr * math.sqrt(1.0 - self.beta_2**t) / (1.0 - self.beta_1**t)
         m, v, tmp, tmp2 = self.slots["momentum"], self.slots["velocity"], self._tmp, self._tmp2
-        xp.subtract(grads, m, out=tmp)
-        tmp *= 1.0 - self.beta_1
-        m += tmp
-        xp.multiply(grads, grads, out=tmp)
-        tmp -= v
-        tmp *= 1.0 - self.beta_2
-        v += tmp
+        _moving_average(xp, m, grads, self.beta_1, tmp)
+        xp.multiply(grads, grads, out=tmp2)
+        _moving_average(xp, v, tmp2, self.beta_2, tmp)
         if self.amsgrad:
             v = xp.maximum(self.slots["velocity_hat"], v, out=self.slots["velocity_hat"])
         xp.sqrt(v, out=tmp)
@@ -364,9 +367,7 @@ class Adamax(Optimizer):
         xp = get_array_module(params)
         t = self.iterations + 1
         m, u, tmp = self.slots["momentum"], self.slots["norm"], self._tmp
-        xp.subtract(grads, m, out=tmp)
-        tmp *= 1.0 - self.beta_1
-        m += tmp
+        _moving_average(xp, m, grads, self.beta_1, tmp)
         u *= self.beta_2
         xp.maximum(u, xp.abs(grads, out=tmp), out=u)
         xp.add(u, self.epsilon, out=tmp)
@@ -405,13 +406,9 @@ class Nadam(Optimizer):
         self.u_product *= u_t
         product, product_next = self.u_product, self.u_product * u_t1
         m, v, tmp, tmp2 = self.slots["momentum"], self.slots["velocity"], self._tmp, self._tmp2
-        xp.subtract(grads, m, out=tmp)
-        tmp *= 1.0 - self.beta_1
-        m += tmp
-        xp.multiply(grads, grads, out=tmp)
-        tmp -= v
-        tmp *= 1.0 - self.beta_2
-        v += tmp
+        _moving_average(xp, m, grads, self.beta_1, tmp)
+        xp.multiply(grads, grads, out=tmp2)
+        _moving_average(xp, v, tmp2, self.beta_2, tmp)
         xp.multiply(m, u_t1 / (1.0 - product_next), out=tmp2)  # m_hat into tmp2
         xp.multiply(grads, (1.0 - u_t) / (1.0 - product), out=tmp)
         tmp2 += tmp
