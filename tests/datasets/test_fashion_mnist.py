@@ -3,6 +3,7 @@
 In CI (CI=true) a missing package is a failure, not a skip: `.ci/run` installs it.
 """
 
+import dataclasses
 import os
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 import gpunet as gn
 from gpunet.datasets import fashion_mnist
 
-PACKAGE_DIR = fashion_mnist.SYSTEM_DIRS[0]
+PACKAGE_DIR = fashion_mnist.SOURCE.system_dirs[0]
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +45,10 @@ def test_labels(data):
 def test_missing_files_list_every_place_looked(tmp_path, monkeypatch):
     monkeypatch.setenv("GPUNET_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(fashion_mnist, "SYSTEM_DIRS", (str(tmp_path / "system"),))
+    source = dataclasses.replace(fashion_mnist.SOURCE, system_dirs=(str(tmp_path / "system"),))
+    monkeypatch.setattr(fashion_mnist, "SOURCE", source)
     with pytest.raises(gn.datasets.DataError) as info:
-        fashion_mnist.load_data()
+        fashion_mnist.load_data(allow_download=False)
     message = str(info.value)
     for place in ("data/fashion_mnist", "cache/gpunet/fashion_mnist", "system"):
         assert place in message
@@ -56,8 +58,8 @@ def test_missing_files_list_every_place_looked(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_readme_model_learns_fashion_mnist(data):
     (x_train, y_train), (x_test, y_test) = data
-    x_train = x_train[:12000].reshape(-1, 784).astype(np.float32) / 255.0
-    x_test = x_test.reshape(-1, 784).astype(np.float32) / 255.0
+    x_train = gn.datasets.images_to_float32(x_train[:12000])
+    x_test = gn.datasets.images_to_float32(x_test)
     gn.utils.set_random_seed(42)
     model = gn.Sequential(
         [
@@ -71,3 +73,12 @@ def test_readme_model_learns_fashion_mnist(data):
     model.fit(x_train, y_train[:12000], batch_size=128, epochs=3, verbose=0)
     _, acc = model.evaluate(x_test, y_test)
     assert acc > 0.80
+
+
+def test_float32_pipeline_equals_the_books_bit_for_bit(data):
+    (x_train, _), _ = data
+    ours = gn.datasets.images_to_float32(x_train[:1000])
+    books = x_train[:1000].reshape(-1, 784).astype("float32") / 255
+    assert ours.dtype == np.float32 and ours.shape == (1000, 784)
+    np.testing.assert_array_equal(ours, books)
+    assert gn.datasets.images_to_float32(x_train[:2], flatten=False).shape == (2, 28, 28)
