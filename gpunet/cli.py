@@ -1,0 +1,155 @@
+"""The `gpunet` command line: parse arguments, call the library, turn bad input into exit code 2.
+
+gpunet info                       backend, NumPy and its BLAS, CuPy/CUDA and the device
+gpunet data info [NAME]           where each data set is looked for, and where it was found
+gpunet data fetch NAME            download and verify a data set into the cache
+gpunet data verify                re-check every cached file against its SHA-256
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+import gpunet
+from gpunet import backend
+from gpunet.datasets import download, fashion_mnist, locate, mnist
+from gpunet.datasets.idx import DataError
+
+SOURCES = {"mnist": mnist.SOURCE, "fashion_mnist": fashion_mnist.SOURCE}
+EXIT_BAD_INPUT = 2
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _blas_name() -> str:
+    try:
+        config = np.show_config(mode="dicts")
+        blas = config["Build Dependencies"]["blas"]
+        return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+    except Exception:  # show_config's layout is not a stable API
+        return "unknown"
+
+
+def cmd_info(args) -> int:
+    print(f"gpunet {gpunet.__version__}")
+    requested = os.environ.get("GPUNET_BACKEND", "auto")
+    print(f"backend: {backend.get_backend()} (GPUNET_BACKEND={requested})")
+    print(f"numpy {np.__version__}, BLAS {_blas_name()}, CPU cores {os.cpu_count()}")
+    cupy, why = backend._load_cupy()
+    if cupy is None:
+        print(f"cupy: unavailable ({why})")
+        return 0
+    runtime = cupy.cuda.runtime
+    props = runtime.getDeviceProperties(cupy.cuda.Device().id)
+    free, total = runtime.memGetInfo()
+    print(
+        f"cupy {cupy.__version__}, CUDA runtime {runtime.runtimeGetVersion()}, "
+        f"driver {runtime.driverGetVersion()}"
+    )
+    print(
+        f"device: {props['name'].decode()}, {total / 2**30:.1f} GiB ({free / 2**30:.1f} GiB free)"
+    )
+    return 0
+
+
+def _names(name: str | None) -> list[str]:
+    if name is None:
+        return list(SOURCES)
+    if name not in SOURCES:
+        raise UsageError(f"unknown data set {name!r}; choose one of {', '.join(SOURCES)}.")
+    return [name]
+
+
+def cmd_data_info(args) -> int:
+    for name in _names(args.name):
+        source = SOURCES[name]
+        found = locate.find_local(source, args.path)
+        print(
+            f"{name}: {'found in ' + os.path.dirname(found[0]) if found else 'not found locally'}"
+        )
+        for folder in locate.candidate_dirs(source, args.path):
+            print(f"  {'exists ' if os.path.isdir(folder) else 'missing'}  {folder}")
+        print(f"  download from: {', '.join(download.mirrors(list(source.mirrors)))}")
+    return 0
+
+
+def cmd_data_fetch(args) -> int:
+    for name in _names(args.name):
+        paths = locate.locate(SOURCES[name], args.path, allow_download=True)
+        print(f"{name}: {os.path.dirname(paths[0])}")
+    return 0
+
+
+def cmd_data_verify(args) -> int:
+    bad = 0
+    for name in _names(args.name):
+        source = SOURCES[name]
+        folder = locate.source_cache(source)
+        for filename, expected in source.sha256.items():
+            path = os.path.join(folder, filename)
+            if not os.path.isfile(path):
+                continue
+            if download.sha256_of(path) == expected:
+                print(f"ok       {path}")
+            else:
+                os.remove(path)
+                bad += 1
+                print(f"REMOVED  {path} (SHA-256 mismatch; fetch it again)")
+    return 1 if bad else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="gpunet", description="GPU-accelerated MLP trainer with Keras semantics.")
+    parser.add_argument("--version", action="version", version=f"gpunet {gpunet.__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    info = commands.add_parser(
+        "info", help="backend, BLAS, CuPy/CUDA and device", epilog="example: gpunet info"
+    )
+    info.set_defaults(run=cmd_info)
+    data = commands.add_parser("data", help="find, download and verify data sets")
+    data_commands = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    for verb, run, text, example in (
+        ("info", cmd_data_info, "where a data set is looked for", "gpunet data info mnist"),
+        ("fetch", cmd_data_fetch, "download a data set ahead of time", "gpunet data fetch mnist"),
+        ("verify", cmd_data_verify, "re-check cached files", "gpunet data verify"),
+    ):
+        sub = data_commands.add_parser(verb, help=text, epilog=f"example: {example}")
+        sub.add_argument(
+            "name", nargs="?" if verb != "fetch" else None, help=f"one of {', '.join(SOURCES)}"
+        )
+        if verb != "verify":
+            sub.add_argument("--path", help="a folder holding the files")
+        sub.set_defaults(run=run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        return args.run(args)
+    except (UsageError, DataError, ValueError, TypeError, backend.BackendError) as exc:
+        if debug:
+            raise
+        message = str(exc).replace("\n", " ")
+        print(f"error: {message}" if not message.startswith("gpunet") else message, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+import gpunet
+from gpunet import cli
+
+
+def _run(*args, env=None):
+    full_env = dict(os.environ, GPUNET_BACKEND="numpy", **(env or {}))
+    return subprocess.run(
+        [sys.executable, "-m", "gpunet", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=60,
+    )
+
+
+def test_version():
+    out = _run("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"gpunet {gpunet.__version__}"
+
+
+def test_info_names_backend_and_blas():
+    out = _run("info")
+    assert out.returncode == 0
+    assert "backend: numpy" in out.stdout and "BLAS" in out.stdout and "cupy:" in out.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ("data", "fetch", "cifar"),
+            "unknown data set 'cifar'; choose one of mnist, fashion_mnist",
+        ),
+        (("data", "fetch"), "required: name"),
+        (("trian",), "invalid choice: 'trian'"),
+        (("data", "info", "mnist", "--path", "/nonexistent"), "/nonexistent: no such folder"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, message):
+    out = _run(*args)
+    assert out.returncode == 2
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_debug_shows_the_traceback():
+    out = _run("--debug", "data", "info", "mnist", "--path", "/nonexistent")
+    assert out.returncode != 0 and "Traceback" in out.stderr
+
+
+def test_offline_fetch_names_every_place_and_caches_nothing(tmp_path):
+    env = {
+        "XDG_CACHE_HOME": str(tmp_path),
+        "GPUNET_DATA": str(tmp_path / "data"),
+        "GPUNET_MIRROR": "http://127.0.0.1:9/",
+    }
+    out = _run("data", "fetch", "mnist", env=env)
+    assert out.returncode == 2
+    assert "mnist: not found locally and the download failed" in out.stderr
+    assert str(tmp_path / "data" / "mnist") in out.stderr
+    assert "127.0.0.1:9/mnist.npz" in out.stderr
+    assert os.listdir(tmp_path / "gpunet" / "mnist") == []
+
+
+def test_data_info_lists_the_search_order(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GPUNET_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert cli.main(["data", "info", "fashion_mnist"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].endswith(str(tmp_path / "data" / "fashion_mnist"))
+    assert lines[2].endswith(str(tmp_path / "cache" / "gpunet" / "fashion_mnist"))
+    assert lines[3].endswith("/usr/share/datasets/fashion-mnist")
+
+
+def test_data_verify_removes_a_bad_cached_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    folder = tmp_path / "gpunet" / "mnist"
+    folder.mkdir(parents=True)
+    (folder / "mnist.npz").write_bytes(b"not the real file")
+    assert cli.main(["data", "verify", "mnist"]) == 1
+    assert "REMOVED" in capsys.readouterr().out
+    assert not (folder / "mnist.npz").exists()
