@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+
+from gpunet.datasets import user
+from gpunet.datasets.idx import DataError
+
+
+def test_npz_named_arrays(tmp_path):
+    path = tmp_path / "d.npz"
+    np.savez(path, features=np.ones((3, 2)), target=np.array([0, 1, 1]))
+    x, y = user.load(str(path), x_key="features", y_key="target")
+    assert x.shape == (3, 2) and y.tolist() == [0, 1, 1]
+    with pytest.raises(DataError, match="no array named 'x'; it holds features, target"):
+        user.load(str(path))
+
+
+def test_npy_pair(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((4, 3), dtype=np.float32))
+    np.save(tmp_path / "y.npy", np.arange(4))
+    x, y = user.load(str(tmp_path / "x.npy"), labels_path=str(tmp_path / "y.npy"))
+    assert x.shape == (4, 3) and len(y) == 4
+    with pytest.raises(DataError, match="needs its labels file"):
+        user.load(str(tmp_path / "x.npy"))
+
+
+def test_pickled_npy_is_refused(tmp_path):
+    np.save(tmp_path / "x.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    np.save(tmp_path / "y.npy", np.arange(1))
+    with pytest.raises(DataError, match="without pickled objects"):
+        user.load(str(tmp_path / "x.npy"), labels_path=str(tmp_path / "y.npy"))
+
+
+def test_csv_with_header_and_label_by_name(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("a,label,b\n1,0,2\n3,1,4\n")
+    x, y = user.load(str(path), label_column="label")
+    np.testing.assert_array_equal(x, [[1, 2], [3, 4]])
+    assert x.dtype == np.float32 and y.tolist() == [0, 1]
+
+
+def test_csv_without_header_and_label_by_index(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("1,2,0\n3,4,1\n")
+    x, y = user.load(str(path), label_column=-1)
+    np.testing.assert_array_equal(x, [[1, 2], [3, 4]])
+    with pytest.raises(DataError, match="given by name, but the file has no header"):
+        user.load(str(path), label_column="label")
+
+
+@pytest.mark.parametrize(
+    "content, kwargs, message",
+    [
+        ("a,label\n1,0\nx,1\n", {}, r"d.csv:3: column 'a': 'x' is not a number"),
+        ("a,label\n1,0\n2\n", {}, r"d.csv:3: 1 cells, expected 2"),
+        ("a,label\n1,0\nnan,1\n", {}, "features contain NaN or inf"),
+        ("a,label\n1,0\n2,7\n", {"num_classes": 3}, r"labels must be integers in \[0, 3\)"),
+        ("a,label\n", {}, "no data rows"),
+        ("a,b\n1,0\n", {}, "no column named 'label'; columns are a, b"),
+        ("", {}, "the file is empty"),
+    ],
+)
+def test_bad_csv_names_file_line_and_problem(tmp_path, content, kwargs, message):
+    path = tmp_path / "d.csv"
+    path.write_text(content)
+    with pytest.raises(DataError, match=message):
+        user.load(str(path), **kwargs)
+
+
+def test_directory_and_unknown_format(tmp_path):
+    with pytest.raises(DataError, match="is a directory"):
+        user.load(str(tmp_path))
+    (tmp_path / "d.txt").write_text("1")
+    with pytest.raises(DataError, match="unsupported format .txt"):
+        user.load(str(tmp_path / "d.txt"))
+
+
+def test_standardize_uses_training_statistics_only():
+    x_train = np.array([[0.0, 5.0], [2.0, 5.0]], dtype=np.float32)
+    x_val = np.array([[4.0, 5.0]], dtype=np.float32)
+    train, val, mean, std = user.standardize(x_train, x_val)
+    np.testing.assert_allclose(mean, [1.0, 5.0])
+    np.testing.assert_allclose(std, [1.0, 1.0])  # constant column keeps std 1
+    np.testing.assert_allclose(train, [[-1, 0], [1, 0]])
+    np.testing.assert_allclose(val, [[3, 0]])
+    assert train.dtype == val.dtype == np.float32
