@@ -15,8 +15,8 @@ import sys
 import numpy as np
 
 import gpunet
-from gpunet import backend
-from gpunet.datasets import download, fashion_mnist, locate, mnist
+from gpunet import backend, config, runs, trainer
+from gpunet.datasets import download, fashion_mnist, locate, mnist, user
 from gpunet.datasets.idx import DataError
 
 SOURCES = {"mnist": mnist.SOURCE, "fashion_mnist": fashion_mnist.SOURCE}
@@ -109,11 +109,108 @@ def cmd_data_verify(args) -> int:
     return 1 if bad else 0
 
 
+def cmd_train(args) -> int:
+    cfg = config.load(args.config, args.set or [])
+    if args.backend:
+        cfg.backend = args.backend
+    run_dir = trainer.train(cfg, args.config, output=args.output, quiet=args.quiet)
+    print(f"Run directory: {run_dir}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    cfg, model, _ = trainer.load_run(args.run_dir)
+    if args.data is not None:
+        if cfg.data.name is not None:
+            cfg.data.path = args.data
+        else:
+            cfg.data.test_path = args.data
+    data = trainer.load_data(cfg)
+    if data.x_test is None:
+        raise UsageError(f"{args.run_dir}: the run has no test data; pass --data FILE.")
+    results = model.evaluate(
+        data.x_test, data.y_test, batch_size=cfg.fit.batch_size, return_dict=True
+    )
+    for name, value in results.items():
+        print(f"{name}: {value}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    cfg, model, arrays = trainer.load_run(args.run_dir)
+    x = trainer.prepare_inputs(cfg, user.load_features(args.input), arrays)
+    expected = model.input_shape[1:]
+    if x.shape[1:] != expected:
+        raise UsageError(
+            f"{args.input}: inputs have per-sample shape {x.shape[1:]}, the model of "
+            f"{args.run_dir} expects {expected}."
+        )
+    probs = model.predict(x, batch_size=cfg.fit.batch_size)
+    header = "predicted," + ",".join(f"p{i}" for i in range(probs.shape[1]))
+    lines = [header] + [f"{row.argmax()}," + ",".join(f"{v:.6g}" for v in row) for row in probs]
+    text = "\n".join(lines) + "\n"
+    if args.output:
+        runs.atomic_write(args.output, text.encode())
+        print(f"Wrote {len(probs)} predictions to {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_summary(args) -> int:
+    cfg = config.load(args.config, args.set or [])
+    trainer.build_model(cfg, trainer.input_shape(cfg), args.config).summary()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="gpunet", description="GPU-accelerated MLP trainer with Keras semantics.")
     parser.add_argument("--version", action="version", version=f"gpunet {gpunet.__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    train = commands.add_parser(
+        "train",
+        help="train the model a YAML config describes",
+        epilog="examples: gpunet train configs/quickstart.yaml\n"
+        "          gpunet train configs/mnist_adam.yaml --set fit.epochs=5",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train.add_argument("config", help="YAML config file")
+    train.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. fit.epochs=5 (repeatable)",
+    )
+    train.add_argument("--backend", choices=("auto", "numpy", "cupy"), help="override backend")
+    train.add_argument("--output", help="parent folder of the run directory (default: runs)")
+    train.add_argument("--quiet", action="store_true", help="no progress output")
+    train.set_defaults(run=cmd_train)
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="evaluate a finished run on its test data",
+        epilog="example: gpunet evaluate runs/quickstart-20261122-101500",
+    )
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("--data", help="other test data: a data-set folder or a user file")
+    evaluate.set_defaults(run=cmd_evaluate)
+    predict = commands.add_parser(
+        "predict",
+        help="predict with a finished run",
+        epilog="example: gpunet predict RUN_DIR --input x.npy --output preds.csv",
+    )
+    predict.add_argument("run_dir")
+    predict.add_argument("--input", required=True, help="inputs, .npy or .csv")
+    predict.add_argument("--output", help="CSV of predictions (default: standard output)")
+    predict.set_defaults(run=cmd_predict)
+    summary = commands.add_parser(
+        "summary",
+        help="print the model table of a config",
+        epilog="example: gpunet summary configs/mnist_mlp.yaml",
+    )
+    summary.add_argument("config")
+    summary.add_argument("--set", action="append", metavar="KEY=VALUE")
+    summary.set_defaults(run=cmd_summary)
     info = commands.add_parser(
         "info", help="backend, BLAS, CuPy/CUDA and device", epilog="example: gpunet info"
     )
@@ -141,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return args.run(args)
-    except (UsageError, DataError, ValueError, TypeError, backend.BackendError) as exc:
+    except (UsageError, DataError, ValueError, backend.BackendError) as exc:
         if debug:
             raise
         message = str(exc).replace("\n", " ")

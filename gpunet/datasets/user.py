@@ -184,3 +184,30 @@ def standardize(x_train: np.ndarray, *others: np.ndarray):
     mean, std = mean.astype(np.float32), std.astype(np.float32)
     scaled = [((np.asarray(x, dtype=np.float32) - mean) / std) for x in (x_train, *others)]
     return (*scaled, mean, std)
+
+
+def load_features(path: str) -> np.ndarray:
+    """Inputs without labels, for predict: a `.npy` array, or a `.csv` whose every column is a
+    feature (a header row is skipped)."""
+    _check_file(path)
+    extension = os.path.splitext(path)[1].lower()
+    if extension == ".npy":
+        x = _load_npy(path)
+    elif extension == ".csv":
+        first = _first_row(path)
+        header = None if all(_is_number(cell) for cell in first) else first
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                x = np.loadtxt(path, delimiter=",", skiprows=1 if header else 0, ndmin=2)
+        except ValueError:
+            raise _find_bad_cell(path, header, len(first)) from None
+    else:
+        raise DataError(
+            f"{path}: unsupported input format {extension or '(none)'}; expected .npy or .csv."
+        )
+    if len(x) == 0:
+        raise DataError(f"{path}: holds no samples.")
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        raise DataError(f"{path}: contains NaN or inf.")
+    return x

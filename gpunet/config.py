@@ -1,0 +1,351 @@
+"""Training configs: YAML (safe_load only) -> dataclasses, validated in full before any work.
+
+Every fault is a ConfigError: one line naming the file, the key path (`model[2].activation`),
+what was found and what is allowed. Keys equal the Python argument names of the API.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+import types
+import typing
+from dataclasses import dataclass, field
+
+import yaml
+
+from gpunet import backend, layers, losses, metrics, optimizers
+from gpunet.kernels import activations
+
+DATASETS = ("mnist", "fashion_mnist")
+
+
+class ConfigError(ValueError):
+    """A config fault; `str()` is the one-line message the CLI prints."""
+
+    def __init__(self, source: str, key: str, message: str):
+        self.source, self.key = source, key
+        where = f"{source}: {key}" if key else source
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass
+class DataConfig:
+    name: str | None = None  # "mnist" or "fashion_mnist"; or None with a user file in `path`
+    path: str | None = None  # a folder for a named data set, else a .npz/.npy/.csv file
+    labels_path: str | None = None  # labels of a .npy features file
+    label_column: str | int = "label"  # CSV label column, by header name or index
+    x_key: str = "x"
+    y_key: str = "y"
+    test_path: str | None = None  # a user test file, read like `path`
+    test_labels_path: str | None = None
+    validation_path: str | None = None  # a separate validation file (wins over the split)
+    validation_labels_path: str | None = None
+    validation_split: float = 0.0  # the LAST fraction of the training data, before shuffling
+    validation_samples: int | None = None  # or the last N samples (wins over the split)
+    scale: bool = True  # image sets: divide by 255 into float32
+    flatten: bool = True  # image sets: (28, 28) -> 784
+    one_hot: bool = True  # labels -> one-hot (for categorical_crossentropy)
+    standardize: bool = False  # zero mean, unit variance from the training part only
+
+
+@dataclass
+class CompileConfig:
+    loss: str = "categorical_crossentropy"
+    optimizer: str | dict = "rmsprop"  # a name, or {name: adam, learning_rate: ...}
+    metrics: list = field(default_factory=list)
+
+
+@dataclass
+class FitConfig:
+    epochs: int = 1
+    batch_size: int = 32
+    shuffle: bool = True
+    verbose: int | str = "auto"
+    class_weight: dict | None = None
+    validation_batch_size: int | None = None
+
+
+@dataclass
+class OutputConfig:
+    dir: str = "runs"  # run directories are created inside it
+
+
+@dataclass
+class Config:
+    seed: int | None = None
+    backend: str | None = None  # auto, numpy or cupy; None: $GPUNET_BACKEND, else auto
+    data: DataConfig = field(default_factory=DataConfig)
+    model: list = field(default_factory=list)
+    compile: CompileConfig = field(default_factory=CompileConfig)
+    fit: FitConfig = field(default_factory=FitConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _type_name(hint) -> str:
+    names = {
+        int: "an int",
+        float: "a number",
+        bool: "true/false",
+        str: "a string",
+        list: "a list",
+        dict: "a mapping",
+        type(None): "null",
+    }
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return " or ".join(_type_name(h) for h in typing.get_args(hint))
+    return names.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def _matches(value, hint) -> bool:
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return any(_matches(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _unknown_key(source: str, path: str, key, allowed) -> ConfigError:
+    close = difflib.get_close_matches(str(key), [str(a) for a in allowed], n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return ConfigError(
+        source,
+        f"{path}{key}" if path else str(key),
+        f"unknown key.{hint} Allowed: {', '.join(map(str, allowed))}.",
+    )
+
+
+def _section(source: str, raw, cls, path: str):
+    """Build dataclass `cls` from mapping `raw`, checking keys and value types."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(source, path.rstrip("."), f"expected a mapping, found {raw!r}.")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in raw:
+        if key not in names:
+            raise _unknown_key(source, path, key, names)
+    values = {}
+    for name in names:
+        if name not in raw:
+            continue
+        value = raw[name]
+        if not _matches(value, hints[name]):
+            raise ConfigError(
+                source, f"{path}{name}", f"expected {_type_name(hints[name])}, found {value!r}."
+            )
+        values[name] = value
+    return cls(**values)
+
+
+def _check_choice(source: str, key: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ConfigError(
+            source,
+            key,
+            f"{value!r} is not allowed; expected one of {', '.join(map(str, allowed))}.",
+        )
+
+
+def _check_arguments(source: str, key: str, target, args: dict, skip=()) -> None:
+    """Unknown keyword arguments of a layer/optimizer, reported with a did-you-mean."""
+    allowed = [p for p in _signature_names(target) if p not in skip]
+    for name in args:
+        if name not in allowed:
+            raise _unknown_key(source, f"{key}.", name, allowed)
+
+
+def _signature_names(target) -> list[str]:
+    names = []
+    for klass in getattr(target, "__mro__", [target]):
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        names += [p for p in inspect.signature(init).parameters if p not in ("self", "kwargs")]
+    extra = (
+        ["input_shape", "input_dim", "name"]
+        if isinstance(target, type) and issubclass(target, layers.Layer)
+        else []
+    )
+    if isinstance(target, type) and issubclass(target, optimizers.Optimizer):
+        extra = ["lr"]
+    return list(dict.fromkeys(names + extra))
+
+
+def build_layer(source: str, index: int, spec):
+    """One `model` entry -> a layer; `type` names the class, the rest are its arguments."""
+    key = f"model[{index}]"
+    if not isinstance(spec, dict) or "type" not in spec:
+        raise ConfigError(
+            source, key, f"expected a mapping with a 'type' key (e.g. type: Dense), found {spec!r}."
+        )
+    args = {k: v for k, v in spec.items() if k != "type"}
+    try:
+        cls = layers.get(spec["type"])
+    except ValueError as exc:
+        raise ConfigError(source, f"{key}.type", str(exc)) from None
+    _check_arguments(source, key, cls, args)
+    if "activation" in args and args["activation"] is not None:
+        try:
+            activations.get(args["activation"])
+        except ValueError as exc:
+            raise ConfigError(source, f"{key}.activation", str(exc)) from None
+    try:
+        return cls(**args)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(source, key, str(exc)) from None
+
+
+def build_optimizer(source: str, spec):
+    """`compile.optimizer`: a name with defaults, or a mapping with `name` and arguments."""
+    key = "compile.optimizer"
+    if isinstance(spec, str):
+        try:
+            return optimizers.get(spec)
+        except ValueError as exc:
+            raise ConfigError(source, key, str(exc)) from None
+    if "name" not in spec:
+        raise ConfigError(source, key, "a mapping needs a 'name' (e.g. name: adam).")
+    args = {k: v for k, v in spec.items() if k != "name"}
+    cls = optimizers._BY_NAME.get(str(spec["name"]).lower())
+    if cls is None:
+        raise ConfigError(
+            source,
+            f"{key}.name",
+            f"unknown optimizer {spec['name']!r}; expected "
+            f"one of {', '.join(sorted(optimizers._BY_NAME))}.",
+        )
+    _check_arguments(source, key, cls, args)
+    try:
+        return cls(**args)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(source, key, str(exc)) from None
+
+
+def validate(config: Config, source: str) -> Config:
+    """Check values and names that the dataclass types cannot express."""
+    if config.backend is not None:
+        _check_choice(source, "backend", config.backend, backend.BACKENDS)
+    if config.seed is not None and config.seed < 0:
+        raise ConfigError(source, "seed", f"expected an int >= 0, found {config.seed}.")
+    data = config.data
+    if data.name is None and data.path is None:
+        raise ConfigError(
+            source,
+            "data",
+            "give a data set name (mnist, fashion_mnist) or a path "
+            "to your own .npz/.npy/.csv file.",
+        )
+    if data.name is not None:
+        _check_choice(source, "data.name", data.name, DATASETS)
+    if not 0.0 <= data.validation_split < 1.0:
+        raise ConfigError(
+            source,
+            "data.validation_split",
+            f"expected a number in [0, 1), found {data.validation_split}.",
+        )
+    if data.validation_samples is not None and data.validation_samples < 1:
+        raise ConfigError(
+            source,
+            "data.validation_samples",
+            f"expected an int >= 1, found {data.validation_samples}.",
+        )
+    if not config.model:
+        raise ConfigError(source, "model", "expected a non-empty list of layers.")
+    for index, spec in enumerate(config.model):
+        build_layer(source, index, spec)
+    try:
+        losses.get(config.compile.loss)
+    except ValueError as exc:
+        raise ConfigError(source, "compile.loss", str(exc)) from None
+    build_optimizer(source, config.compile.optimizer)
+    for index, name in enumerate(config.compile.metrics):
+        try:
+            metrics.check_name(name)
+        except ValueError as exc:
+            raise ConfigError(source, f"compile.metrics[{index}]", str(exc)) from None
+    fit = config.fit
+    for key, value, low in (("epochs", fit.epochs, 1), ("batch_size", fit.batch_size, 1)):
+        if value < low:
+            raise ConfigError(source, f"fit.{key}", f"expected an int >= {low}, found {value}.")
+    if fit.validation_batch_size is not None and fit.validation_batch_size < 1:
+        raise ConfigError(
+            source,
+            "fit.validation_batch_size",
+            f"expected an int >= 1, found {fit.validation_batch_size}.",
+        )
+    _check_choice(source, "fit.verbose", fit.verbose, (0, 1, 2, "auto"))
+    return config
+
+
+def from_dict(raw, source: str) -> Config:
+    """Validate a parsed YAML document into a Config."""
+    if not isinstance(raw, dict):
+        raise ConfigError(source, "", f"expected a mapping at the top level, found {raw!r}.")
+    sections = {
+        "data": DataConfig,
+        "compile": CompileConfig,
+        "fit": FitConfig,
+        "output": OutputConfig,
+    }
+    top = {k: v for k, v in raw.items() if k not in sections}
+    config = _section(source, top, Config, "")
+    for name, cls in sections.items():
+        setattr(config, name, _section(source, raw.get(name), cls, f"{name}."))
+    return validate(config, source)
+
+
+def set_value(raw: dict, assignment: str, source: str = "--set") -> None:
+    """Apply `a.b.c=value` (value parsed as YAML) to a raw config mapping."""
+    if "=" not in assignment:
+        raise ConfigError(source, assignment, "expected KEY=VALUE, e.g. fit.epochs=5.")
+    key, text = assignment.split("=", 1)
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(source, key, f"value {text!r} is not valid YAML ({exc}).") from None
+    parts = key.strip().split(".")
+    node = raw
+    for part in parts[:-1]:
+        if not isinstance(node.get(part, {}), dict):
+            raise ConfigError(source, key, f"{part!r} is not a section.")
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+
+
+def load_raw(path: str) -> dict:
+    """Read a YAML config file with yaml.safe_load; errors name the file and line."""
+    try:
+        with open(path) as f:
+            raw = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ConfigError(path, "", "no such file.") from None
+    except IsADirectoryError:
+        raise ConfigError(path, "", "is a directory; expected a YAML config file.") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "?"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(path, where, f"invalid YAML ({problem}).") from None
+    except UnicodeDecodeError:
+        raise ConfigError(path, "", "not a text file.") from None
+    return {} if raw is None else raw
+
+
+def load(path: str, overrides: list[str] = ()) -> Config:
+    """Load, override (`--set`), and validate a config file."""
+    raw = load_raw(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(path, "", f"expected a mapping at the top level, found {raw!r}.")
+    for assignment in overrides:
+        set_value(raw, assignment)
+    return from_dict(raw, path)

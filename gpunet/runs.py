@@ -1,0 +1,148 @@
+"""Run directories: every file written atomically (temporary file, fsync, rename), a run directory
+never reused, weights in `.npz` read back with `allow_pickle=False`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+import time
+
+import numpy as np
+
+from gpunet.backend import to_host
+from gpunet.datasets.idx import DataError
+
+WEIGHTS = "weights.npz"
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    """Write `data` to `path` so that readers see the old file or the new one, never a part."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_json(path: str, obj) -> None:
+    atomic_write(path, (json.dumps(obj, indent=2) + "\n").encode())
+
+
+def read_json(path: str):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot be read as JSON ({exc}).") from None
+
+
+def create_run_dir(base: str, name: str) -> str:
+    """A new directory `base/name-YYYYmmdd-HHMMSS` (suffixed -1, -2... if taken); never reused."""
+    os.makedirs(base, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for attempt in range(1000):
+        path = os.path.join(base, f"{name}-{stamp}" + (f"-{attempt}" if attempt else ""))
+        try:
+            os.mkdir(path)
+            return path
+        except FileExistsError:
+            continue
+    raise DataError(f"{base}: could not create a new run directory for {name}.")
+
+
+def save_weights(path: str, model, extra: dict | None = None) -> None:
+    """The model's weights as `layer/kernel`, `layer/bias` arrays, plus `extra` arrays."""
+    arrays = {}
+    for layer in model.layers:
+        for (name, _, _), value in zip(layer.param_specs(), layer.weights):
+            arrays[f"{layer.name}/{name}"] = to_host(value)
+    arrays.update(extra or {})
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write(path, buffer.getvalue())
+
+
+def load_weights(path: str) -> dict:
+    """Arrays of a weights file; a file holding pickled objects is refused."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataError(
+            f"{path}: not a readable weights file without pickled objects ({exc})."
+        ) from None
+
+
+def assign_weights(model, arrays: dict, path: str) -> None:
+    """Set every layer's weights from `arrays` (as written by `save_weights`)."""
+    if not model.built:
+        model.build()
+    values = []
+    for layer in model.layers:
+        for name, _, _ in layer.param_specs():
+            key = f"{layer.name}/{name}"
+            if key not in arrays:
+                raise DataError(f"{path}: no array {key!r}; the weights do not match the model.")
+            values.append(arrays[key])
+    try:
+        model.set_weights(values)
+    except ValueError as exc:
+        raise DataError(f"{path}: {exc}") from None
+
+
+def history_rows(history: dict, extra: dict) -> list[dict]:
+    """One row per epoch: epoch number, every logged value, and `extra` per-epoch lists."""
+    columns = {**history, **extra}
+    count = len(next(iter(columns.values()), []))
+    return [{"epoch": i + 1, **{k: v[i] for k, v in columns.items()}} for i in range(count)]
+
+
+def write_history(folder: str, rows: list[dict]) -> None:
+    write_json(os.path.join(folder, "history.json"), rows)
+    text = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(text, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    atomic_write(os.path.join(folder, "history.csv"), text.getvalue().encode())
+
+
+def plot_curves(path: str, rows: list[dict], title: str) -> None:
+    """`curves.png`: loss and the first metric per epoch, training against validation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    epochs = [r["epoch"] for r in rows]
+    panels = ["loss"] + [
+        k
+        for k in (rows[0] if rows else {})
+        if k not in ("epoch", "loss", "learning_rate", "epoch_seconds") and not k.startswith("val_")
+    ][:1]
+    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+    for axis, name in zip(axes[0], panels):
+        axis.plot(epochs, [r[name] for r in rows], marker="o", label=f"train {name}")
+        if rows and f"val_{name}" in rows[0]:
+            axis.plot(epochs, [r[f"val_{name}"] for r in rows], marker="o", label=f"val {name}")
+        axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.set_title(name)
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.suptitle(title)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    atomic_write(path, buffer.getvalue())

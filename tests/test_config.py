@@ -1,0 +1,133 @@
+import glob
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from gpunet import config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BASE = {
+    "data": {"name": "fashion_mnist"},
+    "model": [{"type": "Dense", "units": 10, "activation": "softmax"}],
+    "compile": {"loss": "categorical_crossentropy", "optimizer": "adam"},
+}
+
+
+@pytest.mark.parametrize(
+    "path", sorted(glob.glob(os.path.join(ROOT, "configs", "*.yaml"))), ids=os.path.basename
+)
+def test_shipped_configs_validate(path):
+    cfg = config.load(path)
+    assert cfg.model and cfg.fit.epochs >= 1
+
+
+def _with(change):
+    raw = yaml.safe_load(yaml.safe_dump(BASE))
+    change(raw)
+    return raw
+
+
+@pytest.mark.parametrize(
+    "change, key, message",
+    [
+        (lambda r: r.update(fit={"epoch": 3}), "fit.epoch", "Did you mean 'epochs'"),
+        (lambda r: r.update(fit={"epochs": "ten"}), "fit.epochs", "expected an int, found 'ten'"),
+        (lambda r: r.update(fit={"batch_size": 0}), "fit.batch_size", "expected an int >= 1"),
+        (
+            lambda r: r["model"].append({"type": "Dens", "units": 3}),
+            "model[1].type",
+            "Unknown layer 'Dens'",
+        ),
+        (
+            lambda r: r["model"][0].update(activation="rellu"),
+            "model[0].activation",
+            "Unknown activation 'rellu'",
+        ),
+        (lambda r: r["model"][0].update(unit=3), "model[0].unit", "Did you mean 'units'"),
+        (
+            lambda r: r["model"].insert(0, {"type": "Dropout", "rate": 1.5}),
+            "model[0]",
+            r"rate must be a float in \[0, 1\)",
+        ),
+        (
+            lambda r: r["compile"].update(optimizer={"name": "adamm"}),
+            "compile.optimizer.name",
+            "unknown optimizer 'adamm'",
+        ),
+        (
+            lambda r: r["compile"].update(optimizer={"name": "sgd", "learnig_rate": 1}),
+            "compile.optimizer.learnig_rate",
+            "Did you mean 'learning_rate'",
+        ),
+        (
+            lambda r: r["compile"].update(metrics=["acuracy"]),
+            "compile.metrics[0]",
+            "Unknown metric",
+        ),
+        (lambda r: r["compile"].update(loss="mse2"), "compile.loss", "Unknown loss"),
+        (lambda r: r.update(backend="tpu"), "backend", "'tpu' is not allowed"),
+        (lambda r: r["data"].update(name="cifar"), "data.name", "'cifar' is not allowed"),
+        (lambda r: r["data"].update(validation_split=1.2), "data.validation_split", r"\[0, 1\)"),
+        (lambda r: r.update(model=[]), "model", "non-empty list"),
+        (lambda r: r.update(seeed=1), "seeed", "Did you mean 'seed'"),
+    ],
+)
+def test_bad_values_name_the_key_path(change, key, message):
+    with pytest.raises(config.ConfigError, match=message) as info:
+        config.from_dict(_with(change), "c.yaml")
+    assert str(info.value).startswith(f"c.yaml: {key}: ")
+    assert "\n" not in str(info.value)
+
+
+def test_set_overrides_nested_values():
+    raw = _with(lambda r: None)
+    config.set_value(raw, "fit.epochs=5")
+    config.set_value(raw, "compile.optimizer={name: sgd, learning_rate: 0.1}")
+    cfg = config.from_dict(raw, "c.yaml")
+    assert cfg.fit.epochs == 5 and cfg.compile.optimizer["learning_rate"] == 0.1
+    with pytest.raises(config.ConfigError, match="expected KEY=VALUE"):
+        config.set_value(raw, "fit.epochs")
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("model: [\n", "c.yaml: line 2: invalid YAML"),
+        ("- 1\n- 2\n", "expected a mapping at the top level"),
+        ("!!python/object:os.system {}\n", "invalid YAML"),  # safe_load refuses tags
+    ],
+)
+def test_unreadable_files(tmp_path, content, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(content)
+    with pytest.raises(config.ConfigError, match=message):
+        config.load(str(path))
+
+
+def test_cli_bad_config_is_one_line_exit_2(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(_with(lambda r: r["model"][0].update(activation="rellu"))))
+    out = subprocess.run(
+        [sys.executable, "-m", "gpunet", "train", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, GPUNET_BACKEND="numpy"),
+    )
+    assert out.returncode == 2
+    assert out.stderr.strip() == (
+        f"error: {path}: model[0].activation: Unknown activation "
+        "'rellu'. Allowed: elu, exponential, gelu, hard_sigmoid, "
+        "leaky_relu, linear, relu, selu, sigmoid, silu, softmax, "
+        "softplus, softsign, tanh, swish."
+    )
+    missing = subprocess.run(
+        [sys.executable, "-m", "gpunet", "train", str(tmp_path / "no.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert missing.returncode == 2 and "no.yaml: no such file" in missing.stderr
