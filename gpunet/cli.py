@@ -41,11 +41,23 @@ def _blas_name() -> str:
         return "unknown"
 
 
+def _blas_threads() -> str:
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown (install threadpoolctl to see)"
+    counts = [p["num_threads"] for p in threadpool_info() if p.get("user_api") == "blas"]
+    return str(counts[0]) if counts else "unknown"
+
+
 def cmd_info(args) -> int:
     print(f"gpunet {gpunet.__version__}")
     requested = os.environ.get("GPUNET_BACKEND", "auto")
     print(f"backend: {backend.get_backend()} (GPUNET_BACKEND={requested})")
-    print(f"numpy {np.__version__}, BLAS {_blas_name()}, CPU cores {os.cpu_count()}")
+    print(
+        f"numpy {np.__version__}, BLAS {_blas_name()} ({_blas_threads()} threads), "
+        f"CPU cores {os.cpu_count()}"
+    )
     cupy, why = backend._load_cupy()
     if cupy is None:
         print(f"cupy: unavailable ({why})")

@@ -6,7 +6,7 @@ import sys
 import pytest
 import yaml
 
-from gpunet import config
+from gpunet import cli, config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BASE = {
@@ -75,11 +75,18 @@ def _with(change):
         (lambda r: r.update(seeed=1), "seeed", "Did you mean 'seed'"),
     ],
 )
-def test_bad_values_name_the_key_path(change, key, message):
+def test_bad_values_name_the_key_path(change, key, message, tmp_path, capsys):
     with pytest.raises(config.ConfigError, match=message) as info:
         config.from_dict(_with(change), "c.yaml")
     assert str(info.value).startswith(f"c.yaml: {key}: ")
     assert "\n" not in str(info.value)
+    # The same file through the CLI: exit 2, one line, no traceback, nothing written.
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(_with(change)))
+    assert cli.main(["train", str(path), "--output", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {path}: {key}: ")
+    assert not (tmp_path / "runs").exists()
 
 
 def test_set_overrides_nested_values():

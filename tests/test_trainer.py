@@ -106,7 +106,12 @@ def test_predict_matches_the_model(quick_run, tmp_path):
     rows = out.read_text().splitlines()
     assert rows[0] == "predicted," + ",".join(f"p{i}" for i in range(10))
     predicted = np.array([int(r.split(",")[0]) for r in rows[1:]])
+    probs = np.array([[float(v) for v in r.split(",")[1:]] for r in rows[1:]])
     assert len(predicted) == 50 and (predicted == y_test[:50]).mean() > 0.7
+    cfg, model, arrays = trainer.load_run(run_dir)
+    expected = model.predict(trainer.prepare_inputs(cfg, x_test[:50], arrays))
+    np.testing.assert_allclose(probs, expected, rtol=1e-5, atol=1e-12)  # printed with %.6g
+    np.testing.assert_array_equal(predicted, expected.argmax(axis=1))
     bad = _gpunet("predict", run_dir, "--input", str(tmp_path / "missing.npy"))
     assert bad.returncode == 2 and "missing.npy: no such file" in bad.stderr
 
