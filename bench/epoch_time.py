@@ -57,8 +57,9 @@ def gpunet_epochs(spec: dict, epochs: int, x, y, x_test, y_test):
             layers.append(gn.layers.Dropout(spec["dropout"]))
     layers.append(gn.layers.Dense(10, activation="softmax"))
     model = gn.Sequential(layers)
-    model.compile(loss="categorical_crossentropy", optimizer=spec["optimizer"],
-                  metrics=["accuracy"])
+    model.compile(
+        loss="categorical_crossentropy", optimizer=spec["optimizer"], metrics=["accuracy"]
+    )
     times = []
 
     class Timer(gn.callbacks.Callback):
@@ -69,8 +70,7 @@ def gpunet_epochs(spec: dict, epochs: int, x, y, x_test, y_test):
             times.append(time.perf_counter() - self.start)
 
     n = spec["samples"]
-    model.fit(x[:n], y[:n], batch_size=spec["batch"], epochs=epochs, verbose=0,
-              callbacks=[Timer()])
+    model.fit(x[:n], y[:n], batch_size=spec["batch"], epochs=epochs, verbose=0, callbacks=[Timer()])
     _, acc = model.evaluate(x_test, y_test, batch_size=1024)
     return times, acc
 
@@ -89,8 +89,10 @@ def main() -> None:
     times, acc = gpunet_epochs(spec, args.epochs, x, y, x_test, y_test)
     train = statistics.median(times[1:] if len(times) > 1 else times)
     floor = gemm_floor(spec["units"], spec["batch"], spec["samples"])
-    print(f"| workload | gpunet s/epoch (median, epochs 2-{args.epochs}) | GEMM floor s/epoch "
-          f"| ratio | test acc after {args.epochs} epochs |")
+    print(
+        f"| workload | gpunet s/epoch (median, epochs 2-{args.epochs}) | GEMM floor s/epoch "
+        f"| ratio | test acc after {args.epochs} epochs |"
+    )
     print("|---|---|---|---|---|")
     print(f"| {args.workload} | {train:.3f} | {floor:.3f} | {train / floor:.2f}x | {acc:.4f} |")
 

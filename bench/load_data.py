@@ -47,8 +47,9 @@ def main() -> None:
     results = {"gpunet": [], "frombuffer": []}
     for _ in range(args.repeat):
         for method in results:  # alternate, never in parallel
-            out = subprocess.run([sys.executable, "-c", CHILD, method], capture_output=True,
-                                 text=True, check=True)
+            out = subprocess.run(
+                [sys.executable, "-c", CHILD, method], capture_output=True, text=True, check=True
+            )
             results[method].append(json.loads(out.stdout))
     print("| method | median seconds | peak RSS MB | float32 data MB |")
     print("|---|---|---|---|")

@@ -7,24 +7,19 @@ Data crosses the host/device edge once per fit (in) and once per result (out).
 
 from __future__ import annotations
 
+import io
 import math
+import shutil
 
 import numpy as np
+from rich.console import Console
 
-from gpunet import backend, losses, naming, optimizers, rng
+from gpunet import backend, losses, naming, optimizers, progress, rng
 from gpunet import callbacks as callbacks_module
 from gpunet import metrics as metrics_module
 from gpunet.layers import Dropout, InputLayer, Layer, _Activated
 
 FLOATX = "float32"
-
-
-def _readable_size(num_bytes: float) -> str:
-    """Keras's summary sizes: base-1024 units with two decimals, `2.55 MB`."""
-    for unit in ("B", "KB", "MB", "GB"):
-        if num_bytes < 1024 or unit == "GB":
-            return f"{num_bytes:.2f} {unit}"
-        num_bytes /= 1024
 
 
 def _check_batch_size(batch_size) -> int:
@@ -200,22 +195,30 @@ class Sequential:
                 )
             target[...] = backend.to_device(value, FLOATX)
 
-    def summary(self, print_fn=print) -> None:
-        """Print the layers, their output shapes and parameter counts (plain text)."""
+    def summary(self, print_fn=None, line_length: int | None = None) -> None:
+        """Print Keras 3's table of layers, output shapes and parameter counts (drawn with rich).
+
+        `print_fn` receives the plain text line by line instead (no colours).
+        """
         self._ensure_built()
-        rows = [("Layer (type)", "Output Shape", "Param #")]
-        for layer in self.layers:
-            count = sum(math.prod(s) for _, s, _ in layer.param_specs())
-            shape = str((None,) + layer.output_shape)
-            rows.append((f"{layer.name} ({type(layer).__name__})", shape, f"{count:,}"))
-        widths = [max(len(row[i]) for row in rows) for i in range(3)]
-        total = self.count_params()
-        print_fn(f'Model: "{self.name}"')
-        for row in rows:
-            print_fn(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:>{widths[2]}}")
-        print_fn(f" Total params: {total:,} ({_readable_size(total * 4)})")
-        print_fn(f" Trainable params: {total:,} ({_readable_size(total * 4)})")
-        print_fn(f" Non-trainable params: 0 ({_readable_size(0)})")
+        rows = [
+            (
+                f"{layer.name} ({type(layer).__name__})",
+                str((None,) + layer.output_shape),
+                sum(math.prod(s) for _, s, _ in layer.param_specs()),
+            )
+            for layer in self.layers
+        ]
+        width = line_length or min(88, shutil.get_terminal_size().columns - 4)
+        if print_fn is None:
+            console = Console()
+        else:  # plain text, captured; wide enough for the table
+            console = Console(record=True, file=io.StringIO(), width=width + 4, color_system=None)
+        for renderable in progress.summary_renderables(self.name, rows, self.count_params(), width):
+            console.print(renderable, highlight=False)
+        if print_fn is not None:
+            for line in console.export_text().rstrip("\n").split("\n"):
+                print_fn(line)
 
     # ----- compile -----------------------------------------------------------------------------
 
@@ -435,8 +438,8 @@ class Sequential:
         batches = self._batches(n, batch_size)
         history = callbacks_module.History()
         extra = list(callbacks or [])
-        if verbose:
-            extra.append(callbacks_module.EpochLogger())
+        if verbose and not any(isinstance(c, callbacks_module.ProgbarLogger) for c in extra):
+            extra.append(callbacks_module.ProgbarLogger(verbose))
         params = {"verbose": verbose, "epochs": epochs, "steps": len(batches)}
         hooks = callbacks_module.CallbackList([history] + extra, self, params)
         xp = backend.xp()
