@@ -14,9 +14,20 @@ from gpunet.backend import get_array_module, to_host
 class Metric:
     """Base metric: `update_state(y_true, y_pred, sample_weight)`, `result()`, `reset_state()`."""
 
+    state_names: tuple[str, ...] = ()  # the accumulators, for checkpoints
+
     def __init__(self, name: str):
         self.name = name
         self.reset_state()
+
+    def get_state(self) -> dict:
+        """Host float64 copies of the accumulators (a resumed epoch continues its means)."""
+        return {k: np.asarray(to_host(getattr(self, k)), dtype="float64") for k in self.state_names}
+
+    def set_state(self, state: dict) -> None:
+        for name in self.state_names:
+            value = state[name]
+            setattr(self, name, float(value) if value.ndim == 0 else value)
 
     def reset_state(self) -> None:
         raise NotImplementedError
@@ -33,6 +44,8 @@ class Metric:
 
 class Mean(Metric):
     """Weighted mean of the values it is given: sum(v * w) / sum(w)."""
+
+    state_names = ("total", "count")
 
     def reset_state(self):
         self.total = 0.0
@@ -125,6 +138,8 @@ class RootMeanSquaredError(Mean):
 class _Confusion(Metric):
     """True/false positive/negative counts at the 0.5 threshold, over every output element."""
 
+    state_names = ("tp", "fp", "fn")
+
     def reset_state(self):
         self.tp = self.fp = self.fn = 0.0
 
@@ -177,6 +192,8 @@ class AUC(Metric):
         inner = [(i + 1) / (num_thresholds - 1) for i in range(num_thresholds - 2)]
         self.thresholds = np.array([-1e-7] + inner + [1.0 + 1e-7])
         super().__init__(name)
+
+    state_names = ("positive_hist", "negative_hist")
 
     def reset_state(self):
         self.positive_hist = self.negative_hist = 0.0

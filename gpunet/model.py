@@ -14,7 +14,7 @@ import shutil
 import numpy as np
 from rich.console import Console
 
-from gpunet import backend, losses, naming, optimizers, progress, rng
+from gpunet import backend, checkpoint, losses, naming, optimizers, progress, rng
 from gpunet import callbacks as callbacks_module
 from gpunet import metrics as metrics_module
 from gpunet.layers import Dropout, InputLayer, Layer, _Activated
@@ -76,7 +76,12 @@ class Sequential:
         self._metric_ids: list = []
         self._metrics: list | None = None
         self.stop_training = False
+        self.interrupted = False  # set by a callback that checkpointed mid-epoch and stops
         self.history = None
+        self._pending_resume = None
+        self._fit_progress = None
+        self._callbacks = []
+        self._loss_total, self._seen = 0.0, 0
         for layer in layers or []:
             self.add(layer)
 
@@ -436,39 +441,90 @@ class Sequential:
 
         n = len(x_dev)
         batches = self._batches(n, batch_size)
+        # Keras's order: the user's callbacks, then History (so it records what they add to
+        # the logs, e.g. learning_rate), then the progress bar.
+        user = list(callbacks or [])
         history = callbacks_module.History()
-        extra = list(callbacks or [])
-        if verbose and not any(isinstance(c, callbacks_module.ProgbarLogger) for c in extra):
-            extra.append(callbacks_module.ProgbarLogger(verbose))
+        defaults = [history]
+        if verbose and not any(isinstance(c, callbacks_module.ProgbarLogger) for c in user):
+            defaults.append(callbacks_module.ProgbarLogger(verbose))
         params = {"verbose": verbose, "epochs": epochs, "steps": len(batches)}
-        hooks = callbacks_module.CallbackList([history] + extra, self, params)
+        hooks = callbacks_module.CallbackList(user + defaults, self, params)
         xp = backend.xp()
-        shuffle_rng = rng.host_generator()
-        self.stop_training = False
+        self.stop_training = self.interrupted = False
+        self._reset_tracking()
+        self._callbacks = user  # their states go into checkpoints
         hooks.on_train_begin()
-        for epoch in range(initial_epoch, epochs):
-            self._reset_tracking()
-            hooks.on_epoch_begin(epoch)
-            order = backend.to_device(shuffle_rng.permutation(n)) if shuffle else None
-            for step, (start, stop) in enumerate(batches):
-                hooks.on_train_batch_begin(step)
-                xb, yb, wb = self._batch(x_dev, y_dev, w_dev, order, start, stop, xp)
-                value, y_pred = self._train_step(xb, yb, wb)
-                self._track(value, yb, y_pred, wb)
-                hooks.on_train_batch_end(step, callbacks_module.LazyLogs(self._results))
+        progress = self._start_progress(initial_epoch, history, user)
+        # A diverging run overflows to inf/NaN: TerminateOnNaN and the logs report it, rather
+        # than a NumPy warning from every ufunc.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            for epoch in range(progress.epoch, epochs):
+                progress.epoch = epoch
+                if progress.step == 0:  # a fresh epoch (else one resumed from a checkpoint)
+                    self._reset_tracking()
+                    progress.order = progress.shuffle_rng.permutation(n) if shuffle else None
+                order = None if progress.order is None else backend.to_device(progress.order)
+                hooks.on_epoch_begin(epoch)
+                for step in range(progress.step, len(batches)):
+                    start, stop = batches[step]
+                    hooks.on_train_batch_begin(step)
+                    xb, yb, wb = self._batch(x_dev, y_dev, w_dev, order, start, stop, xp)
+                    value, y_pred = self._train_step(xb, yb, wb)
+                    self._track(value, yb, y_pred, wb)
+                    progress.step = step + 1
+                    hooks.on_train_batch_end(step, callbacks_module.LazyLogs(self._results))
+                    if self.stop_training:
+                        break
+                if self.interrupted:  # a checkpoint holds the partial epoch; no epoch end
+                    break
+                logs = self._results()
+                if val is not None and (epoch + 1) % validation_freq == 0:
+                    logs.update(self._evaluate_arrays(*val, val_batch_size, prefix="val_"))
+                progress.epoch, progress.step, progress.order = epoch + 1, 0, None
+                hooks.on_epoch_end(epoch, logs)
                 if self.stop_training:
                     break
-            logs = self._results()
-            if val is not None and (epoch + 1) % validation_freq == 0:
-                logs.update(self._evaluate_arrays(*val, val_batch_size, prefix="val_"))
-            hooks.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
         hooks.on_train_end()
+        self._fit_progress = None
         history.model = self
         self.history = history
         history.params = params
         return history
+
+    def _start_progress(self, initial_epoch: int, history, callbacks) -> checkpoint.FitProgress:
+        """Where this fit starts: `initial_epoch`, or a checkpoint handed over by `resume_from`
+        (or by a BackupAndRestore callback in on_train_begin)."""
+        progress = checkpoint.FitProgress(
+            initial_epoch, shuffle_rng=rng.host_generator(), history=history.history
+        )
+        if self._pending_resume is not None:
+            arrays, meta, path = self._pending_resume
+            self._pending_resume = None
+            progress = checkpoint.restore(self, arrays, meta, callbacks, path)
+            history.history.update(progress.history)
+            progress.history = history.history
+            history.epoch = list(range(len(next(iter(history.history.values()), []))))
+        self._fit_progress = progress
+        return progress
+
+    def resume_from(self, path: str) -> None:
+        """Make the next `fit` continue the training saved in checkpoint `path` exactly
+        (weights, optimizer, generators, the epoch's position, history, callback states)."""
+        arrays, meta = checkpoint.load(path)
+        self._pending_resume = (arrays, meta, path)
+
+    def save_checkpoint(self, path: str, config: dict | None = None, epoch_logs=None) -> None:
+        """Write the full training state (during or after `fit`) to `path`, atomically.
+
+        From a callback's on_epoch_end, pass that epoch's logs as `epoch_logs`: History records
+        them only after the user's callbacks have run.
+        """
+        progress = self._fit_progress or checkpoint.FitProgress(
+            len(self.history.epoch) if self.history else 0,
+            history=self.history.history if self.history else {},
+        )
+        checkpoint.save(path, self, progress, self._callbacks, config, epoch_logs)
 
     def _batch(self, x, y, w, order, start, stop, xp):
         """The batch [start, stop) of the epoch: slices (views) unshuffled, gathered otherwise."""

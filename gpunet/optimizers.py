@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from gpunet.backend import get_array_module
+from gpunet.backend import get_array_module, to_host
 from gpunet.schedules import LearningRateSchedule
 
 _BASE_ARGS = ("learning_rate", "weight_decay", "clipnorm", "clipvalue", "global_clipnorm", "name")
@@ -129,6 +129,27 @@ class Optimizer:
 
     def _build_slots(self, params) -> None:
         """Subclasses create their slots here."""
+
+    def get_state(self) -> tuple[dict, dict]:
+        """(scalars, slot arrays on the host): all a checkpoint needs to continue exactly."""
+        scalars = {"iterations": self.iterations, "u_product": getattr(self, "u_product", None)}
+        if not isinstance(self._learning_rate, LearningRateSchedule):
+            scalars["learning_rate"] = self._learning_rate
+        return scalars, {name: to_host(slot) for name, slot in self.slots.items()}
+
+    def set_state(self, scalars: dict, slots: dict) -> None:
+        self.iterations = int(scalars["iterations"])
+        if scalars.get("u_product") is not None:
+            self.u_product = float(scalars["u_product"])
+        if "learning_rate" in scalars:
+            self._learning_rate = float(scalars["learning_rate"])
+        for name, slot in self.slots.items():
+            if name not in slots or slots[name].shape != slot.shape:
+                raise ValueError(
+                    f"checkpoint: optimizer slot {name!r} is missing or has the wrong "
+                    "shape for this model."
+                )
+            slot[...] = get_array_module(slot).asarray(slots[name])
 
     def apply(self, params, grads) -> None:
         """One update of `params` from `grads` (both flat; grads are clipped in place)."""

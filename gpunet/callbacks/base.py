@@ -1,0 +1,109 @@
+"""The `Callback` hook points of `fit`, the list that calls them, lazy batch logs, `History`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+
+class Callback:
+    """Base class: override any hook. `self.model` and `self.params` are set by `fit`."""
+
+    def __init__(self):
+        self.model = None
+        self.params: dict = {}
+
+    def set_model(self, model) -> None:
+        self.model = model
+
+    def set_params(self, params: dict) -> None:
+        self.params = params
+
+    def get_state(self) -> dict:
+        """JSON-able state that a checkpoint keeps, so a resumed run decides as this one would."""
+        return {}
+
+    def set_state(self, state: dict) -> None:
+        """Restore what `get_state` returned."""
+
+    def get_arrays(self) -> dict:
+        """Arrays a checkpoint keeps besides the JSON state (e.g. the best weights so far)."""
+        return {}
+
+    def set_arrays(self, arrays: dict) -> None:
+        """Restore what `get_arrays` returned."""
+
+    def on_train_begin(self, logs=None): ...
+    def on_train_end(self, logs=None): ...
+    def on_epoch_begin(self, epoch, logs=None): ...
+    def on_epoch_end(self, epoch, logs=None): ...
+    def on_train_batch_begin(self, batch, logs=None): ...
+    def on_train_batch_end(self, batch, logs=None): ...
+    def on_test_begin(self, logs=None): ...
+    def on_test_end(self, logs=None): ...
+    def on_test_batch_begin(self, batch, logs=None): ...
+    def on_test_batch_end(self, batch, logs=None): ...
+    def on_predict_begin(self, logs=None): ...
+    def on_predict_end(self, logs=None): ...
+    def on_predict_batch_begin(self, batch, logs=None): ...
+    def on_predict_batch_end(self, batch, logs=None): ...
+
+
+class LazyLogs(Mapping):
+    """Batch logs that read metric values from the device only when a callback asks for one."""
+
+    def __init__(self, read: Callable[[], dict]):
+        self._read = read
+        self._values: dict | None = None
+
+    def _resolved(self) -> dict:
+        if self._values is None:
+            self._values = self._read()
+        return self._values
+
+    def __getitem__(self, key):
+        return self._resolved()[key]
+
+    def __iter__(self):
+        return iter(self._resolved())
+
+    def __len__(self):
+        return len(self._resolved())
+
+
+class CallbackList:
+    """Calls a hook on every callback in order."""
+
+    def __init__(self, callbacks, model, params: dict):
+        self.callbacks = list(callbacks)
+        for callback in self.callbacks:
+            callback.set_model(model)
+            callback.set_params(params)
+
+    def __getattr__(self, hook: str):
+        if not hook.startswith("on_"):
+            raise AttributeError(hook)
+
+        def call(*args):
+            for callback in self.callbacks:
+                getattr(callback, hook)(*args)
+
+        return call
+
+
+class History(Callback):
+    """Records every epoch's logs: `history` (name -> list of values) and `epoch` (indices)."""
+
+    def __init__(self):
+        super().__init__()
+        self.history: dict[str, list[float]] = {}
+        self.epoch: list[int] = []
+
+    def on_train_begin(self, logs=None):
+        self.epoch = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.append(epoch)
+        for name, value in (logs or {}).items():
+            self.history.setdefault(name, []).append(value)
+        if self.model is not None:
+            self.model.history = self

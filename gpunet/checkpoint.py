@@ -1,0 +1,151 @@
+"""Training checkpoints: everything needed to continue a fit exactly, in one `.npz` file.
+
+Arrays (parameters, optimizer slots, the epoch's permutation, metric accumulators, callback
+arrays) are stored as arrays; everything else (epoch, step, optimizer scalars, generator states,
+history, callback states, the config) as JSON text in the array `meta`. Files are written to a
+temporary file, fsynced and renamed, so the previous checkpoint stays until the new one is
+complete; they are read with `allow_pickle=False`, so a file holding pickled objects is refused.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gpunet import backend, runs
+from gpunet.datasets.idx import DataError
+from gpunet.layers import Dropout
+
+FORMAT = "gpunet-checkpoint-1"
+
+
+@dataclass
+class FitProgress:
+    """Where a fit is: `step` steps of `epoch` done, with that epoch's shuffle `order`."""
+
+    epoch: int
+    step: int = 0
+    order: np.ndarray | None = None
+    shuffle_rng: np.random.Generator | None = None
+    history: dict = field(default_factory=dict)
+
+
+def _generator_state(generator):
+    bit_generator = getattr(generator, "bit_generator", None)
+    return None if bit_generator is None else bit_generator.state  # CuPy's: not kept yet
+
+
+def _history_through(progress: FitProgress, epoch_logs) -> dict:
+    """The history up to `progress.epoch`, adding the logs of the epoch just ended when History
+    has not recorded them yet."""
+    history = {k: list(v) for k, v in progress.history.items()}
+    recorded = len(next(iter(history.values()), []))
+    if epoch_logs is not None and recorded < progress.epoch:
+        for name, value in epoch_logs.items():
+            history.setdefault(name, [None] * recorded).append(float(value))
+    return history
+
+
+def save(
+    path: str,
+    model,
+    progress: FitProgress,
+    callbacks=(),
+    config: dict | None = None,
+    epoch_logs=None,
+) -> None:
+    """Write the model's full training state at `progress` to `path`, atomically."""
+    scalars, slots = model.optimizer.get_state()
+    arrays = {"params": backend.to_host(model._params)}
+    arrays.update({f"optimizer/{name}": value for name, value in slots.items()})
+    if progress.order is not None:
+        arrays["order"] = progress.order
+    for i, metric in enumerate(model._metrics or []):
+        arrays.update({f"metric/{i}/{k}": v for k, v in metric.get_state().items()})
+    callback_states = []
+    for i, callback in enumerate(callbacks):
+        callback_states.append({"class": type(callback).__name__, "state": callback.get_state()})
+        arrays.update({f"callback/{i}/{k}": v for k, v in callback.get_arrays().items()})
+    meta = {
+        "format": FORMAT,
+        "epoch": progress.epoch,
+        "step": progress.step,
+        "loss_total": float(model._loss_total),
+        "seen": int(model._seen),
+        "optimizer": scalars,
+        "shuffle_rng": _generator_state(progress.shuffle_rng),
+        "dropout_rngs": {
+            layer.name: _generator_state(layer.generator)
+            for layer in model.layers
+            if isinstance(layer, Dropout)
+        },
+        "history": _history_through(progress, epoch_logs),
+        "callbacks": callback_states,
+        "config": config,
+        "backend": backend.get_backend(),
+        "num_params": int(model._params.size),
+    }
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    runs.atomic_write(path, buffer.getvalue())
+
+
+def load(path: str) -> tuple[dict, dict]:
+    """(arrays, meta) of a checkpoint; refuses pickled objects and foreign files."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except FileNotFoundError:
+        raise DataError(f"{path}: no checkpoint there.") from None
+    except ValueError as exc:
+        raise DataError(
+            f"{path}: refused: the file holds pickled objects or is not a gpunet "
+            f"checkpoint ({exc})."
+        ) from None
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{path}: not a readable checkpoint ({exc}).") from None
+    try:
+        meta = json.loads(arrays.pop("meta").tobytes().decode())
+    except (KeyError, ValueError, UnicodeDecodeError):
+        raise DataError(f"{path}: not a gpunet checkpoint (no readable metadata).") from None
+    if meta.get("format") != FORMAT:
+        raise DataError(f"{path}: checkpoint format {meta.get('format')!r}, expected {FORMAT!r}.")
+    return arrays, meta
+
+
+def restore(model, arrays: dict, meta: dict, callbacks=(), path: str = "checkpoint") -> FitProgress:
+    """Put a loaded checkpoint back into a built, compiled model; returns where the fit was."""
+    if meta["num_params"] != model._params.size or arrays["params"].shape != model._params.shape:
+        raise DataError(
+            f"{path}: holds {meta['num_params']} parameters, the model has "
+            f"{model._params.size}; it belongs to another model."
+        )
+    model._params[...] = backend.to_device(arrays["params"], model._params.dtype)
+    slots = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("optimizer/")}
+    model.optimizer.set_state(meta["optimizer"], slots)
+    for layer in model.layers:
+        state = meta["dropout_rngs"].get(layer.name) if isinstance(layer, Dropout) else None
+        if state is not None and _generator_state(layer.generator) is not None:
+            layer.generator.bit_generator.state = state
+    for i, metric in enumerate(model._metrics or []):
+        prefix = f"metric/{i}/"
+        metric.set_state({k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)})
+    model._loss_total, model._seen = meta["loss_total"], meta["seen"]
+    states = meta["callbacks"]
+    for i, callback in enumerate(callbacks):
+        if i < len(states) and states[i]["class"] == type(callback).__name__:
+            callback.set_state(states[i]["state"])
+            prefix = f"callback/{i}/"
+            callback.set_arrays(
+                {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+            )
+    shuffle_rng = np.random.default_rng()
+    if meta["shuffle_rng"] is not None:
+        shuffle_rng.bit_generator.state = meta["shuffle_rng"]
+    return FitProgress(
+        meta["epoch"], meta["step"], arrays.get("order"), shuffle_rng, meta["history"]
+    )

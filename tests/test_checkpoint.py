@@ -1,0 +1,220 @@
+"""Checkpoints and resume: bit-for-bit continuation, and the callbacks that use them."""
+
+import os
+
+import numpy as np
+import pytest
+
+import gpunet as gn
+from gpunet import checkpoint
+from gpunet.datasets.idx import DataError
+
+
+def _data(n=300, seed=0):
+    rs = np.random.default_rng(seed)
+    x = rs.random((n, 12), dtype=np.float32)
+    labels = ((x - 0.5) @ rs.standard_normal((12, 3))).argmax(axis=1)
+    return x, gn.utils.to_categorical(labels, 3)
+
+
+def _model(seed=3, optimizer="adam"):
+    gn.utils.clear_session()
+    gn.utils.set_random_seed(seed)
+    model = gn.Sequential(
+        [
+            gn.layers.Input((12,)),
+            gn.layers.Dense(16, activation="relu"),
+            gn.layers.Dropout(0.3),
+            gn.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    model.compile(loss="categorical_crossentropy", optimizer=optimizer, metrics=["accuracy", "auc"])
+    return model
+
+
+class Interrupt(gn.callbacks.Callback):
+    """Stops the fit after step `step` of epoch `epoch`, as a signal would."""
+
+    def __init__(self, epoch, step):
+        super().__init__()
+        self.at = (epoch, step)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.epoch, batch) == self.at:
+            self.model.stop_training = self.model.interrupted = True
+
+
+def _fit(model, callbacks=(), epochs=3):
+    x, y = _data()
+    return model.fit(
+        x,
+        y,
+        batch_size=32,
+        epochs=epochs,
+        validation_split=0.2,
+        verbose=0,
+        callbacks=list(callbacks),
+    )
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "nadam", "sgd"])
+@pytest.mark.parametrize("save_freq, at", [(1, (1, 4)), ("epoch", (1, 7))])
+def test_interrupted_and_resumed_run_equals_the_uninterrupted_one(
+    tmp_path, optimizer, save_freq, at
+):
+    reference = _model(optimizer=optimizer)
+    expected = _fit(reference).history
+    backup = gn.callbacks.BackupAndRestore(tmp_path, save_freq=save_freq)
+    first = _model(optimizer=optimizer)
+    _fit(first, [backup, Interrupt(*at)])
+    assert os.path.exists(backup.path)  # kept: training did not finish
+    resumed = _model(optimizer=optimizer)
+    history = _fit(resumed, [gn.callbacks.BackupAndRestore(tmp_path, save_freq=save_freq)])
+    for a, b in zip(reference.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert history.history == expected
+    assert history.epoch == [0, 1, 2]
+    assert not os.path.exists(backup.path)  # finished: the backup is deleted
+
+
+def test_checkpoint_holding_pickles_is_refused(tmp_path):
+    path = tmp_path / "evil.npz"
+    np.savez(path, meta=np.array([{"format": "gpunet-checkpoint-1"}], dtype=object))
+    with pytest.raises(DataError, match="refused: the file holds pickled objects"):
+        checkpoint.load(str(path))
+    (tmp_path / "junk.npz").write_bytes(b"junk")
+    with pytest.raises(DataError, match="refused|not a readable checkpoint"):
+        checkpoint.load(str(tmp_path / "junk.npz"))
+
+
+def test_checkpoint_of_another_model_is_refused(tmp_path):
+    model = _model()
+    _fit(model, epochs=1)
+    model.save_checkpoint(str(tmp_path / "c.npz"))
+    other = gn.Sequential([gn.layers.Input((12,)), gn.layers.Dense(3, activation="softmax")])
+    other.compile(loss="categorical_crossentropy", optimizer="adam")
+    other.resume_from(str(tmp_path / "c.npz"))
+    x, y = _data()
+    with pytest.raises(DataError, match="belongs to another model"):
+        other.fit(x, y, verbose=0)
+
+
+def test_early_stopping_restores_the_best_weights(capsys):
+    model = _model()
+    seen = []
+
+    class Record(gn.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append((logs["val_loss"], model.get_weights()))
+
+    stopper = gn.callbacks.EarlyStopping(
+        monitor="val_loss", patience=1, min_delta=10.0, restore_best_weights=True, verbose=1
+    )
+    _fit(model, [Record(), stopper], epochs=10)
+    # min_delta=10: no later epoch counts as better than the first, so it stops after epoch 2.
+    assert len(seen) == 2 and stopper.stopped_epoch == 1
+    for a, b in zip(model.get_weights(), seen[0][1]):
+        np.testing.assert_array_equal(a, b)
+    out = capsys.readouterr().out
+    assert "Epoch 2: early stopping" in out
+    assert "Restoring model weights from the end of the best epoch: 1." in out
+
+
+def test_early_stopping_mode_auto_and_patience():
+    stopper = gn.callbacks.EarlyStopping(monitor="val_accuracy", patience=2)
+    assert stopper.upward
+    assert not gn.callbacks.EarlyStopping(monitor="val_loss").upward
+    # Keras takes |min_delta| and turns it against the direction of improvement.
+    assert gn.callbacks.EarlyStopping(monitor="val_loss", min_delta=-0.5).min_delta == -0.5
+    assert gn.callbacks.EarlyStopping(monitor="val_auc", min_delta=-0.5).min_delta == 0.5
+
+
+def test_reduce_lr_on_plateau_changes_the_rate_in_history(capsys):
+    model = _model(optimizer="sgd")
+    reducer = gn.callbacks.ReduceLROnPlateau(
+        monitor="val_loss", factor=0.5, patience=1, min_delta=10.0, verbose=1
+    )
+    history = _fit(model, [reducer], epochs=3)
+    # As Keras, each epoch logs the rate it trained with; the cut applies from the next.
+    assert history.history["learning_rate"] == pytest.approx([0.01, 0.01, 0.005])
+    assert "Epoch 2: ReduceLROnPlateau reducing learning rate to 0.005." in capsys.readouterr().out
+    with pytest.raises(ValueError, match="factor >= 1.0"):
+        gn.callbacks.ReduceLROnPlateau(factor=2.0)
+
+
+def test_learning_rate_scheduler_and_lambda_callback():
+    model = _model(optimizer="sgd")
+    calls = []
+    history = _fit(
+        model,
+        [
+            gn.callbacks.LearningRateScheduler(lambda epoch, lr: 0.1 / (epoch + 1)),
+            gn.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: calls.append(epoch)),
+        ],
+        epochs=2,
+    )
+    assert history.history["learning_rate"] == pytest.approx([0.1, 0.05])
+    assert calls == [0, 1]
+    with pytest.raises(ValueError, match="unknown hook"):
+        gn.callbacks.LambdaCallback(on_epoch_finish=print)
+
+
+def test_csv_logger_appends_across_a_resume(tmp_path):
+    log = tmp_path / "log.csv"
+    backup = tmp_path / "backup"
+    _fit(
+        _model(),
+        [
+            gn.callbacks.BackupAndRestore(backup),
+            gn.callbacks.CSVLogger(log, append=True),
+            Interrupt(1, 7),
+        ],
+    )
+    _fit(
+        _model(), [gn.callbacks.BackupAndRestore(backup), gn.callbacks.CSVLogger(log, append=True)]
+    )
+    lines = log.read_text().splitlines()
+    assert lines[0] == "epoch,accuracy,auc,loss,val_accuracy,val_auc,val_loss"
+    assert [line.split(",")[0] for line in lines[1:]] == ["0", "1", "2"]
+
+
+def test_terminate_on_nan(capsys):
+    model = _model(optimizer=gn.optimizers.SGD(1e30))
+    terminator = gn.callbacks.TerminateOnNaN()
+    history = _fit(model, [terminator], epochs=5)
+    assert terminator.failed_at is not None and len(history.epoch) == 1
+    assert "Invalid loss, terminating training" in capsys.readouterr().out
+
+
+def test_model_checkpoint_best_only(tmp_path, capsys):
+    model = _model()
+    path = str(tmp_path / "best-{epoch:02d}.npz")
+    saver = gn.callbacks.ModelCheckpoint(
+        path, monitor="val_accuracy", save_best_only=True, save_weights_only=True, verbose=1
+    )
+    _fit(model, [saver], epochs=3)
+    out = capsys.readouterr().out
+    assert "Epoch 1: val_accuracy improved from -inf to " in out
+    assert f"saving model to {tmp_path / 'best-01.npz'}" in out
+    assert os.path.exists(tmp_path / "best-01.npz")
+    with np.load(tmp_path / "best-01.npz", allow_pickle=False) as weights:
+        assert weights["dense/kernel"].shape == (12, 16)
+
+
+def test_save_checkpoint_after_fit_resumes_the_next_fit(tmp_path):
+    model = _model()
+    _fit(model, epochs=1)
+    model.save_checkpoint(str(tmp_path / "after.npz"))
+    _, meta = checkpoint.load(str(tmp_path / "after.npz"))
+    assert meta["epoch"] == 1 and meta["step"] == 0
+    assert list(meta["history"]) == [
+        "loss",
+        "accuracy",
+        "auc",
+        "val_loss",
+        "val_accuracy",
+        "val_auc",
+    ]
