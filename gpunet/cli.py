@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 import numpy as np
@@ -121,12 +122,51 @@ def cmd_data_verify(args) -> int:
     return 1 if bad else 0
 
 
+def _resume_config(run_dir: str, overrides: list[str]):
+    """The resolved config a run directory keeps: a resumed run continues exactly that run."""
+    if not os.path.isfile(os.path.join(run_dir, trainer.CHECKPOINT)):
+        raise UsageError(f"{run_dir}: no {trainer.CHECKPOINT} there to resume from.")
+    if overrides:
+        raise UsageError("--set cannot change a run being resumed; it continues its own config.")
+    path = os.path.join(run_dir, "config.yaml")
+    return config.from_dict(config.load_raw(path), path)
+
+
 def cmd_train(args) -> int:
-    cfg = config.load(args.config, args.set or [])
+    if args.resume:
+        config.load(args.config)  # still a valid config file
+        cfg = _resume_config(args.resume, args.set or [])
+    else:
+        cfg = config.load(args.config, args.set or [])
     if args.backend:
         cfg.backend = args.backend
-    run_dir = trainer.train(cfg, args.config, output=args.output, quiet=args.quiet)
-    print(f"Run directory: {run_dir}")
+    outcome = trainer.train(
+        cfg, args.config, output=args.output, quiet=args.quiet, resume=args.resume
+    )
+    if outcome.signal is not None:
+        name = signal.Signals(outcome.signal).name
+        print(
+            f"\n{name}: stopped after the current step; checkpoint written to "
+            f"{outcome.checkpoint}.\nResume with: gpunet train {args.config} --resume "
+            f"{outcome.run_dir}",
+            file=sys.stderr,
+        )
+        return 128 + outcome.signal
+    if outcome.diverged_at is not None:
+        epoch, step = outcome.diverged_at
+        kept = (
+            "no checkpoint yet"
+            if outcome.checkpoint_epochs is None
+            else f"the last good checkpoint ({outcome.checkpoint_epochs} epochs) is kept at "
+            f"{outcome.checkpoint}"
+        )
+        print(
+            f"error: the loss became NaN or inf at epoch {epoch + 1}, step {step + 1}; {kept}. "
+            "Hint: lower the learning rate, or add clipnorm to the optimizer.",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"Run directory: {outcome.run_dir}")
     return 0
 
 
@@ -197,6 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--backend", choices=("auto", "numpy", "cupy"), help="override backend")
     train.add_argument("--output", help="parent folder of the run directory (default: runs)")
     train.add_argument("--quiet", action="store_true", help="no progress output")
+    train.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue an interrupted run from its checkpoint, exactly",
+    )
     train.set_defaults(run=cmd_train)
     evaluate = commands.add_parser(
         "evaluate",
@@ -256,6 +301,12 @@ def main(argv: list[str] | None = None) -> int:
         message = str(exc).replace("\n", " ")
         print(f"error: {message}" if not message.startswith("gpunet") else message, file=sys.stderr)
         return EXIT_BAD_INPUT
+    except OSError as exc:  # an unwritable output folder, a full disk: no traceback either
+        if debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -25,9 +25,10 @@ class ConfigError(ValueError):
     """A config fault; `str()` is the one-line message the CLI prints."""
 
     def __init__(self, source: str, key: str, message: str):
+        key = key if key.isprintable() else repr(key)
         self.source, self.key = source, key
         where = f"{source}: {key}" if key else source
-        super().__init__(f"{where}: {message}")
+        super().__init__(" ".join(f"{where}: {message}".splitlines()))
 
 
 @dataclass
@@ -65,6 +66,7 @@ class FitConfig:
     verbose: int | str = "auto"
     class_weight: dict | None = None
     validation_batch_size: int | None = None
+    callbacks: list = field(default_factory=list)  # [{type: EarlyStopping, patience: 3}, ...]
 
 
 @dataclass
@@ -157,11 +159,36 @@ def _check_choice(source: str, key: str, value, allowed) -> None:
 
 
 def _check_arguments(source: str, key: str, target, args: dict, skip=()) -> None:
-    """Unknown keyword arguments of a layer/optimizer, reported with a did-you-mean."""
+    """Unknown keyword arguments of a layer/optimizer/callback, reported with a did-you-mean,
+    and values whose type differs from the argument's default (an int where 3 is the default)."""
     allowed = [p for p in _signature_names(target) if p not in skip]
-    for name in args:
+    defaults = _signature_defaults(target)
+    for name, value in args.items():
         if name not in allowed:
             raise _unknown_key(source, f"{key}.", name, allowed)
+        default = defaults.get(name)
+        expected = {bool: bool, int: int, float: float, str: str}.get(type(default))
+        if name in _SEVERAL_TYPES:
+            expected = None
+        if expected is not None and value is not None and not _matches(value, expected):
+            raise ConfigError(
+                source, f"{key}.{name}", f"expected {_type_name(expected)}, found {value!r}."
+            )
+
+
+# Arguments whose default's type is one of several allowed (save_freq: "epoch" or steps).
+_SEVERAL_TYPES = {"save_freq"}
+
+
+def _signature_defaults(target) -> dict:
+    defaults = {}
+    for klass in reversed(getattr(target, "__mro__", [target])):
+        init = klass.__dict__.get("__init__")
+        if init is not None:
+            for name, parameter in inspect.signature(init).parameters.items():
+                if parameter.default is not inspect.Parameter.empty:
+                    defaults[name] = parameter.default
+    return defaults
 
 
 def _signature_names(target) -> list[str]:
@@ -199,6 +226,33 @@ def build_layer(source: str, index: int, spec):
             activations.get(args["activation"])
         except ValueError as exc:
             raise ConfigError(source, f"{key}.activation", str(exc)) from None
+    try:
+        return cls(**args)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(source, key, str(exc)) from None
+
+
+def build_callback(source: str, index: int, spec):
+    """One `fit.callbacks` entry -> a callback; `type` names the class, the rest its arguments."""
+    from gpunet import callbacks
+
+    key = f"fit.callbacks[{index}]"
+    if not isinstance(spec, dict) or "type" not in spec:
+        raise ConfigError(
+            source,
+            key,
+            f"expected a mapping with a 'type' key (e.g. type: EarlyStopping), found {spec!r}.",
+        )
+    cls = callbacks.CONFIGURABLE.get(spec["type"]) if isinstance(spec["type"], str) else None
+    if cls is None:
+        raise ConfigError(
+            source,
+            f"{key}.type",
+            f"unknown callback {spec['type']!r}; expected "
+            f"one of {', '.join(callbacks.CONFIGURABLE)}.",
+        )
+    args = {k: v for k, v in spec.items() if k != "type"}
+    _check_arguments(source, key, cls, args)
     try:
         return cls(**args)
     except (ValueError, TypeError) as exc:
@@ -284,6 +338,17 @@ def validate(config: Config, source: str) -> Config:
             f"expected an int >= 1, found {fit.validation_batch_size}.",
         )
     _check_choice(source, "fit.verbose", fit.verbose, (0, 1, 2, "auto"))
+    for label, weight in (fit.class_weight or {}).items():
+        if isinstance(label, bool) or not isinstance(label, int) or label < 0:
+            raise ConfigError(
+                source, f"fit.class_weight.{label}", "class keys must be ints >= 0 (class indices)."
+            )
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+            raise ConfigError(
+                source, f"fit.class_weight.{label}", f"expected a number >= 0, found {weight!r}."
+            )
+    for index, spec in enumerate(fit.callbacks):
+        build_callback(source, index, spec)
     return config
 
 

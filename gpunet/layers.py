@@ -261,6 +261,8 @@ class Dropout(Layer):
             raise ValueError(
                 f"{self.name}: Dropout rate must be a float in [0, 1), received {rate!r}."
             )
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise ValueError(f"{self.name}: seed must be an int >= 0 or None, received {seed!r}.")
         self.rate = float(rate)
         self.seed = seed
         self.generator = None  # created on the model's backend when the model is built
@@ -300,6 +302,6 @@ _BY_NAME = {"Dense": Dense, "Activation": Activation, "Dropout": Dropout, "Flatt
 
 def get(name: str):
     """The layer class called `name` (as written in configs: "Dense", "Dropout", ...)."""
-    if name in _BY_NAME:
+    if isinstance(name, str) and name in _BY_NAME:
         return _BY_NAME[name]
     raise ValueError(f"Unknown layer {name!r}. Allowed: {', '.join(sorted(_BY_NAME))}.")

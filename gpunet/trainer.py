@@ -125,7 +125,7 @@ def build_model(cfg: Config, input_shape: tuple, source: str = "config"):
 
 
 class _EpochRecorder(gn.callbacks.Callback):
-    """Learning rate and wall time of each epoch, for history.csv."""
+    """Learning rate and wall time of each epoch, for history.csv (kept in checkpoints)."""
 
     def __init__(self):
         super().__init__()
@@ -133,10 +133,17 @@ class _EpochRecorder(gn.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
-        self.learning_rate.append(float(self.model.optimizer.learning_rate))
+        self._rate = float(self.model.optimizer.learning_rate)
 
     def on_epoch_end(self, epoch, logs=None):
+        self.learning_rate.append(self._rate)
         self.epoch_seconds.append(time.perf_counter() - self._start)
+
+    def get_state(self):
+        return {"learning_rate": self.learning_rate, "epoch_seconds": self.epoch_seconds}
+
+    def set_state(self, state):
+        self.learning_rate, self.epoch_seconds = state["learning_rate"], state["epoch_seconds"]
 
 
 def _select_backend(cfg: Config) -> None:
@@ -146,16 +153,26 @@ def _select_backend(cfg: Config) -> None:
         backend.get_backend()  # $GPUNET_BACKEND, else auto
 
 
-def train(cfg: Config, config_path: str, output: str | None = None, quiet: bool = False) -> str:
-    """Run the training a config describes; returns the new run directory."""
-    _select_backend(cfg)
-    if cfg.seed is not None:
-        gn.utils.set_random_seed(cfg.seed)
-    data = load_data(cfg)
-    model = build_model(cfg, data.x_train.shape[1:], config_path)
-    base = output or cfg.output.dir
+@dataclasses.dataclass
+class Outcome:
+    """How a `train` call ended: finished, interrupted by a signal, or diverged."""
+
+    run_dir: str
+    signal: int | None = None  # SIGINT/SIGTERM that interrupted it (a checkpoint holds it)
+    diverged_at: tuple | None = None  # (epoch, step) of a NaN/inf loss
+    checkpoint_epochs: int | None = None  # epochs in the newest good checkpoint
+
+    @property
+    def checkpoint(self) -> str:
+        return os.path.join(self.run_dir, CHECKPOINT)
+
+
+CHECKPOINT = "checkpoint.npz"
+
+
+def _new_run_dir(cfg: Config, config_path: str, output: str | None, input_shape) -> str:
     name = os.path.splitext(os.path.basename(config_path))[0]
-    run_dir = runs.create_run_dir(base, name)
+    run_dir = runs.create_run_dir(output or cfg.output.dir, name)
     runs.atomic_write(
         os.path.join(run_dir, "config.yaml"),
         yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode(),
@@ -163,25 +180,60 @@ def train(cfg: Config, config_path: str, output: str | None = None, quiet: bool 
     runs.write_json(
         os.path.join(run_dir, "model.json"),
         {
-            "input_shape": list(data.x_train.shape[1:]),
+            "input_shape": list(input_shape),
             "layers": cfg.model,
             "compile": dataclasses.asdict(cfg.compile),
         },
     )
+    return run_dir
+
+
+def train(
+    cfg: Config,
+    config_path: str,
+    output: str | None = None,
+    quiet: bool = False,
+    resume: str | None = None,
+) -> Outcome:
+    """Run the training a config describes, in a new run directory, or continue the one in
+    `resume` from its checkpoint. A checkpoint is written after every epoch."""
+    _select_backend(cfg)
+    if cfg.seed is not None:
+        gn.utils.set_random_seed(cfg.seed)
+    data = load_data(cfg)
+    model = build_model(cfg, data.x_train.shape[1:], config_path)
+    if resume is None:
+        run_dir = _new_run_dir(cfg, config_path, output, data.x_train.shape[1:])
+    else:
+        run_dir = resume
+        model.resume_from(os.path.join(run_dir, CHECKPOINT))
     recorder = _EpochRecorder()
-    verbose = 0 if quiet else cfg.fit.verbose
+    terminator = gn.callbacks.TerminateOnNaN()
+    saver = gn.callbacks.TrainingCheckpoint(os.path.join(run_dir, CHECKPOINT), cfg.to_dict())
+    callbacks = [
+        config_module.build_callback(config_path, i, spec)
+        for i, spec in enumerate(cfg.fit.callbacks)
+    ]
     history = model.fit(
         data.x_train,
         data.y_train,
         batch_size=cfg.fit.batch_size,
         epochs=cfg.fit.epochs,
-        verbose=verbose,
+        verbose=0 if quiet else cfg.fit.verbose,
         shuffle=cfg.fit.shuffle,
         validation_data=data.validation,
         class_weight=cfg.fit.class_weight,
         validation_batch_size=cfg.fit.validation_batch_size,
-        callbacks=[recorder],
+        callbacks=callbacks + [recorder, terminator, saver],
     )
+    outcome = Outcome(run_dir, saver.signal_received, terminator.failed_at, saver.saved_epoch)
+    if outcome.signal is not None or outcome.diverged_at is not None:
+        return outcome  # the checkpoint holds the last good state; nothing else is replaced
+    _write_results(cfg, config_path, run_dir, model, data, history, recorder, quiet)
+    return outcome
+
+
+def _write_results(cfg, config_path, run_dir, model, data, history, recorder, quiet) -> None:
     extra = (
         {} if data.mean is None else {"standardize/mean": data.mean, "standardize/std": data.std}
     )
@@ -205,12 +257,12 @@ def train(cfg: Config, config_path: str, output: str | None = None, quiet: bool 
             "train_seconds": sum(recorder.epoch_seconds),
         },
     )
+    name = os.path.splitext(os.path.basename(config_path))[0]
     runs.plot_curves(
         os.path.join(run_dir, "curves.png"), rows, f"{name} ({cfg.data.name or 'data'})"
     )
     if not quiet and results:
         print("Test: " + " - ".join(f"{k}: {v:.4f}" for k, v in results.items()))
-    return run_dir
 
 
 def load_run(run_dir: str):

@@ -49,7 +49,7 @@ def main() -> int:
     for path in args.configs:
         cfg = config.load(path, args.set)
         start = time.perf_counter()
-        run_dir = trainer.train(cfg, path, output=args.runs, quiet=True)
+        run_dir = trainer.train(cfg, path, output=args.runs, quiet=True).run_dir
         seconds = time.perf_counter() - start
         test, val = achieved(run_dir)
         rows.append(

@@ -51,6 +51,7 @@ def test_run_directory_is_complete_and_well_formed(quick_run):
     run_dir, result = quick_run
     assert f"Run directory: {run_dir}" in result.stdout
     assert sorted(os.listdir(run_dir)) == [
+        "checkpoint.npz",
         "config.yaml",
         "curves.png",
         "history.csv",
@@ -162,7 +163,7 @@ def test_user_csv_with_validation_and_test_files_and_standardization(tmp_path):
         "output": {"dir": str(tmp_path / "runs")},
     }
     cfg = config.from_dict(raw, "user.yaml")
-    run_dir = trainer.train(cfg, "user.yaml", quiet=True)
+    run_dir = trainer.train(cfg, "user.yaml", quiet=True).run_dir
     metrics = _json(os.path.join(run_dir, "metrics.json"))
     assert metrics["test"]["accuracy"] > 0.85
     history = _json(os.path.join(run_dir, "history.json"))

@@ -4,6 +4,7 @@ SIGTERM into a checkpoint at the end of the current step."""
 
 from __future__ import annotations
 
+import glob
 import math
 import os
 import signal
@@ -149,6 +150,10 @@ class TrainingCheckpoint(Callback):
 
     def on_train_begin(self, logs=None):
         self.signal_received = None
+        # A process killed mid-write leaves its temporary file; the checkpoint itself is whole.
+        folder, name = os.path.split(os.path.abspath(self.path))
+        for stale in glob.glob(os.path.join(folder, f".{name}.*.tmp")):
+            os.remove(stale)
         for sig in self.SIGNALS:
             self._previous[sig] = signal.signal(sig, self._handle)
 

@@ -267,6 +267,8 @@ def get(identifier) -> Activation:
     """Resolve an activation name (or None, or an Activation) to its kernel pair."""
     if isinstance(identifier, Activation):
         return identifier
+    if identifier is not None and not isinstance(identifier, str):
+        raise ValueError(f"Unknown activation {identifier!r}. Allowed: {', '.join(NAMES)}.")
     key = _ALIASES.get(identifier, identifier)
     if isinstance(key, str) and key.lower() in _TABLE:
         return _TABLE[key.lower()]
