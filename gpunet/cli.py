@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return args.run(args)
-    except (UsageError, DataError, ValueError, backend.BackendError) as exc:
+    except (UsageError, DataError, ValueError, backend.BackendError, trainer.TrainingError) as exc:
         if debug:
             raise
         message = str(exc).replace("\n", " ")

@@ -194,6 +194,7 @@ def train(
     output: str | None = None,
     quiet: bool = False,
     resume: str | None = None,
+    extra_callbacks=(),
 ) -> Outcome:
     """Run the training a config describes, in a new run directory, or continue the one in
     `resume` from its checkpoint. A checkpoint is written after every epoch."""
@@ -213,24 +214,58 @@ def train(
     callbacks = [
         config_module.build_callback(config_path, i, spec)
         for i, spec in enumerate(cfg.fit.callbacks)
-    ]
-    history = model.fit(
-        data.x_train,
-        data.y_train,
-        batch_size=cfg.fit.batch_size,
-        epochs=cfg.fit.epochs,
-        verbose=0 if quiet else cfg.fit.verbose,
-        shuffle=cfg.fit.shuffle,
-        validation_data=data.validation,
-        class_weight=cfg.fit.class_weight,
-        validation_batch_size=cfg.fit.validation_batch_size,
-        callbacks=callbacks + [recorder, terminator, saver],
-    )
+    ] + list(extra_callbacks)
+    try:
+        history = model.fit(
+            data.x_train,
+            data.y_train,
+            batch_size=cfg.fit.batch_size,
+            epochs=cfg.fit.epochs,
+            verbose=0 if quiet else cfg.fit.verbose,
+            shuffle=cfg.fit.shuffle,
+            validation_data=data.validation,
+            class_weight=cfg.fit.class_weight,
+            validation_batch_size=cfg.fit.validation_batch_size,
+            callbacks=callbacks + [recorder, terminator, saver],
+        )
+    except Exception as exc:
+        if _is_device_oom(exc):
+            raise TrainingError(_oom_message(exc, cfg, saver, run_dir)) from None
+        raise
     outcome = Outcome(run_dir, saver.signal_received, terminator.failed_at, saver.saved_epoch)
     if outcome.signal is not None or outcome.diverged_at is not None:
         return outcome  # the checkpoint holds the last good state; nothing else is replaced
     _write_results(cfg, config_path, run_dir, model, data, history, recorder, quiet)
     return outcome
+
+
+class TrainingError(RuntimeError):
+    """Training could not go on (e.g. the GPU ran out of memory); the message says what to try."""
+
+
+def _is_device_oom(exc: Exception) -> bool:
+    return type(exc).__name__ == "OutOfMemoryError" and type(exc).__module__.startswith("cupy")
+
+
+def _oom_message(exc: Exception, cfg: Config, saver, run_dir: str) -> str:
+    memory = ""
+    try:
+        import cupy
+
+        free, total = cupy.cuda.runtime.memGetInfo()
+        memory = f" The device has {total / 2**30:.1f} GiB, {free / 2**30:.1f} GiB free."
+    except Exception:  # the figures are a courtesy; the advice stands without them
+        pass
+    kept = (
+        "no checkpoint was written yet"
+        if saver.saved_epoch is None
+        else f"the last good checkpoint ({saver.saved_epoch} epochs) is kept at "
+        f"{os.path.join(run_dir, CHECKPOINT)}"
+    )
+    return (
+        f"out of GPU memory with batch_size={cfg.fit.batch_size} ({exc}).{memory} "
+        f"Try a smaller fit.batch_size or model, or --backend numpy; {kept}."
+    )
 
 
 def _write_results(cfg, config_path, run_dir, model, data, history, recorder, quiet) -> None:

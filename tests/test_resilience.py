@@ -219,3 +219,20 @@ def test_resume_needs_a_checkpoint(workdir, tmp_path):
         timeout=120,
     )
     assert result.returncode == 2 and "no checkpoint.npz there to resume from" in result.stderr
+
+
+def test_device_out_of_memory_is_a_clear_message(workdir, tmp_path, monkeypatch, capsys):
+    # No GPU here: a stand-in carrying CuPy's exception name and module.
+    out_of_memory = type("OutOfMemoryError", (MemoryError,), {"__module__": "cupy.cuda.memory"})
+
+    def fail(*args, **kwargs):
+        raise out_of_memory("Out of memory allocating 1,073,741,824 bytes")
+
+    monkeypatch.setattr(gn.Sequential, "fit", fail)
+    from gpunet import cli
+
+    code = cli.main(["train", str(workdir / "config.yaml"), "--output", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "Traceback" not in err
+    assert err.startswith("error: out of GPU memory with batch_size=16 (Out of memory allocating")
+    assert "Try a smaller fit.batch_size" in err and "no checkpoint was written yet" in err
