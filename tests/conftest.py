@@ -1,5 +1,7 @@
 """Shared fixtures: a fresh session per test, and the `xp` fixture over NumPy and CuPy."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -36,3 +38,17 @@ def xp(request):
 
         return cupy
     return np
+
+
+@pytest.fixture(scope="session")
+def fashion_mnist_folder():
+    """Debian's dataset-fashion-mnist folder. In CI (CI=true) its absence fails the test that
+    needs it, since .ci/run installs it; elsewhere the test is skipped, saying why."""
+    from gpunet.datasets import fashion_mnist
+
+    folder = fashion_mnist.SOURCE.system_dirs[0]
+    if not os.path.isdir(folder):
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{folder} is missing in CI: .ci/run must install dataset-fashion-mnist")
+        pytest.skip(f"{folder} not installed (apt-get install dataset-fashion-mnist)")
+    return folder

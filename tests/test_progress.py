@@ -8,13 +8,11 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 from rich.console import Console
 
 import gpunet as gn
 from gpunet import progress
 from gpunet.callbacks import LazyLogs, ProgbarLogger
-from gpunet.datasets import fashion_mnist
 from tests.terminal import screen
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -156,21 +154,13 @@ def test_summary_of_the_keras_mnist_mlp():
     assert "\n".join(lines) == SUMMARY_GOLDEN
 
 
-def _need_data():
-    if not os.path.isdir(fashion_mnist.SOURCE.system_dirs[0]):
-        if os.environ.get("CI") == "true":
-            pytest.fail("dataset-fashion-mnist is missing in CI: .ci/run must install it")
-        pytest.skip("dataset-fashion-mnist not installed")
-
-
 EPOCH_LINE = re.compile(
     rf"^375/375 {BAR} \d+s \d+(s|ms|us)/step - accuracy: \d\.\d{{4}} - loss: \d\.\d{{4}} "
     r"- val_accuracy: \d\.\d{4} - val_loss: \d\.\d{4}$"
 )
 
 
-def test_real_terminal_shows_keras_epoch_lines(tmp_path):
-    _need_data()
+def test_real_terminal_shows_keras_epoch_lines(tmp_path, fashion_mnist_folder):
     args = [
         sys.executable,
         "-m",
@@ -204,8 +194,7 @@ def test_real_terminal_shows_keras_epoch_lines(tmp_path):
     assert EPOCH_LINE.match(lines[lines.index("Epoch 2/2") + 1])
 
 
-def test_a_pipe_gets_plain_lines_only(tmp_path):
-    _need_data()
+def test_a_pipe_gets_plain_lines_only(tmp_path, fashion_mnist_folder):
     log = tmp_path / "log.txt"
     with open(log, "w") as f:
         result = subprocess.run(

@@ -35,11 +35,7 @@ def _gpunet(*args, cwd=None):
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    if not os.path.isdir(fashion_mnist.SOURCE.system_dirs[0]):
-        if os.environ.get("CI") == "true":
-            pytest.fail("dataset-fashion-mnist is missing in CI: .ci/run must install it")
-        pytest.skip("dataset-fashion-mnist not installed")
+def quick_run(tmp_path_factory, fashion_mnist_folder):
     out = tmp_path_factory.mktemp("runs")
     result = _gpunet("train", QUICKSTART, "--set", "fit.epochs=2", "--output", str(out))
     assert result.returncode == 0, result.stderr

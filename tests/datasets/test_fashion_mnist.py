@@ -4,7 +4,6 @@ In CI (CI=true) a missing package is a failure, not a skip: `.ci/run` installs i
 """
 
 import dataclasses
-import os
 
 import numpy as np
 import pytest
@@ -12,18 +11,10 @@ import pytest
 import gpunet as gn
 from gpunet.datasets import fashion_mnist
 
-PACKAGE_DIR = fashion_mnist.SOURCE.system_dirs[0]
-
 
 @pytest.fixture(scope="module")
-def data():
-    if not os.path.isdir(PACKAGE_DIR):
-        if os.environ.get("CI") == "true":
-            pytest.fail(
-                f"{PACKAGE_DIR} is missing in CI: .ci/run must install dataset-fashion-mnist"
-            )
-        pytest.skip(f"{PACKAGE_DIR} not installed (apt-get install dataset-fashion-mnist)")
-    return fashion_mnist.load_data(PACKAGE_DIR)
+def data(fashion_mnist_folder):
+    return fashion_mnist.load_data(fashion_mnist_folder)
 
 
 def test_shapes_dtypes_and_ranges(data):
