@@ -454,7 +454,7 @@ class Sequential:
         self.stop_training = self.interrupted = False
         self._reset_tracking()
         self._callbacks = user  # their states go into checkpoints
-        hooks.on_train_begin()
+        hooks.on_train_begin({})
         progress = self._start_progress(initial_epoch, history, user)
         # A diverging run overflows to inf/NaN: TerminateOnNaN and the logs report it, rather
         # than a NumPy warning from every ufunc.
@@ -465,10 +465,10 @@ class Sequential:
                     self._reset_tracking()
                     progress.order = progress.shuffle_rng.permutation(n) if shuffle else None
                 order = None if progress.order is None else backend.to_device(progress.order)
-                hooks.on_epoch_begin(epoch)
+                hooks.on_epoch_begin(epoch, {})
                 for step in range(progress.step, len(batches)):
                     start, stop = batches[step]
-                    hooks.on_train_batch_begin(step)
+                    hooks.on_train_batch_begin(step, {})
                     xb, yb, wb = self._batch(x_dev, y_dev, w_dev, order, start, stop, xp)
                     value, y_pred = self._train_step(xb, yb, wb)
                     self._track(value, yb, y_pred, wb)
@@ -485,7 +485,7 @@ class Sequential:
                 hooks.on_epoch_end(epoch, logs)
                 if self.stop_training:
                     break
-        hooks.on_train_end()
+        hooks.on_train_end({})
         self._fit_progress = None
         history.model = self
         self.history = history

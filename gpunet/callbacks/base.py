@@ -71,7 +71,8 @@ class LazyLogs(Mapping):
 
 
 class CallbackList:
-    """Calls a hook on every callback in order."""
+    """Calls a hook on every callback in order, skipping the ones that leave it as the base
+    class's no-op: a step with no batch-level callbacks pays for no calls."""
 
     def __init__(self, callbacks, model, params: dict):
         self.callbacks = list(callbacks)
@@ -79,14 +80,21 @@ class CallbackList:
             callback.set_model(model)
             callback.set_params(params)
 
+    def _overrides(self, callback, hook: str) -> bool:
+        return hook in vars(callback) or getattr(type(callback), hook) is not getattr(
+            Callback, hook
+        )
+
     def __getattr__(self, hook: str):
-        if not hook.startswith("on_"):
+        if not hook.startswith("on_") or not hasattr(Callback, hook):
             raise AttributeError(hook)
+        methods = [getattr(c, hook) for c in self.callbacks if self._overrides(c, hook)]
 
         def call(*args):
-            for callback in self.callbacks:
-                getattr(callback, hook)(*args)
+            for method in methods:
+                method(*args)
 
+        setattr(self, hook, call)  # built once per hook
         return call
 
 
