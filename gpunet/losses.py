@@ -24,6 +24,15 @@ def _log_softmax(z):
     return shifted
 
 
+def _logsumexp(z):
+    """log(sum(exp(z))) over the last axis, shifted by the row max so it never overflows."""
+    xp = get_array_module(z)
+    top = z.max(axis=-1, keepdims=True)
+    shifted = xp.subtract(z, top)
+    xp.exp(shifted, out=shifted)
+    return xp.log(shifted.sum(axis=-1)) + top[..., 0]
+
+
 def _one_hot(labels, num_classes: int, dtype):
     xp = get_array_module(labels)
     out = xp.zeros((labels.shape[0], num_classes), dtype=dtype)
@@ -188,16 +197,17 @@ class CategoricalCrossentropy(Loss):
         return (a - (a * q).sum(axis=-1, keepdims=True)) / s
 
     def per_sample_from_logits(self, y_true, z):
-        t = self._targets(y_true, z)
-        return -(t * _log_softmax(z)).sum(axis=-1)
+        # -sum(t * log_softmax(z)) = logsumexp(z) * sum(t) - sum(t * z)
+        return _logsumexp(z) * y_true.sum(axis=-1) - (z * y_true).sum(axis=-1)
 
     def grad_from_logits(self, y_true, z, probs):
         # d/dz of -sum(t * log_softmax(z)) = softmax(z) * sum(t) - t.
         xp = get_array_module(z)
-        t = self._targets(y_true, z)
         if probs is None:
             probs = xp.exp(_log_softmax(z))
-        return probs * t.sum(axis=-1, keepdims=True) - t
+        grad = probs * y_true.sum(axis=-1, keepdims=True)
+        grad -= y_true
+        return grad
 
 
 class SparseCategoricalCrossentropy(CategoricalCrossentropy):
@@ -211,9 +221,15 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         return _one_hot(labels, like.shape[-1], like.dtype)
 
     def per_sample_from_logits(self, y_true, z):
-        labels = y_true.reshape(-1)
-        log_p = _log_softmax(z)
-        return -log_p[get_array_module(z).arange(z.shape[0]), labels]
+        rows = get_array_module(z).arange(z.shape[0])
+        return _logsumexp(z) - z[rows, y_true.reshape(-1)]
+
+    def grad_from_logits(self, y_true, z, probs):
+        # softmax(z) - one_hot(label), without building the one-hot.
+        xp = get_array_module(z)
+        grad = xp.exp(_log_softmax(z)) if probs is None else probs.copy()
+        grad[xp.arange(z.shape[0]), y_true.reshape(-1)] -= 1.0
+        return grad
 
     def check_targets(self, y_true, output_shape, where):
         if y_true.ndim > 2 or (y_true.ndim == 2 and y_true.shape[1] != 1):

@@ -456,6 +456,7 @@ class Sequential:
         self._callbacks = user  # their states go into checkpoints
         hooks.on_train_begin({})
         progress = self._start_progress(initial_epoch, history, user)
+        batch_end = hooks.has("on_train_batch_end")
         # A diverging run overflows to inf/NaN: TerminateOnNaN and the logs report it, rather
         # than a NumPy warning from every ufunc.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -473,7 +474,8 @@ class Sequential:
                     value, y_pred = self._train_step(xb, yb, wb)
                     self._track(value, yb, y_pred, wb)
                     progress.step = step + 1
-                    hooks.on_train_batch_end(step, callbacks_module.LazyLogs(self._results))
+                    if batch_end:
+                        hooks.on_train_batch_end(step, callbacks_module.LazyLogs(self._results))
                     if self.stop_training:
                         break
                 if self.interrupted:  # a checkpoint holds the partial epoch; no epoch end

@@ -207,11 +207,13 @@ class SGD(Optimizer):
 
     def _update(self, params, grads, lr):
         xp = get_array_module(params)
+        if not self.momentum:
+            # w -= lr * g, scaling g in place: the gradient is not needed after the update.
+            grads *= -lr
+            params += grads
+            return
         tmp = self._tmp
         xp.multiply(grads, -lr, out=tmp)  # -lr * g
-        if not self.momentum:
-            params += tmp
-            return
         m = self.slots["momentum"]
         m *= self.momentum
         m += tmp  # m = momentum * m - lr * g

@@ -85,6 +85,10 @@ class CallbackList:
             Callback, hook
         )
 
+    def has(self, hook: str) -> bool:
+        """Whether any callback does something at `hook`."""
+        return any(self._overrides(c, hook) for c in self.callbacks)
+
     def __getattr__(self, hook: str):
         if not hook.startswith("on_") or not hasattr(Callback, hook):
             raise AttributeError(hook)
