@@ -14,49 +14,12 @@ import shutil
 import numpy as np
 from rich.console import Console
 
-from gpunet import backend, checkpoint, losses, naming, optimizers, progress, rng
+from gpunet import backend, checkpoint, inputs, losses, naming, optimizers, progress, rng
 from gpunet import callbacks as callbacks_module
 from gpunet import metrics as metrics_module
 from gpunet.layers import Dropout, InputLayer, Layer, _Activated
 
-FLOATX = "float32"
-
-
-def _check_batch_size(batch_size) -> int:
-    if batch_size is None:
-        return 32
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive int, received {batch_size!r}.")
-    return batch_size
-
-
-def _as_host_or_device(array, name: str):
-    """Accept NumPy/CuPy arrays and array-likes; refuse None and ragged input."""
-    if array is None:
-        raise ValueError(f"{name} is required, received None.")
-    if type(array).__module__.startswith("cupy"):
-        return array
-    try:
-        return np.asarray(array)
-    except ValueError as exc:
-        raise ValueError(f"{name} could not be read as an array: {exc}") from None
-
-
-def _check_finite(array, name: str) -> None:
-    xp = backend.get_array_module(array)
-    if array.dtype.kind == "f" and not bool(xp.isfinite(array).all()):
-        bad = int(backend.to_host(xp.argwhere(~xp.isfinite(array))[0, 0]))
-        raise ValueError(
-            f"{name} contains NaN or inf (first at sample {bad}); clean or impute it before "
-            "training."
-        )
-
-
-def _gather(xp, source, indices, out):
-    """out = source[indices] without allocating (NumPy's take buffers unless mode='clip')."""
-    if xp is np:
-        return np.take(source, indices, axis=0, out=out, mode="clip")
-    return xp.take(source, indices, axis=0, out=out)
+FLOATX = inputs.FLOATX
 
 
 class Sequential:
@@ -256,8 +219,8 @@ class Sequential:
             raise RuntimeError(
                 f"{self.name}: call compile(optimizer=..., loss=...) before {where}()."
             )
-        x = _as_host_or_device(x, f"{where}: x")
-        y = _as_host_or_device(y, f"{where}: y")
+        x = inputs.as_array(x, f"{where}: x")
+        y = inputs.as_array(y, f"{where}: y")
         if x.ndim < 2:
             raise ValueError(
                 f"{where}: x must have a batch axis, shape (N, features...); received {x.shape}."
@@ -272,8 +235,8 @@ class Sequential:
         if len(x) == 0:
             raise ValueError(f"{where}: x is empty.")
         self.loss.check_targets(y, self.layers[-1].output_shape, where)
-        _check_finite(x, f"{where}: x")
-        _check_finite(y, f"{where}: y")
+        inputs.check_finite(x, f"{where}: x")
+        inputs.check_finite(y, f"{where}: y")
         if self._metrics is None:
             out_shape = (None,) + self.layers[-1].output_shape
             self._metrics = [metrics_module.get(m, y.shape, out_shape) for m in self._metric_ids]
@@ -393,7 +356,7 @@ class Sequential:
         validation_freq: int = 1,
     ):
         """Train for `epochs` epochs; returns a `History` (Keras 3 semantics, see README)."""
-        batch_size = _check_batch_size(batch_size)
+        batch_size = inputs.check_batch_size(batch_size)
         for name, value, low in (
             ("epochs", epochs, 0),
             ("initial_epoch", initial_epoch, 0),
@@ -411,12 +374,12 @@ class Sequential:
             )
         if class_weight is not None and sample_weight is not None:
             raise ValueError("fit: pass class_weight or sample_weight, not both.")
-        x_host = _as_host_or_device(x, "fit: x")
-        y_host = _as_host_or_device(y, "fit: y")
+        x_host = inputs.as_array(x, "fit: x")
+        y_host = inputs.as_array(y, "fit: y")
         if sample_weight is not None:
-            sample_weight = self._check_sample_weight(sample_weight, len(x_host), "fit")
+            sample_weight = inputs.check_sample_weight(sample_weight, len(x_host), "fit")
         elif class_weight is not None:
-            sample_weight = self._class_weights(y_host, class_weight)
+            sample_weight = inputs.class_weights(y_host, class_weight)
 
         # validation_split takes the LAST fraction, before any shuffling (Keras).
         if validation_data is None and validation_split:
@@ -437,7 +400,7 @@ class Sequential:
         val = None
         if validation_data is not None:
             val = self._validation_arrays(validation_data)
-        val_batch_size = _check_batch_size(validation_batch_size or batch_size)
+        val_batch_size = inputs.check_batch_size(validation_batch_size or batch_size)
 
         n = len(x_dev)
         batches = self._batches(n, batch_size)
@@ -534,9 +497,9 @@ class Sequential:
             return x[start:stop], y[start:stop], None if w is None else w[start:stop]
         rows = stop - start
         idx = order[start:stop]
-        xb = _gather(xp, x, idx, self._batch_buffer("x", x, rows))
-        yb = _gather(xp, y, idx, self._batch_buffer("y", y, rows))
-        wb = None if w is None else _gather(xp, w, idx, self._batch_buffer("w", w, rows))
+        xb = inputs.gather(xp, x, idx, self._batch_buffer("x", x, rows))
+        yb = inputs.gather(xp, y, idx, self._batch_buffer("y", y, rows))
+        wb = None if w is None else inputs.gather(xp, w, idx, self._batch_buffer("w", w, rows))
         return xb, yb, wb
 
     def _validation_arrays(self, validation_data):
@@ -547,29 +510,9 @@ class Sequential:
         xv, yv = self._prepare(validation_data[0], validation_data[1], "fit: validation_data")
         wv = None
         if len(validation_data) == 3 and validation_data[2] is not None:
-            wv = self._check_sample_weight(validation_data[2], len(xv), "fit: validation_data")
+            wv = inputs.check_sample_weight(validation_data[2], len(xv), "fit: validation_data")
             wv = backend.to_device(wv, FLOATX)
         return xv, yv, wv
-
-    def _check_sample_weight(self, sample_weight, n: int, where: str):
-        sample_weight = np.asarray(backend.to_host(sample_weight), dtype=FLOATX)
-        if sample_weight.shape not in ((n,), (n, 1)):
-            raise ValueError(
-                f"{where}: sample_weight must have shape ({n},), received {sample_weight.shape}."
-            )
-        _check_finite(sample_weight, f"{where}: sample_weight")
-        return sample_weight.reshape(n)
-
-    def _class_weights(self, y, class_weight: dict) -> np.ndarray:
-        """Per-sample weights from {class: weight}; one-hot targets use their argmax."""
-        y = np.asarray(backend.to_host(y))
-        if y.ndim > 1:
-            y = y.argmax(axis=-1) if y.shape[-1] != 1 else y.reshape(-1)
-        labels = np.round(y).astype(np.int64)
-        weights = np.ones(len(labels), dtype=FLOATX)
-        for label, weight in class_weight.items():
-            weights[labels == int(label)] = weight
-        return weights
 
     def _evaluate_arrays(self, x, y, w, batch_size: int, prefix: str = "") -> dict:
         self._reset_tracking()
@@ -590,12 +533,12 @@ class Sequential:
         return_dict: bool = False,
     ):
         """Loss and metrics on (x, y): a float if no metrics, else [loss, *metrics]."""
-        batch_size = _check_batch_size(batch_size)
+        batch_size = inputs.check_batch_size(batch_size)
         x_dev, y_dev = self._prepare(x, y, "evaluate")
         w_dev = None
         if sample_weight is not None:
             w_dev = backend.to_device(
-                self._check_sample_weight(sample_weight, len(x_dev), "evaluate"), FLOATX
+                inputs.check_sample_weight(sample_weight, len(x_dev), "evaluate"), FLOATX
             )
         logs = self._evaluate_arrays(x_dev, y_dev, w_dev, batch_size)
         if return_dict:
@@ -605,13 +548,13 @@ class Sequential:
 
     def predict(self, x, batch_size=None, verbose="auto") -> np.ndarray:
         """Model outputs for x (dropout off), computed in batches; a host float32 array."""
-        batch_size = _check_batch_size(batch_size)
-        x = _as_host_or_device(x, "predict: x")
+        batch_size = inputs.check_batch_size(batch_size)
+        x = inputs.as_array(x, "predict: x")
         if x.ndim < 2:
             raise ValueError(f"predict: x must have a batch axis, received shape {x.shape}.")
         self._ensure_built(x.shape[1:])
         self._check_input_shape(x.shape, "predict")
-        _check_finite(x, "predict: x")
+        inputs.check_finite(x, "predict: x")
         x_dev = backend.to_device(x, FLOATX)
         out = np.empty((len(x_dev),) + self.layers[-1].output_shape, dtype=FLOATX)
         for start, stop in self._batches(len(x_dev), batch_size):
