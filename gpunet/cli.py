@@ -216,12 +216,24 @@ def cmd_summary(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="gpunet", description="GPU-accelerated MLP trainer with Keras semantics.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors"
+    )
+    parser = _Parser(
+        prog="gpunet",
+        description="GPU-accelerated MLP trainer with Keras semantics.",
+        epilog="examples:\n  gpunet train configs/quickstart.yaml\n"
+        "  gpunet evaluate runs/quickstart-20261122-094349\n  gpunet data info\n"
+        "Run `gpunet COMMAND --help` for each command's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"gpunet {gpunet.__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     train = commands.add_parser(
         "train",
+        parents=[common],
         help="train the model a YAML config describes",
         epilog="examples: gpunet train configs/quickstart.yaml\n"
         "          gpunet train configs/mnist_adam.yaml --set fit.epochs=5",
@@ -245,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=cmd_train)
     evaluate = commands.add_parser(
         "evaluate",
+        parents=[common],
         help="evaluate a finished run on its test data",
         epilog="example: gpunet evaluate runs/quickstart-20261122-101500",
     )
@@ -253,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(run=cmd_evaluate)
     predict = commands.add_parser(
         "predict",
+        parents=[common],
         help="predict with a finished run",
         epilog="example: gpunet predict RUN_DIR --input x.npy --output preds.csv",
     )
@@ -262,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(run=cmd_predict)
     summary = commands.add_parser(
         "summary",
+        parents=[common],
         help="print the model table of a config",
         epilog="example: gpunet summary configs/mnist_mlp.yaml",
     )
@@ -269,7 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--set", action="append", metavar="KEY=VALUE")
     summary.set_defaults(run=cmd_summary)
     info = commands.add_parser(
-        "info", help="backend, BLAS, CuPy/CUDA and device", epilog="example: gpunet info"
+        "info",
+        parents=[common],
+        help="backend, BLAS, CuPy/CUDA and device",
+        epilog="example: gpunet info",
     )
     info.set_defaults(run=cmd_info)
     data = commands.add_parser("data", help="find, download and verify data sets")
@@ -279,7 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("fetch", cmd_data_fetch, "download a data set ahead of time", "gpunet data fetch mnist"),
         ("verify", cmd_data_verify, "re-check cached files", "gpunet data verify"),
     ):
-        sub = data_commands.add_parser(verb, help=text, epilog=f"example: {example}")
+        sub = data_commands.add_parser(
+            verb, help=text, epilog=f"example: {example}", parents=[common]
+        )
         sub.add_argument(
             "name", nargs="?" if verb != "fetch" else None, help=f"one of {', '.join(SOURCES)}"
         )
