@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up a fresh machine: the real Fashion-MNIST (Debian package, when missing and installable)
-# and a virtual environment at .venv with gpunet and its test extras.
+# and a virtual environment at .venv with gpunet, its test extras and NVRTC (to compile the CUDA
+# sources without a GPU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,4 +19,4 @@ if [ ! -d /usr/share/datasets/fashion-mnist ]; then
 fi
 
 python3 -m venv .venv
-.venv/bin/python -m pip install -q -e '.[test]'
+.venv/bin/python -m pip install -q -e '.[test,nvrtc]'

@@ -40,6 +40,17 @@ def xp(request):
     return np
 
 
+@pytest.fixture
+def cp():
+    """CuPy on its backend, for GPU-only tests (mark them `gpu`); skipped without a device."""
+    if not _cupy_ready():
+        pytest.skip("CuPy with a CUDA device is not available on this machine")
+    backend.set_backend("cupy")
+    import cupy
+
+    return cupy
+
+
 @pytest.fixture(scope="session")
 def fashion_mnist_folder():
     """Debian's dataset-fashion-mnist folder. In CI (CI=true) its absence fails the test that
