@@ -17,16 +17,10 @@ CLASS_NAMES = (
     "Bag",
     "Ankle boot",
 )
-_IDX = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-)
 
 SOURCE = Source(
     name="fashion_mnist",
-    layouts=(tuple(f + ".gz" for f in _IDX), _IDX),
+    layouts=imagesets.IDX_LAYOUTS,
     # The SHA-256 Keras publishes for the files on its mirror.
     sha256={
         "train-images-idx3-ubyte.gz": (

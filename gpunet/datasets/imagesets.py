@@ -11,6 +11,14 @@ from gpunet.datasets.idx import DataError, read_idx
 from gpunet.datasets.locate import Source, discard_if_cached, locate
 
 NUM_CLASSES = 10
+# The four IDX files of MNIST and Fashion-MNIST, in the order `load` reads them; gzip or raw.
+IDX_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+IDX_LAYOUTS = (tuple(f + ".gz" for f in IDX_FILES), IDX_FILES)
 
 
 def check_pair(images, labels, images_name: str, labels_name: str):

@@ -5,16 +5,9 @@ from __future__ import annotations
 from gpunet.datasets import imagesets
 from gpunet.datasets.locate import Source
 
-_IDX = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-)
-
 SOURCE = Source(
     name="mnist",
-    layouts=(("mnist.npz",), tuple(f + ".gz" for f in _IDX), _IDX),
+    layouts=(("mnist.npz",), *imagesets.IDX_LAYOUTS),
     # The SHA-256 Keras publishes for its mnist.npz.
     sha256={"mnist.npz": "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"},
     mirrors=("https://storage.googleapis.com/tensorflow/tf-keras-datasets/",),
