@@ -111,29 +111,25 @@ def Input(shape, name: str | None = None) -> InputLayer:  # noqa: N802 (Keras sp
 
 
 class _Activated(Layer):
-    """A layer ending in an activation; can hand the loss its pre-activation logits."""
+    """A layer ending in an activation, which a fused loss may take over (softmax + CE)."""
 
     def __init__(self, activation=None, **kwargs):
         super().__init__(**kwargs)
         self.activation = activations.get(activation)
-        self.keep_logits = False  # set by the model when the loss is fused with this activation
         self._logits = self._y = None
 
-    def _activate(self, z, own_buffer: bool):
-        """Apply the activation to z; in place unless the input or the logits must be kept."""
+    def _activate(self, z, own_buffer: bool, activate: bool):
+        """The activation of z; in place unless the input must be kept. With activate=False,
+        z itself: the logits, for a loss fused with this activation."""
         act = self.activation
         self._logits = z
-        if act.name == "linear":
+        if not activate or act.name == "linear":
             self._y = z
-        elif own_buffer or act.needs_input or self.keep_logits:
+        elif own_buffer or act.needs_input:
             self._y = act.fwd(z, self._buffer("y", z, z.shape))
         else:
             self._y = act.fwd(z, z)
         return self._y
-
-    def logits(self):
-        """The pre-activation values of the last forward pass."""
-        return self._logits
 
     def _activation_grad(self, gy, from_logits: bool):
         """Gradient w.r.t. the pre-activation; in place in gy, which the caller gives up."""
@@ -211,10 +207,10 @@ class Dense(_Activated):
         ]
         return sum(terms[1:], terms[0]) if terms else None
 
-    def forward(self, x, training):
+    def forward(self, x, training, activate: bool = True):
         self._x = x
         z = dense_fwd(x, self.kernel, self.bias, out=self._buffer("z", x, (x.shape[0], self.units)))
-        return self._activate(z, own_buffer=False)
+        return self._activate(z, own_buffer=False, activate=activate)
 
     def backward(self, gy, from_logits: bool = False):
         gz = self._activation_grad(gy, from_logits)
@@ -238,9 +234,9 @@ class Activation(_Activated):
     def __init__(self, activation, **kwargs):
         super().__init__(activation=activation, **kwargs)
 
-    def forward(self, x, training):
+    def forward(self, x, training, activate: bool = True):
         # Never in place: the previous layer may need its own output for its backward pass.
-        return self._activate(x, own_buffer=True)
+        return self._activate(x, own_buffer=True, activate=activate)
 
     def backward(self, gy, from_logits: bool = False):
         return self._activation_grad(gy, from_logits)

@@ -17,22 +17,6 @@ from gpunet.kernels import activations
 EPSILON = 1e-7  # keras.config.epsilon()
 
 
-def _log_softmax(z):
-    xp = get_array_module(z)
-    shifted = z - z.max(axis=-1, keepdims=True)
-    shifted -= xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
-    return shifted
-
-
-def _logsumexp(z):
-    """log(sum(exp(z))) over the last axis, shifted by the row max so it never overflows."""
-    xp = get_array_module(z)
-    top = z.max(axis=-1, keepdims=True)
-    shifted = xp.subtract(z, top)
-    xp.exp(shifted, out=shifted)
-    return xp.log(shifted.sum(axis=-1)) + top[..., 0]
-
-
 def _one_hot(labels, num_classes: int, dtype):
     xp = get_array_module(labels)
     out = xp.zeros((labels.shape[0], num_classes), dtype=dtype)
@@ -53,6 +37,17 @@ class Loss:
 
     def grad(self, y_true, y_pred):
         raise NotImplementedError
+
+    def fused(self, y_true, logits, probs_out, grad_out=None):
+        """Per-sample losses of `fusable_activation(logits)`, computed from the logits.
+
+        Writes the activation's output into `probs_out` and, when `grad_out` is given, each
+        sample's d loss / d logits into it.
+        """
+        probs = activations.get(self.fusable_activation).fwd(logits, probs_out)
+        if grad_out is not None:
+            grad_out[...] = self.grad_from_logits(y_true, logits, probs)
+        return self.per_sample_from_logits(y_true, logits)
 
     def __call__(self, y_true, y_pred, sample_weight=None) -> float:
         """The reduced loss, as `keras.losses.X()(y_true, y_pred, sample_weight)`."""
@@ -196,18 +191,30 @@ class CategoricalCrossentropy(Loss):
         a *= q == c
         return (a - (a * q).sum(axis=-1, keepdims=True)) / s
 
+    def fused(self, y_true, logits, probs_out, grad_out=None):
+        # The softmax and the log-sum-exp share one exp pass; both are exact for any logits.
+        probs, lse = activations.softmax_lse(logits, probs_out)
+        if grad_out is not None:
+            self._softmax_grad(y_true, probs, grad_out)
+        return self._xent(y_true, logits, lse)
+
     def per_sample_from_logits(self, y_true, z):
-        # -sum(t * log_softmax(z)) = logsumexp(z) * sum(t) - sum(t * z)
-        return _logsumexp(z) * y_true.sum(axis=-1) - (z * y_true).sum(axis=-1)
+        return self.fused(y_true, z, get_array_module(z).empty_like(z))
 
     def grad_from_logits(self, y_true, z, probs):
-        # d/dz of -sum(t * log_softmax(z)) = softmax(z) * sum(t) - t.
-        xp = get_array_module(z)
         if probs is None:
-            probs = xp.exp(_log_softmax(z))
-        grad = probs * y_true.sum(axis=-1, keepdims=True)
-        grad -= y_true
-        return grad
+            probs = activations.get("softmax")(z)
+        return self._softmax_grad(y_true, probs, get_array_module(probs).empty_like(probs))
+
+    def _xent(self, y_true, z, lse):
+        # -sum(t * log_softmax(z)) = logsumexp(z) * sum(t) - sum(t * z)
+        return lse * y_true.sum(axis=-1) - (z * y_true).sum(axis=-1)
+
+    def _softmax_grad(self, y_true, probs, out):
+        # d/dz of -sum(t * log_softmax(z)) = softmax(z) * sum(t) - t.
+        get_array_module(probs).multiply(probs, y_true.sum(axis=-1, keepdims=True), out=out)
+        out -= y_true
+        return out
 
 
 class SparseCategoricalCrossentropy(CategoricalCrossentropy):
@@ -220,16 +227,15 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         labels = y_true.reshape(-1)
         return _one_hot(labels, like.shape[-1], like.dtype)
 
-    def per_sample_from_logits(self, y_true, z):
+    def _xent(self, y_true, z, lse):
         rows = get_array_module(z).arange(z.shape[0])
-        return _logsumexp(z) - z[rows, y_true.reshape(-1)]
+        return lse - z[rows, y_true.reshape(-1)]
 
-    def grad_from_logits(self, y_true, z, probs):
+    def _softmax_grad(self, y_true, probs, out):
         # softmax(z) - one_hot(label), without building the one-hot.
-        xp = get_array_module(z)
-        grad = xp.exp(_log_softmax(z)) if probs is None else probs.copy()
-        grad[xp.arange(z.shape[0]), y_true.reshape(-1)] -= 1.0
-        return grad
+        out[...] = probs
+        out[get_array_module(out).arange(out.shape[0]), y_true.reshape(-1)] -= 1.0
+        return out
 
     def check_targets(self, y_true, output_shape, where):
         if y_true.ndim > 2 or (y_true.ndim == 2 and y_true.shape[1] != 1):

@@ -240,9 +240,7 @@ class Sequential:
         if self._metrics is None:
             out_shape = (None,) + self.layers[-1].output_shape
             self._metrics = [metrics_module.get(m, y.shape, out_shape) for m in self._metric_ids]
-        fused = self._fused_loss()
-        self.layers[-1].keep_logits = fused
-        self._fused = fused
+        self._fused = self._fused_loss()
         y_dtype = "int64" if self.loss.sparse else FLOATX
         return backend.to_device(x, FLOATX), backend.to_device(y, y_dtype)
 
@@ -256,25 +254,31 @@ class Sequential:
 
     # ----- the step ----------------------------------------------------------------------------
 
-    def _forward(self, x, training: bool):
-        for layer in self.layers:
+    def _forward(self, x, training: bool, logits: bool = False):
+        """The model's output; with logits=True, the last layer's pre-activation instead."""
+        *body, last = self.layers
+        for layer in body:
             x = layer.forward(x, training)
-        return x
+        return last.forward(x, training, activate=False) if logits else last.forward(x, training)
 
     def _penalty(self):
         terms = [p for p in (layer.penalty() for layer in self.layers) if p is not None]
         return sum(terms[1:], terms[0]) if terms else None
 
-    def _loss(self, y_true, y_pred, weights, with_grad: bool):
-        """Batch loss (xp scalar, penalties included) and, if asked, d loss / d output-or-logits."""
-        n = y_pred.shape[0]
+    def _forward_loss(self, x, y_true, weights, training: bool, with_grad: bool):
+        """Forward and loss on one batch: (loss as an xp scalar with penalties, y_pred, and if
+        asked d loss / d output, or d loss / d logits when the loss is fused)."""
+        out = self._forward(x, training, logits=self._fused)
+        n = out.shape[0]
+        grad = self._batch_buffer("grad", out, n) if with_grad else None
         if self._fused:
-            logits = self.layers[-1].logits()
-            per_sample = self.loss.per_sample_from_logits(y_true, logits)
-            grad = self.loss.grad_from_logits(y_true, logits, y_pred) if with_grad else None
+            y_pred = self._batch_buffer("y_pred", out, n)
+            per_sample = self.loss.fused(y_true, out, y_pred, grad)
         else:
+            y_pred = out
             per_sample = self.loss.per_sample(y_true, y_pred)
-            grad = self.loss.grad(y_true, y_pred) if with_grad else None
+            if with_grad:
+                grad[...] = self.loss.grad(y_true, y_pred)
         if weights is not None:
             per_sample = per_sample * weights
         value = per_sample.sum() / n
@@ -287,12 +291,11 @@ class Sequential:
                 grad *= 1.0 / n
             else:
                 grad *= (weights * (1.0 / n)).reshape((n,) + (1,) * (grad.ndim - 1))
-        return value, grad
+        return value, y_pred, grad
 
     def _compute_gradients(self, x, y, weights):
         """Forward and backward on one batch: fills the flat gradient; returns (loss, y_pred)."""
-        y_pred = self._forward(x, training=True)
-        value, grad = self._loss(y, y_pred, weights, with_grad=True)
+        value, y_pred, grad = self._forward_loss(x, y, weights, training=True, with_grad=True)
         last = self.layers[-1]
         grad = last.backward(grad, from_logits=True) if self._fused else last.backward(grad)
         for layer in reversed(self.layers[:-1]):
@@ -518,8 +521,7 @@ class Sequential:
         self._reset_tracking()
         for start, stop in self._batches(len(x), batch_size):
             wb = None if w is None else w[start:stop]
-            y_pred = self._forward(x[start:stop], training=False)
-            value, _ = self._loss(y[start:stop], y_pred, wb, with_grad=False)
+            value, y_pred, _ = self._forward_loss(x[start:stop], y[start:stop], wb, False, False)
             self._track(value, y[start:stop], y_pred, wb)
         return self._results(prefix)
 

@@ -49,6 +49,36 @@ def test_gradient_matches_central_differences_float64(loss, y_true, y_pred):
     _check(loss, y_true, y_pred)
 
 
+@pytest.mark.parametrize(
+    "loss, y_true",
+    [
+        (losses.CategoricalCrossentropy(), ONE_HOT * 0.5),  # target rows need not sum to 1
+        (losses.SparseCategoricalCrossentropy(), LABELS),
+        (losses.BinaryCrossentropy(), RS.integers(0, 2, (4, 3)).astype(float)),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, losses.Loss) else "",
+)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fused_step_matches_its_parts(loss, y_true, dtype):
+    # The training step's one-pass fused loss against the activation, the loss from logits,
+    # and a float64 central-difference gradient of the per-sample sum.
+    logits = (RS.standard_normal((4, 3)) * 3).astype(dtype)
+    if y_true.dtype.kind == "f":  # a model casts float targets to its float type
+        y_true = y_true.astype(dtype)
+    probs, grad = np.empty_like(logits), np.empty_like(logits)
+    per_sample = loss.fused(y_true, logits, probs, grad)
+    expected = activations.get(loss.fusable_activation)(logits)
+    rtol = 1e-6 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(probs, expected, rtol=rtol)
+    np.testing.assert_allclose(per_sample, loss.per_sample_from_logits(y_true, logits), rtol=rtol)
+    assert per_sample.dtype == probs.dtype == grad.dtype == dtype
+    if dtype == np.float64:
+        numeric = numerical_grad(
+            lambda v: float(loss.fused(y_true, v, np.empty_like(v)).sum()), logits.copy()
+        )
+        assert_grad_close(grad, numeric, rtol=1e-5, atol=1e-7)
+
+
 def test_known_values():
     y_true, y_pred = np.array([[0.0, 1.0]]), np.array([[0.5, 0.5]])
     assert losses.MeanSquaredError()(y_true, y_pred) == pytest.approx(0.25)

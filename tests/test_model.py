@@ -224,7 +224,7 @@ def test_whole_model_gradient_float64(monkeypatch):
     analytic = model._grads.copy()
 
     def loss(_):
-        return float(model._loss(y_dev, model._forward(x_dev, True), w, with_grad=False)[0])
+        return float(model._forward_loss(x_dev, y_dev, w, training=True, with_grad=False)[0])
 
     assert_grad_close(analytic, numerical_grad(loss, model._params), rtol=1e-5, atol=1e-7)
 

@@ -82,13 +82,23 @@ def _tanh_bwd(gy, x, y, out):
     return xp.multiply(gy, tmp, out=_out(gy, out))
 
 
-def _softmax_fwd(x, out):
+def softmax_lse(x, out=None):
+    """Softmax of x over the last axis into `out`, and log(sum(exp(x))) of each row, from one
+    exp pass: a fused softmax cross-entropy needs both."""
     # Subtracting the row max keeps exp() finite for any logits.
     xp = get_array_module(x)
-    out = xp.subtract(x, x.max(axis=-1, keepdims=True), out=_out(x, out))
+    top = x.max(axis=-1, keepdims=True)
+    out = xp.subtract(x, top, out=_out(x, out))
     xp.exp(out, out=out)
-    out /= out.sum(axis=-1, keepdims=True)
-    return out
+    total = out.sum(axis=-1, keepdims=True)
+    out /= total
+    xp.log(total, out=total)
+    total += top
+    return out, total[..., 0]
+
+
+def _softmax_fwd(x, out):
+    return softmax_lse(x, out)[0]
 
 
 def _softmax_bwd(gy, x, y, out):
