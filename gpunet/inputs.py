@@ -69,5 +69,5 @@ def class_weights(y, class_weight: dict) -> np.ndarray:
 def gather(xp, source, indices, out):
     """out = source[indices] without allocating (NumPy's take buffers unless mode='clip')."""
     if xp is np:
-        return np.take(source, indices, axis=0, out=out, mode="clip")
-    return xp.take(source, indices, axis=0, out=out)
+        return source.take(indices, axis=0, out=out, mode="clip")
+    return source.take(indices, axis=0, out=out)

@@ -71,6 +71,11 @@ class Layer:
     def weights(self) -> list:
         return []
 
+    @property
+    def regularized(self) -> bool:
+        """Whether penalty() may return a value."""
+        return False
+
     def penalty(self):
         """Regularization penalty (an xp scalar) or None."""
         return None
@@ -172,6 +177,7 @@ class Dense(_Activated):
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
         self.kernel = self.bias = self.g_kernel = self.g_bias = None
+        self._ones = None  # N ones for the bias gradient, kept across batches
 
     def compute_output_shape(self, input_shape):
         if len(input_shape) != 1:
@@ -196,6 +202,10 @@ class Dense(_Activated):
     def weights(self):
         return [self.kernel, self.bias] if self.use_bias else [self.kernel]
 
+    @property
+    def regularized(self):
+        return self.kernel_regularizer is not None or self.bias_regularizer is not None
+
     def penalty(self):
         terms = [
             reg(w)
@@ -216,7 +226,12 @@ class Dense(_Activated):
         gz = self._activation_grad(gy, from_logits)
         x = self._x
         gx = self._buffer("gx", x, x.shape) if self.need_input_grad else None
-        gx = dense_bwd(x, self.kernel, gz, self.g_kernel, self.g_bias, gx, self.need_input_grad)
+        ones = self._ones
+        if ones is None or ones.shape[0] != x.shape[0] or ones.dtype != x.dtype:
+            ones = self._ones = get_array_module(x).ones(x.shape[0], dtype=x.dtype)
+        gx = dense_bwd(
+            x, self.kernel, gz, self.g_kernel, self.g_bias, gx, self.need_input_grad, ones
+        )
         if self.kernel_regularizer is not None:
             self.kernel_regularizer.add_grad(self.kernel, self.g_kernel)
         if self.bias_regularizer is not None and self.use_bias:

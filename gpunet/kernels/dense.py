@@ -14,17 +14,19 @@ def dense_fwd(x, kernel, bias, out=None):
     return z
 
 
-def dense_bwd(x, kernel, gz, g_kernel, g_bias, gx=None, need_gx=True):
+def dense_bwd(x, kernel, gz, g_kernel, g_bias, gx=None, need_gx=True, ones=None):
     """Write d/dkernel and d/dbias of z = x @ kernel + bias into g_kernel, g_bias; return gx.
 
     `need_gx=False` skips the input gradient: the first layer never needs it, and it costs a
-    GEMM as large as the kernel's.
+    GEMM as large as the kernel's. `ones`, a vector of N ones, may be passed to be reused.
     """
     xp = get_array_module(gz)
     xp.matmul(x.T, gz, out=g_kernel)
     if g_bias is not None:
         # The column sum as a GEMV (ones @ gz): BLAS does it about 3x faster than xp.sum.
-        xp.matmul(xp.ones(gz.shape[0], dtype=gz.dtype), gz, out=g_bias)
+        if ones is None:
+            ones = xp.ones(gz.shape[0], dtype=gz.dtype)
+        xp.matmul(ones, gz, out=g_bias)
     if not need_gx:
         return None
     return xp.matmul(gz, kernel.T, out=gx)
