@@ -1,12 +1,13 @@
 """gpunet against the trainers people would otherwise use, side by side on one machine.
 
-    python bench/compare.py --workload w1 --peers torch,keras,sklearn --epochs 5 --repeat 3
+    python bench/compare.py --workload w1 --peers numpy,torch,keras,sklearn --epochs 5 --repeat 3
 
 Each system trains in its own process, one at a time, alternating across repeats; each reports
 its seconds per epoch (median of epochs 2..N: the first pays for warm-up), test accuracy after
 its run, and peak RSS. The GEMM floor (bench/floor.py) is measured the same way. A peer that is
-not installed is reported as missing. Peers: `pip install torch==2.13.0 scikit-learn keras jax`
-(or the `bench` extra).
+not installed is reported as missing. Peers: `numpy` (bench/handloop.py: gpunet's arithmetic as
+one hand-written loop), and `pip install torch==2.13.0 scikit-learn keras jax` (or the `bench`
+extra).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ sys.path.insert(0, HERE)
 
 from workloads import LEARNING_RATE, WORKLOADS, load  # noqa: E402
 
-PEERS = ("torch", "keras", "sklearn")
+PEERS = ("numpy", "torch", "keras", "sklearn")
 
 
 def run_gpunet(spec, epochs, threads):
@@ -148,6 +149,12 @@ def run_sklearn(spec, epochs, threads):
     return times, float((model.predict(x_test) == y_test).mean())
 
 
+def run_numpy(spec, epochs, threads):
+    from handloop import train
+
+    return train(spec, epochs)
+
+
 def run_floor(spec, epochs, threads):
     from floor import gemm_floor
 
@@ -158,6 +165,7 @@ def run_floor(spec, epochs, threads):
 RUNNERS = {
     "gpunet": run_gpunet,
     "floor": run_floor,
+    "numpy": run_numpy,
     "torch": run_torch,
     "keras": run_keras,
     "sklearn": run_sklearn,
@@ -195,7 +203,7 @@ def _run(system, args) -> dict:
 
 
 def _available(peer: str) -> str | None:
-    module = {"torch": "torch", "keras": "keras", "sklearn": "sklearn"}[peer]
+    module = {"numpy": "numpy", "torch": "torch", "keras": "keras", "sklearn": "sklearn"}[peer]
     env = dict(os.environ, KERAS_BACKEND=os.environ.get("KERAS_BACKEND", "jax"))
     probe = subprocess.run(
         [sys.executable, "-c", f"import {module}"], capture_output=True, text=True, env=env
@@ -206,7 +214,7 @@ def _available(peer: str) -> str | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workload", choices=sorted(WORKLOADS), default="w1")
-    parser.add_argument("--peers", default="torch,keras,sklearn")
+    parser.add_argument("--peers", default=",".join(PEERS))
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
