@@ -241,6 +241,7 @@ class Sequential:
             out_shape = (None,) + self.layers[-1].output_shape
             self._metrics = [metrics_module.get(m, y.shape, out_shape) for m in self._metric_ids]
         self._fused = self._fused_loss()
+        self._regularized = [layer for layer in self.layers if layer.regularized]
         y_dtype = "int64" if self.loss.sparse else FLOATX
         return backend.to_device(x, FLOATX), backend.to_device(y, y_dtype)
 
@@ -262,12 +263,12 @@ class Sequential:
         return last.forward(x, training, activate=False) if logits else last.forward(x, training)
 
     def _penalty(self):
-        terms = [p for p in (layer.penalty() for layer in self.layers) if p is not None]
+        terms = [p for p in (layer.penalty() for layer in self._regularized) if p is not None]
         return sum(terms[1:], terms[0]) if terms else None
 
-    def _forward_loss(self, x, y_true, weights, training: bool, with_grad: bool):
+    def _forward_loss(self, x, y_true, weights, training: bool, with_grad: bool, scale=1.0):
         """Forward and loss on one batch: (loss as an xp scalar with penalties, y_pred, and if
-        asked d loss / d output, or d loss / d logits when the loss is fused)."""
+        asked d loss / d output, or d loss / d logits when the loss is fused, times `scale`)."""
         out = self._forward(x, training, logits=self._fused)
         n = out.shape[0]
         grad = self._batch_buffer("grad", out, n) if with_grad else None
@@ -288,14 +289,15 @@ class Sequential:
         if grad is not None:
             # "sum_over_batch_size": each sample's gradient is scaled by its weight / N.
             if weights is None:
-                grad *= 1.0 / n
+                grad *= scale / n
             else:
-                grad *= (weights * (1.0 / n)).reshape((n,) + (1,) * (grad.ndim - 1))
+                grad *= (weights * (scale / n)).reshape((n,) + (1,) * (grad.ndim - 1))
         return value, y_pred, grad
 
-    def _compute_gradients(self, x, y, weights):
-        """Forward and backward on one batch: fills the flat gradient; returns (loss, y_pred)."""
-        value, y_pred, grad = self._forward_loss(x, y, weights, training=True, with_grad=True)
+    def _compute_gradients(self, x, y, weights, scale=1.0):
+        """Forward and backward on one batch: fills the flat gradient (times `scale`); returns
+        (loss, y_pred)."""
+        value, y_pred, grad = self._forward_loss(x, y, weights, True, True, scale)
         last = self.layers[-1]
         grad = last.backward(grad, from_logits=True) if self._fused else last.backward(grad)
         for layer in reversed(self.layers[:-1]):
@@ -305,8 +307,10 @@ class Sequential:
         return value, y_pred
 
     def _train_step(self, x, y, weights):
-        value, y_pred = self._compute_gradients(x, y, weights)
-        self.optimizer.apply(self._params, self._grads)
+        # Regularizers add their gradients unscaled, so they keep the optimizer's plain path.
+        scale = None if self._regularized else self.optimizer.gradient_scale()
+        value, y_pred = self._compute_gradients(x, y, weights, 1.0 if scale is None else scale)
+        self.optimizer.apply(self._params, self._grads, prescaled=scale is not None)
         return value, y_pred
 
     # ----- fit / evaluate / predict -------------------------------------------------------------

@@ -151,9 +151,19 @@ class Optimizer:
                 )
             slot[...] = get_array_module(slot).asarray(slots[name])
 
-    def apply(self, params, grads) -> None:
-        """One update of `params` from `grads` (both flat; grads are clipped in place)."""
-        self._clip(grads)
+    def gradient_scale(self) -> float | None:
+        """A factor to fold into the loss gradient before `apply(..., prescaled=True)`, when
+        that saves this optimizer work; None otherwise. Backpropagation is linear in the loss
+        gradient, so every parameter gradient then arrives multiplied by it."""
+        return None
+
+    def apply(self, params, grads, prescaled: bool = False) -> None:
+        """One update of `params` from `grads` (both flat; grads are clipped in place).
+
+        `prescaled`: the gradients were computed with `gradient_scale()` folded in.
+        """
+        if not prescaled:
+            self._clip(grads)
         lr = self.learning_rate
         if self.weight_decay:
             # w = w - w * weight_decay * lr
@@ -161,7 +171,10 @@ class Optimizer:
             get_array_module(params).multiply(params, self.weight_decay, out=tmp)
             tmp *= lr
             params -= tmp
-        self._update(params, grads, lr)
+        if prescaled:
+            self._step(params, grads)
+        else:
+            self._update(params, grads, lr)
         self.iterations += 1
 
     def _clip(self, grads) -> None:
@@ -205,22 +218,28 @@ class SGD(Optimizer):
             self._slot(params, "momentum")
             self._tmp2 = get_array_module(params).empty_like(params)
 
+    def gradient_scale(self):
+        # With -lr folded into the loss gradient, w -= lr * g is one pass over the parameters
+        # instead of two. Clipping needs the true gradient, so it keeps the plain path.
+        if self.clipnorm is None and self.clipvalue is None and self.global_clipnorm is None:
+            return -self.learning_rate
+        return None
+
     def _update(self, params, grads, lr):
-        xp = get_array_module(params)
+        grads *= -lr  # in place: the gradient is not needed after the update
+        self._step(params, grads)
+
+    def _step(self, params, step):
+        """The update from step = -lr * g (overwritten)."""
         if not self.momentum:
-            # w -= lr * g, scaling g in place: the gradient is not needed after the update.
-            grads *= -lr
-            params += grads
+            params += step  # w -= lr * g
             return
-        tmp = self._tmp
-        xp.multiply(grads, -lr, out=tmp)  # -lr * g
         m = self.slots["momentum"]
         m *= self.momentum
-        m += tmp  # m = momentum * m - lr * g
+        m += step  # m = momentum * m - lr * g
         if self.nesterov:
-            xp.multiply(m, self.momentum, out=self._tmp2)
-            tmp += self._tmp2
-            params += tmp  # w += -lr * g + momentum * m
+            step += get_array_module(m).multiply(m, self.momentum, out=self._tmp2)
+            params += step  # w += momentum * m - lr * g
         else:
             params += m
 

@@ -368,3 +368,21 @@ def test_flatten_on_images():
     model.compile(loss="sparse_categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
     model.fit(x, y, epochs=1, verbose=0)
     assert model.predict(x).shape == (64, 10)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_sgd_folded_learning_rate_trains_like_the_plain_update(momentum):
+    # fit folds SGD's -lr into the loss gradient (one pass over the parameters saved); the
+    # result must be the plain rule's, up to float32 rounding.
+    x, y, _ = _data(n=256)
+    results = []
+    for fold in (True, False):
+        gn.utils.set_random_seed(3)
+        model = _readme_model()
+        model.compile(loss="categorical_crossentropy", optimizer=gn.optimizers.SGD(0.1, momentum))
+        if not fold:
+            model.optimizer.gradient_scale = lambda: None
+        model.fit(x, y, batch_size=32, epochs=3, verbose=0)
+        results.append(model._params.copy())
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-4, atol=1e-6)
+    assert not np.array_equal(results[0], results[1])  # the two paths really differ
