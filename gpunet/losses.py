@@ -38,15 +38,17 @@ class Loss:
     def grad(self, y_true, y_pred):
         raise NotImplementedError
 
-    def fused(self, y_true, logits, probs_out, grad_out=None):
+    def fused(self, y_true, logits, probs_out, grad_out=None, grad_scale: float = 1.0):
         """Per-sample losses of `fusable_activation(logits)`, computed from the logits.
 
         Writes the activation's output into `probs_out` and, when `grad_out` is given, each
-        sample's d loss / d logits into it.
+        sample's d loss / d logits times `grad_scale` into it.
         """
         probs = activations.get(self.fusable_activation).fwd(logits, probs_out)
         if grad_out is not None:
-            grad_out[...] = self.grad_from_logits(y_true, logits, probs)
+            get_array_module(logits).multiply(
+                self.grad_from_logits(y_true, logits, probs), grad_scale, out=grad_out
+            )
         return self.per_sample_from_logits(y_true, logits)
 
     def __call__(self, y_true, y_pred, sample_weight=None) -> float:
@@ -191,11 +193,11 @@ class CategoricalCrossentropy(Loss):
         a *= q == c
         return (a - (a * q).sum(axis=-1, keepdims=True)) / s
 
-    def fused(self, y_true, logits, probs_out, grad_out=None):
+    def fused(self, y_true, logits, probs_out, grad_out=None, grad_scale: float = 1.0):
         # The softmax and the log-sum-exp share one exp pass; both are exact for any logits.
         probs, lse = activations.softmax_lse(logits, probs_out)
         if grad_out is not None:
-            self._softmax_grad(y_true, probs, grad_out)
+            self._softmax_grad(y_true, probs, grad_out, grad_scale)
         return self._xent(y_true, logits, lse)
 
     def per_sample_from_logits(self, y_true, z):
@@ -204,16 +206,19 @@ class CategoricalCrossentropy(Loss):
     def grad_from_logits(self, y_true, z, probs):
         if probs is None:
             probs = activations.get("softmax")(z)
-        return self._softmax_grad(y_true, probs, get_array_module(probs).empty_like(probs))
+        return self._softmax_grad(y_true, probs, get_array_module(probs).empty_like(probs), 1.0)
 
     def _xent(self, y_true, z, lse):
         # -sum(t * log_softmax(z)) = logsumexp(z) * sum(t) - sum(t * z)
         return lse * y_true.sum(axis=-1) - (z * y_true).sum(axis=-1)
 
-    def _softmax_grad(self, y_true, probs, out):
-        # d/dz of -sum(t * log_softmax(z)) = softmax(z) * sum(t) - t.
-        get_array_module(probs).multiply(probs, y_true.sum(axis=-1, keepdims=True), out=out)
+    def _softmax_grad(self, y_true, probs, out, scale):
+        # d/dz of -sum(t * log_softmax(z)) = softmax(z) * sum(t) - t, times scale.
+        xp = get_array_module(probs)
+        xp.multiply(probs, y_true.sum(axis=-1, keepdims=True), out=out)
         out -= y_true
+        if scale != 1.0:
+            out *= scale
         return out
 
 
@@ -228,14 +233,20 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         return _one_hot(labels, like.shape[-1], like.dtype)
 
     def _xent(self, y_true, z, lse):
-        rows = get_array_module(z).arange(z.shape[0])
-        return lse - z[rows, y_true.reshape(-1)]
+        return lse - z[self._rows(z), y_true.reshape(-1)]
 
-    def _softmax_grad(self, y_true, probs, out):
-        # softmax(z) - one_hot(label), without building the one-hot.
-        out[...] = probs
-        out[get_array_module(out).arange(out.shape[0]), y_true.reshape(-1)] -= 1.0
+    def _softmax_grad(self, y_true, probs, out, scale):
+        # (softmax(z) - one_hot(label)) * scale, without building the one-hot.
+        get_array_module(probs).multiply(probs, scale, out=out)
+        out[self._rows(out), y_true.reshape(-1)] -= scale
         return out
+
+    def _rows(self, like):
+        """0..N-1 on like's device, kept across batches of the same size."""
+        rows = getattr(self, "_row_index", None)
+        if rows is None or rows.shape[0] != like.shape[0] or type(rows) is not type(like):
+            rows = self._row_index = get_array_module(like).arange(like.shape[0])
+        return rows
 
     def check_targets(self, y_true, output_shape, where):
         if y_true.ndim > 2 or (y_true.ndim == 2 and y_true.shape[1] != 1):

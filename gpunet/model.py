@@ -272,26 +272,25 @@ class Sequential:
         out = self._forward(x, training, logits=self._fused)
         n = out.shape[0]
         grad = self._batch_buffer("grad", out, n) if with_grad else None
+        # "sum_over_batch_size": each sample's gradient is scaled by its weight / N.
         if self._fused:
             y_pred = self._batch_buffer("y_pred", out, n)
-            per_sample = self.loss.fused(y_true, out, y_pred, grad)
+            per_sample = self.loss.fused(y_true, out, y_pred, grad, scale / n)
         else:
             y_pred = out
             per_sample = self.loss.per_sample(y_true, y_pred)
             if with_grad:
-                grad[...] = self.loss.grad(y_true, y_pred)
+                backend.get_array_module(out).multiply(
+                    self.loss.grad(y_true, y_pred), scale / n, out=grad
+                )
         if weights is not None:
             per_sample = per_sample * weights
+            if grad is not None:
+                grad *= weights.reshape((n,) + (1,) * (grad.ndim - 1))
         value = per_sample.sum() / n
         penalty = self._penalty()
         if penalty is not None:
             value = value + penalty
-        if grad is not None:
-            # "sum_over_batch_size": each sample's gradient is scaled by its weight / N.
-            if weights is None:
-                grad *= scale / n
-            else:
-                grad *= (weights * (scale / n)).reshape((n,) + (1,) * (grad.ndim - 1))
         return value, y_pred, grad
 
     def _compute_gradients(self, x, y, weights, scale=1.0):
