@@ -201,9 +201,22 @@ def test_get_and_set_weights_in_keras_order():
         model.set_weights([new[0], np.zeros(5)] + new[2:])
 
 
-def test_whole_model_gradient_float64(monkeypatch):
+@pytest.mark.parametrize(
+    "last, loss, fused",
+    [
+        (gn.layers.Activation("softmax"), "categorical_crossentropy", True),
+        (gn.layers.Activation("tanh"), "mse", False),
+        (
+            gn.layers.Activation("linear"),
+            gn.losses.CategoricalCrossentropy(from_logits=True),
+            False,
+        ),
+    ],
+    ids=["softmax-ce-fused", "tanh-mse", "logits-ce"],
+)
+def test_whole_model_gradient_float64(monkeypatch, last, loss, fused):
     # Build the same model in float64 and check the chain: Dense(tanh) -> Dense(linear) ->
-    # Activation(softmax) fused with cross-entropy, with a regularizer and sample weights.
+    # the output activation and loss (fused or not), with a regularizer and sample weights.
     monkeypatch.setattr(gpunet.model, "FLOATX", "float64")
     rs = np.random.default_rng(0)
     x = rs.standard_normal((6, 4))
@@ -214,19 +227,34 @@ def test_whole_model_gradient_float64(monkeypatch):
             gn.layers.Input((4,)),
             gn.layers.Dense(5, activation="tanh", kernel_regularizer=gn.regularizers.L2(0.01)),
             gn.layers.Dense(3),
-            gn.layers.Activation("softmax"),
+            last,
         ]
     )
-    model.compile(loss="categorical_crossentropy", optimizer="sgd")
+    model.compile(loss=loss, optimizer="sgd")
     x_dev, y_dev = model._prepare(x, y, "test")
-    assert model._fused and model._params.dtype == np.float64
+    assert model._fused == fused and model._params.dtype == np.float64
     model._compute_gradients(x_dev, y_dev, w)
     analytic = model._grads.copy()
 
-    def loss(_):
+    def loss_value(_):
         return float(model._forward_loss(x_dev, y_dev, w, training=True, with_grad=False)[0])
 
-    assert_grad_close(analytic, numerical_grad(loss, model._params), rtol=1e-5, atol=1e-7)
+    assert_grad_close(analytic, numerical_grad(loss_value, model._params), rtol=1e-5, atol=1e-7)
+
+
+def test_regression_with_mse_learns():
+    # A non-fused loss through fit: y = x @ a + b is recovered.
+    rs = np.random.default_rng(0)
+    x = rs.standard_normal((512, 3)).astype(np.float32)
+    y = x @ np.array([[1.0], [-2.0], [0.5]], dtype=np.float32) + 0.3
+    gn.utils.set_random_seed(0)
+    model = gn.Sequential([gn.layers.Input((3,)), gn.layers.Dense(1)])
+    model.compile(loss="mse", optimizer=gn.optimizers.SGD(0.1), metrics=["mae"])
+    history = model.fit(x, y, batch_size=32, epochs=30, verbose=0)
+    assert history.history["loss"][-1] < 1e-4
+    kernel, bias = model.get_weights()
+    np.testing.assert_allclose(kernel[:, 0], [1.0, -2.0, 0.5], atol=1e-2)
+    np.testing.assert_allclose(bias, [0.3], atol=1e-2)
 
 
 def test_stop_training_from_a_callback():
