@@ -233,40 +233,45 @@ def main() -> None:
     for _ in range(args.repeat):
         for system in systems:  # alternating, never in parallel
             runs[system].append(_run(system, args))
-    rows, per_epoch = [], {}
-    for system in systems:
-        good = [r for r in runs[system] if "times" in r]
-        if not good:
-            rows.append((system, f"failed: {runs[system][0]['error']}"))
-            continue
-        per_epoch[system] = statistics.median(
-            statistics.median(r["times"][1:] or r["times"]) for r in good
-        )
-        accuracy = None
-        if good[0]["accuracy"] is not None:
-            accuracy = statistics.median(r["accuracy"] for r in good)
-        rows.append(
-            (system, per_epoch[system], accuracy, statistics.median(r["peak_mb"] for r in good))
-        )
-    base, floor = per_epoch.get("gpunet"), per_epoch.get("floor")
+    # Each run's figure: the median of its epochs 2..N. Ratios are medians over the runs of
+    # run-i / gpunet-run-i: runs next to each other in time share the machine's current speed.
+    seconds = {
+        system: [
+            statistics.median(r["times"][1:] or r["times"]) if "times" in r else None
+            for r in runs[system]
+        ]
+        for system in systems
+    }
+
+    def ratio(system, other):
+        pairs = [a / b for a, b in zip(seconds[system], seconds[other]) if a and b]
+        return f"{statistics.median(pairs):.2f}x" if pairs else "-"
+
     print(
         f"{args.workload}: {WORKLOADS[args.workload]}, {args.epochs} epochs x {args.repeat} "
         f"runs, {args.threads} threads\n"
     )
-    print("| system | s/epoch (median) | vs gpunet | vs GEMM floor | test acc. | peak RSS MB |")
-    print("|---|---|---|---|---|---|")
-    for row in rows:
-        if len(row) == 2:
-            print(f"| {row[0]} | {row[1]} | | | | |")
+    print(
+        "| system | s/epoch (median) | runs (min-max) | vs gpunet | vs GEMM floor | test acc. "
+        "| peak RSS MB |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for system in systems:
+        good = [r for r in runs[system] if "times" in r]
+        if not good:
+            print(f"| {system} | failed: {runs[system][0]['error']} | | | | | |")
             continue
-        system, seconds, accuracy, peak = row
-        acc = "-" if accuracy is None else f"{100 * accuracy:.2f}%"
+        values = [v for v in seconds[system] if v]
+        accuracy = "-"
+        if good[0]["accuracy"] is not None:
+            accuracy = f"{100 * statistics.median(r['accuracy'] for r in good):.2f}%"
+        peak = statistics.median(r["peak_mb"] for r in good)
         print(
-            f"| {system} | {seconds:.3f} | {seconds / base:.2f}x | {seconds / floor:.2f}x | "
-            f"{acc} | {peak:.0f} |"
+            f"| {system} | {statistics.median(values):.3f} | {min(values):.3f}-{max(values):.3f} "
+            f"| {ratio(system, 'gpunet')} | {ratio(system, 'floor')} | {accuracy} | {peak:.0f} |"
         )
     for peer, why in missing.items():
-        print(f"| {peer} | missing ({why}) | | | | |")
+        print(f"| {peer} | missing ({why}) | | | | | |")
 
 
 if __name__ == "__main__":
