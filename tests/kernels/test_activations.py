@@ -78,3 +78,22 @@ def test_known_values():
 def test_unknown_name_lists_the_choices():
     with pytest.raises(ValueError, match="Unknown activation 'rellu'.*relu"):
         activations.get("rellu")
+
+
+def test_relu_against_cached_zeros_equals_the_scalar_maximum():
+    # relu's forward compares against a kept zero array (NumPy's fast path); the result must
+    # be bit for bit np.maximum(x, 0.0), NaN, infinities and signed zeros included, and the
+    # kept zeros must stay zeros.
+    x = np.random.default_rng(4).standard_normal((16, 9)).astype(np.float32)
+    x[0, :5] = [np.nan, np.inf, -np.inf, -0.0, 0.0]
+    relu = activations.get("relu")
+    for _ in range(2):  # the second call reuses the kept array
+        y = relu.fwd(x, None)
+        np.testing.assert_array_equal(y, np.maximum(x, 0.0))
+        assert np.array_equal(np.signbit(y), np.signbit(np.maximum(x, 0.0)))
+    relu.fwd(x.copy(), None)  # in place on a copy
+    zeros = activations._zeros_like(x)
+    assert not zeros.flags.writeable and not zeros.any()
+    for rows in range(1, 60):  # many batch shapes: the cache stays small
+        activations._zeros_like(np.empty((rows, 3), np.float32))
+    assert len(activations._ZEROS) <= 32
