@@ -70,6 +70,12 @@ def run_torch(spec, epochs, threads):
             layers.append(torch.nn.Dropout(spec["dropout"]))
         width_in = width
     model = torch.nn.Sequential(*layers, torch.nn.Linear(width_in, 10))
+    # Keras's initialisation (glorot_uniform kernels, zero biases), so that accuracies compare
+    # the trainers, not PyTorch's default kaiming_uniform(a=sqrt(5)) init.
+    for module in model:
+        if isinstance(module, torch.nn.Linear):
+            torch.nn.init.xavier_uniform_(module.weight)
+            torch.nn.init.zeros_(module.bias)
     if spec["optimizer"] == "sgd":
         optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE["sgd"])
     else:  # Keras's Adam defaults
