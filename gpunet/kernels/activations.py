@@ -61,7 +61,9 @@ def _zeros_like(x):
     key = (x.shape, x.dtype.str)
     zeros = _ZEROS.get(key)
     if zeros is None:
-        if len(_ZEROS) >= 32:  # a few shapes per model; don't grow without bound
+        # A model needs a few shapes (training, validation, last batches); start over rather
+        # than grow past 32 arrays or 64 MB.
+        if len(_ZEROS) >= 32 or sum(z.nbytes for z in _ZEROS.values()) + x.nbytes > 1 << 26:
             _ZEROS.clear()
         zeros = _ZEROS[key] = np.zeros(x.shape, x.dtype)
         zeros.flags.writeable = False

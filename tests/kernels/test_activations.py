@@ -97,3 +97,6 @@ def test_relu_against_cached_zeros_equals_the_scalar_maximum():
     for rows in range(1, 60):  # many batch shapes: the cache stays small
         activations._zeros_like(np.empty((rows, 3), np.float32))
     assert len(activations._ZEROS) <= 32
+    for _ in range(3):  # and small in bytes
+        activations._zeros_like(np.empty((1 << 23) + len(activations._ZEROS), np.float32))
+    assert sum(z.nbytes for z in activations._ZEROS.values()) <= 1 << 26
