@@ -23,7 +23,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from workloads import LEARNING_RATE, WORKLOADS, load  # noqa: E402
+from workloads import LEARNING_RATE, WORKLOADS, gpunet_model, load  # noqa: E402
 
 PEERS = ("numpy", "torch", "keras", "sklearn")
 
@@ -34,19 +34,7 @@ def run_gpunet(spec, epochs, threads):
     gn.backend.set_backend("numpy")
     x, y, x_test, y_test = load(spec)
     gn.utils.set_random_seed(0)
-    layers = [gn.layers.Input((784,))]
-    for width in spec["units"]:
-        layers.append(gn.layers.Dense(width, activation="relu"))
-        if spec["dropout"]:
-            layers.append(gn.layers.Dropout(spec["dropout"]))
-    layers.append(gn.layers.Dense(10, activation="softmax"))
-    model = gn.Sequential(layers)
-    optimizer = {"sgd": gn.optimizers.SGD, "adam": gn.optimizers.Adam}[spec["optimizer"]]
-    model.compile(
-        loss="sparse_categorical_crossentropy",
-        optimizer=optimizer(LEARNING_RATE[spec["optimizer"]]),
-        metrics=["accuracy"],
-    )
+    model = gpunet_model(spec)
     times = []
     timer = gn.callbacks.LambdaCallback(
         on_epoch_begin=lambda epoch, logs: times.append(-time.perf_counter()),

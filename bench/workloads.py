@@ -29,3 +29,23 @@ def load(spec: dict):
         gn.datasets.images_to_float32(x_test),
         y_test.astype(np.int64),
     )
+
+
+def gpunet_model(spec: dict):
+    """The workload's model in gpunet, compiled as the peers are (Keras defaults otherwise)."""
+    import gpunet as gn
+
+    layers = [gn.layers.Input((784,))]
+    for width in spec["units"]:
+        layers.append(gn.layers.Dense(width, activation="relu"))
+        if spec["dropout"]:
+            layers.append(gn.layers.Dropout(spec["dropout"]))
+    layers.append(gn.layers.Dense(10, activation="softmax"))
+    model = gn.Sequential(layers)
+    optimizer = {"sgd": gn.optimizers.SGD, "adam": gn.optimizers.Adam}[spec["optimizer"]]
+    model.compile(
+        loss="sparse_categorical_crossentropy",
+        optimizer=optimizer(LEARNING_RATE[spec["optimizer"]]),
+        metrics=["accuracy"],
+    )
+    return model
