@@ -271,18 +271,19 @@ class Sequential:
         asked d loss / d output, or d loss / d logits when the loss is fused, times `scale`)."""
         out = self._forward(x, training, logits=self._fused)
         n = out.shape[0]
-        grad = self._batch_buffer("grad", out, n) if with_grad else None
         # "sum_over_batch_size": each sample's gradient is scaled by its weight / N.
+        grad = None
         if self._fused:
             y_pred = self._batch_buffer("y_pred", out, n)
+            if with_grad:
+                grad = self._batch_buffer("grad", out, n)
             per_sample = self.loss.fused(y_true, out, y_pred, grad, scale / n)
         else:
             y_pred = out
             per_sample = self.loss.per_sample(y_true, y_pred)
             if with_grad:
-                backend.get_array_module(out).multiply(
-                    self.loss.grad(y_true, y_pred), scale / n, out=grad
-                )
+                grad = self.loss.grad(y_true, y_pred)  # a new array: scaled in place
+                grad *= scale / n
         if weights is not None:
             per_sample = per_sample * weights
             if grad is not None:
