@@ -6,7 +6,8 @@ Each system trains in its own process, one at a time, alternating across repeats
 its seconds per epoch (median of epochs 2..N: the first pays for warm-up), test accuracy after
 its run, and peak RSS. The GEMM floor (bench/floor.py) is measured the same way. A peer that is
 not installed is reported as missing. Peers: `numpy` (bench/handloop.py: gpunet's arithmetic as
-one hand-written loop), and `pip install torch==2.13.0 scikit-learn keras jax` (or the `bench`
+one hand-written loop), `numba` (bench/numba_loop.py: that loop with its non-GEMM ops compiled,
+`pip install numba`), and `pip install torch==2.13.0 scikit-learn keras jax` (or the `bench`
 extra).
 """
 
@@ -25,7 +26,7 @@ sys.path.insert(0, HERE)
 
 from workloads import LEARNING_RATE, WORKLOADS, gpunet_model, load  # noqa: E402
 
-PEERS = ("numpy", "torch", "keras", "sklearn")
+PEERS = ("numpy", "numba", "torch", "keras", "sklearn")
 
 
 def run_gpunet(spec, epochs, threads):
@@ -149,6 +150,12 @@ def run_numpy(spec, epochs, threads):
     return train(spec, epochs)
 
 
+def run_numba(spec, epochs, threads):
+    from numba_loop import train
+
+    return train(spec, epochs)
+
+
 def run_floor(spec, epochs, threads):
     from floor import gemm_floor
 
@@ -160,6 +167,7 @@ RUNNERS = {
     "gpunet": run_gpunet,
     "floor": run_floor,
     "numpy": run_numpy,
+    "numba": run_numba,
     "torch": run_torch,
     "keras": run_keras,
     "sklearn": run_sklearn,
@@ -197,10 +205,9 @@ def _run(system, args) -> dict:
 
 
 def _available(peer: str) -> str | None:
-    module = {"numpy": "numpy", "torch": "torch", "keras": "keras", "sklearn": "sklearn"}[peer]
     env = dict(os.environ, KERAS_BACKEND=os.environ.get("KERAS_BACKEND", "jax"))
     probe = subprocess.run(
-        [sys.executable, "-c", f"import {module}"], capture_output=True, text=True, env=env
+        [sys.executable, "-c", f"import {peer}"], capture_output=True, text=True, env=env
     )
     return None if probe.returncode == 0 else (probe.stderr.strip().splitlines() or ["?"])[-1]
 

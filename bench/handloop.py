@@ -17,10 +17,9 @@ import numpy as np
 from workloads import LEARNING_RATE, WORKLOADS, load
 
 
-def train(spec: dict, epochs: int):
-    """(seconds of each epoch, test accuracy after the last)."""
-    x, y, x_test, y_test = load(spec)
-    rs = np.random.default_rng(0)
+def init_params(spec: dict, rs):
+    """One flat parameter vector and its gradient, with per-layer (kernel, gradient) and
+    (bias, gradient) views: kernels glorot_uniform, biases zero."""
     widths = (784,) + tuple(spec["units"]) + (10,)
     shapes = [s for a, b in zip(widths, widths[1:]) for s in ((a, b), (b,))]
     params = np.zeros(sum(math.prod(s) for s in shapes), np.float32)
@@ -30,10 +29,27 @@ def train(spec: dict, epochs: int):
         views.append((params[start : start + size].reshape(shape), grads[start : start + size]))
         start += size
     for (w, _), shape in zip(views, shapes):
-        if len(shape) == 2:  # glorot_uniform
+        if len(shape) == 2:
             w[...] = rs.uniform(-1.0, 1.0, shape) * math.sqrt(6.0 / sum(shape))
     kernels = [(w, g.reshape(w.shape)) for w, g in views[0::2]]
-    biases = [(b, g) for b, g in views[1::2]]
+    return params, grads, kernels, views[1::2]
+
+
+def test_accuracy(kernels, biases, x_test, y_test) -> float:
+    h = x_test
+    for i, ((w, _), (b, _)) in enumerate(zip(kernels, biases)):
+        h = h @ w + b
+        if i < len(kernels) - 1:
+            h = np.maximum(h, 0.0)
+    return float((h.argmax(axis=-1) == y_test).mean())
+
+
+def train(spec: dict, epochs: int):
+    """(seconds of each epoch, test accuracy after the last)."""
+    x, y, x_test, y_test = load(spec)
+    rs = np.random.default_rng(0)
+    widths = (784,) + tuple(spec["units"]) + (10,)
+    params, grads, kernels, biases = init_params(spec, rs)
     batch, rate, n = spec["batch"], spec["dropout"], len(x)
     m, v, tmp, tmp2 = (np.zeros_like(params) for _ in range(4))
     xb, yb = np.empty((batch, 784), np.float32), np.empty(batch, np.int64)
@@ -101,12 +117,7 @@ def train(spec: dict, epochs: int):
                 tmp2 /= tmp
                 params -= tmp2
         times.append(time.perf_counter() - start)
-    h = x_test
-    for i, ((w, _), (b, _)) in enumerate(zip(kernels, biases)):
-        h = h @ w + b
-        if i < len(masks):
-            h = np.maximum(h, 0.0)
-    return times, float((h.argmax(axis=-1) == y_test).mean())
+    return times, test_accuracy(kernels, biases, x_test, y_test)
 
 
 def main() -> None:
