@@ -338,12 +338,17 @@ class Sequential:
         for metric in self._metrics:
             metric.update_state(y, y_pred, weights)
 
-    def _results(self, prefix: str = "") -> dict:
-        """Epoch logs: batch-size-weighted mean loss, then each metric (one host sync)."""
-        logs = {prefix + "loss": float(self._loss_total) / max(self._seen, 1)}
+    def _result_readers(self, prefix: str = "") -> dict:
+        """Log name -> a function reading its value: the batch-size-weighted mean loss, then each
+        metric. Each call is a host sync on the GPU."""
+        readers = {prefix + "loss": lambda: float(self._loss_total) / max(self._seen, 1)}
         for metric in self._metrics:
-            logs[prefix + metric.name] = metric.result()
-        return logs
+            readers[prefix + metric.name] = metric.result
+        return readers
+
+    def _results(self, prefix: str = "") -> dict:
+        """Epoch logs: every value of `_result_readers`, read now."""
+        return {name: read() for name, read in self._result_readers(prefix).items()}
 
     def fit(
         self,
@@ -427,6 +432,7 @@ class Sequential:
         hooks.on_train_begin({})
         progress = self._start_progress(initial_epoch, history, user)
         batch_end = hooks.has("on_train_batch_end")
+        readers = self._result_readers()
         # A diverging run overflows to inf/NaN: TerminateOnNaN and the logs report it, rather
         # than a NumPy warning from every ufunc.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -445,7 +451,7 @@ class Sequential:
                     self._track(value, yb, y_pred, wb)
                     progress.step = step + 1
                     if batch_end:
-                        hooks.on_train_batch_end(step, callbacks_module.LazyLogs(self._results))
+                        hooks.on_train_batch_end(step, callbacks_module.LazyLogs(readers))
                     if self.stop_training:
                         break
                 if self.interrupted:  # a checkpoint holds the partial epoch; no epoch end

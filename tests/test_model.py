@@ -299,6 +299,33 @@ def test_callback_hooks_and_lazy_batch_logs():
     ]
 
 
+def test_batch_logs_read_only_the_values_asked_for(monkeypatch):
+    # TerminateOnNaN looks at the loss after every step; on a GPU each metric read is a host
+    # sync, so the accuracy must not be read for it.
+    reads = []
+    result = gn.metrics.Mean.result  # accuracy's
+    monkeypatch.setattr(gn.metrics.Mean, "result", lambda self: reads.append(1) or result(self))
+    losses = []
+
+    class LossWatcher(gn.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            losses.append(logs["loss"])
+
+    x, y, _ = _data(n=40)
+    model = _readme_model()
+    model.compile(loss="categorical_crossentropy", optimizer="sgd", metrics=["accuracy"])
+    history = model.fit(
+        x,
+        y,
+        epochs=1,
+        batch_size=10,
+        verbose=0,
+        callbacks=[LossWatcher(), gn.callbacks.TerminateOnNaN()],
+    )
+    assert reads == [1]  # once, for the epoch logs
+    assert len(losses) == 4 and losses[-1] == pytest.approx(history.history["loss"][0])
+
+
 def test_verbose_prints_keras_epoch_lines(capsys):
     x, y, _ = _data(n=64)
     model = _readme_model()

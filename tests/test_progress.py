@@ -126,7 +126,7 @@ def test_metrics_are_read_only_when_the_bar_redraws():
 
     def read():
         reads.append(1)
-        return {"loss": 1.0}
+        return 1.0
 
     console = Console(file=io.StringIO(), force_terminal=True, width=120)
     logger = ProgbarLogger(1, console=console, clock=_clock(0.01))
@@ -134,7 +134,7 @@ def test_metrics_are_read_only_when_the_bar_redraws():
     logger.on_train_begin()
     logger.on_epoch_begin(0)
     for step in range(100):
-        logger.on_train_batch_end(step, LazyLogs(read))
+        logger.on_train_batch_end(step, LazyLogs({"loss": read}))
     assert 15 <= len(reads) <= 21  # 100 steps of 10 ms, redrawn at most every 50 ms
     logger.on_epoch_end(0, {"loss": 1.0})
 

@@ -49,25 +49,27 @@ class Callback:
 
 
 class LazyLogs(Mapping):
-    """Batch logs that read metric values from the device only when a callback asks for one."""
+    """Batch logs that read each value from the device only when a callback asks for it: a
+    callback that watches the loss (TerminateOnNaN) costs one read per step, not one per metric.
 
-    def __init__(self, read: Callable[[], dict]):
-        self._read = read
-        self._values: dict | None = None
+    Args:
+        readers: log name -> a function returning its current value.
+    """
 
-    def _resolved(self) -> dict:
-        if self._values is None:
-            self._values = self._read()
-        return self._values
+    def __init__(self, readers: Mapping[str, Callable[[], float]]):
+        self._readers = readers
+        self._values: dict = {}
 
     def __getitem__(self, key):
-        return self._resolved()[key]
+        if key not in self._values:
+            self._values[key] = self._readers[key]()
+        return self._values[key]
 
     def __iter__(self):
-        return iter(self._resolved())
+        return iter(self._readers)
 
     def __len__(self):
-        return len(self._resolved())
+        return len(self._readers)
 
 
 class CallbackList:
