@@ -64,8 +64,9 @@ def bias_relu_numba(z, b):
 def main() -> None:
     p, g, m, v, tmp, tmp2 = (RS.random(SIZE, dtype=np.float32) for _ in range(6))
     alpha = np.float32(1e-3)
-    adam_1 = numba.njit(parallel=False)(_adam_loop)
-    adam_2 = numba.njit(parallel=True)(_adam_loop)
+    # error_model="numpy": numba's default checks each division for zero, which blocks SIMD
+    adam_1 = numba.njit(parallel=False, error_model="numpy")(_adam_loop)
+    adam_2 = numba.njit(parallel=True, error_model="numpy")(_adam_loop)
     x = RS.random((48_000, 784), dtype=np.float32)
     order, xb = RS.permutation(48_000), np.empty((BATCH, 784), np.float32)
     z = RS.standard_normal((BATCH, 128), dtype=np.float32)
