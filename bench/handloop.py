@@ -120,13 +120,18 @@ def train(spec: dict, epochs: int):
     return times, test_accuracy(kernels, biases, x_test, y_test)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run_cli(train_fn, description: str) -> None:
+    """`--workload`, `--epochs`; prints each epoch's seconds and the test accuracy."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--workload", choices=sorted(WORKLOADS), default="w1")
     parser.add_argument("--epochs", type=int, default=5)
     args = parser.parse_args()
-    times, accuracy = train(WORKLOADS[args.workload], args.epochs)
+    times, accuracy = train_fn(WORKLOADS[args.workload], args.epochs)
     print(f"{args.workload}: " + " ".join(f"{s:.3f}" for s in times) + f" s/epoch, {accuracy:.2%}")
+
+
+def main() -> None:
+    run_cli(train, __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

@@ -8,14 +8,13 @@ stream as handloop.py; the GEMMs are the same NumPy `matmul(out=)` calls.
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 
 import numba
 import numpy as np
-from handloop import init_params, test_accuracy
-from workloads import LEARNING_RATE, WORKLOADS, load
+from handloop import init_params, run_cli, test_accuracy
+from workloads import LEARNING_RATE, load
 
 F32 = np.float32
 # Serial kernels: parallel=True ran 15-25x slower here, its worker threads fighting OpenBLAS's
@@ -150,12 +149,7 @@ def train(spec: dict, epochs: int):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workload", choices=sorted(WORKLOADS), default="w1")
-    parser.add_argument("--epochs", type=int, default=5)
-    args = parser.parse_args()
-    times, accuracy = train(WORKLOADS[args.workload], args.epochs)
-    print(f"{args.workload}: " + " ".join(f"{s:.3f}" for s in times) + f" s/epoch, {accuracy:.2%}")
+    run_cli(train, __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

@@ -59,26 +59,6 @@ def test_keras2_style_from_the_books():
     assert model.optimizer.learning_rate == 0.1
 
 
-def test_summary_of_keras_mnist_mlp():
-    model = gn.Sequential(
-        [
-            gn.layers.Dense(512, activation="relu", input_shape=(784,)),
-            gn.layers.Dropout(0.2),
-            gn.layers.Dense(512, activation="relu"),
-            gn.layers.Dropout(0.2),
-            gn.layers.Dense(10, activation="softmax"),
-        ]
-    )
-    lines = []
-    model.summary(print_fn=lines.append)
-    text = "\n".join(lines)
-    assert model.count_params() == 669_706
-    assert 'Model: "sequential"' in text
-    assert "dense_1 (Dense)" in text and "(None, 512)" in text and "262,656" in text
-    assert "Total params: 669,706 (2.55 MB)" in text
-    assert "Non-trainable params: 0 (0.00 B)" in text
-
-
 def test_everything_stays_float32_after_training():
     x, y, _ = _data()
     model = _readme_model()

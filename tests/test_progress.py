@@ -152,6 +152,7 @@ def test_summary_of_the_keras_mnist_mlp():
     lines = []
     model.summary(print_fn=lines.append, line_length=76)  # Keras's width on an 80-column terminal
     assert "\n".join(lines) == SUMMARY_GOLDEN
+    assert model.count_params() == 669_706
 
 
 EPOCH_LINE = re.compile(
