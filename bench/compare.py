@@ -24,7 +24,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from workloads import LEARNING_RATE, WORKLOADS, gpunet_model, load  # noqa: E402
+from workloads import LEARNING_RATE, WORKLOADS, build_model, gpunet_model, load  # noqa: E402
 
 PEERS = ("numpy", "numba", "torch", "keras", "sklearn")
 
@@ -94,19 +94,7 @@ def run_keras(spec, epochs, threads):
 
     keras.utils.set_random_seed(0)
     x, y, x_test, y_test = load(spec)
-    layers = [keras.Input((784,))]
-    for width in spec["units"]:
-        layers.append(keras.layers.Dense(width, activation="relu"))
-        if spec["dropout"]:
-            layers.append(keras.layers.Dropout(spec["dropout"]))
-    layers.append(keras.layers.Dense(10, activation="softmax"))
-    model = keras.Sequential(layers)
-    optimizer = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam}[spec["optimizer"]]
-    model.compile(
-        loss="sparse_categorical_crossentropy",
-        optimizer=optimizer(LEARNING_RATE[spec["optimizer"]]),
-        metrics=["accuracy"],
-    )
+    model = build_model(keras, spec)
     times = []
     timer = keras.callbacks.LambdaCallback(
         on_epoch_begin=lambda epoch, logs: times.append(-time.perf_counter()),

@@ -31,21 +31,27 @@ def load(spec: dict):
     )
 
 
-def gpunet_model(spec: dict):
-    """The workload's model in gpunet, compiled as the peers are (Keras defaults otherwise)."""
-    import gpunet as gn
-
-    layers = [gn.layers.Input((784,))]
+def build_model(lib, spec: dict):
+    """The workload's model compiled in `lib`: gpunet or keras, whose names are the same (Keras
+    defaults otherwise)."""
+    layers = [lib.layers.Input((784,))]
     for width in spec["units"]:
-        layers.append(gn.layers.Dense(width, activation="relu"))
+        layers.append(lib.layers.Dense(width, activation="relu"))
         if spec["dropout"]:
-            layers.append(gn.layers.Dropout(spec["dropout"]))
-    layers.append(gn.layers.Dense(10, activation="softmax"))
-    model = gn.Sequential(layers)
-    optimizer = {"sgd": gn.optimizers.SGD, "adam": gn.optimizers.Adam}[spec["optimizer"]]
+            layers.append(lib.layers.Dropout(spec["dropout"]))
+    layers.append(lib.layers.Dense(10, activation="softmax"))
+    model = lib.Sequential(layers)
+    optimizer = {"sgd": lib.optimizers.SGD, "adam": lib.optimizers.Adam}[spec["optimizer"]]
     model.compile(
         loss="sparse_categorical_crossentropy",
         optimizer=optimizer(LEARNING_RATE[spec["optimizer"]]),
         metrics=["accuracy"],
     )
     return model
+
+
+def gpunet_model(spec: dict):
+    """The workload's model in gpunet, compiled as the peers are."""
+    import gpunet as gn
+
+    return build_model(gn, spec)

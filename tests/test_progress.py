@@ -17,6 +17,23 @@ from tests.terminal import screen
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICKSTART = os.path.join(ROOT, "configs", "quickstart.yaml")
+
+
+def _train_two_epochs(output) -> list[str]:
+    """The command line that trains the quick-start config for 2 epochs into `output`."""
+    return [
+        sys.executable,
+        "-m",
+        "gpunet",
+        "train",
+        QUICKSTART,
+        "--set",
+        "fit.epochs=2",
+        "--output",
+        str(output),
+    ]
+
+
 BAR = "━" * 20
 # Keras 3's summary of its mnist_mlp example on an 80-column terminal, line for line.
 SUMMARY_GOLDEN = """\
@@ -162,17 +179,7 @@ EPOCH_LINE = re.compile(
 
 
 def test_real_terminal_shows_keras_epoch_lines(tmp_path, fashion_mnist_folder):
-    args = [
-        sys.executable,
-        "-m",
-        "gpunet",
-        "train",
-        QUICKSTART,
-        "--set",
-        "fit.epochs=2",
-        "--output",
-        str(tmp_path),
-    ]
+    args = _train_two_epochs(tmp_path)
     pid, fd = pty.fork()
     if pid == 0:  # the child: gpunet on a pseudo-terminal
         os.environ.update(GPUNET_BACKEND="numpy", COLUMNS="160", LINES="50", TERM="xterm")
@@ -199,17 +206,7 @@ def test_a_pipe_gets_plain_lines_only(tmp_path, fashion_mnist_folder):
     log = tmp_path / "log.txt"
     with open(log, "w") as f:
         result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "gpunet",
-                "train",
-                QUICKSTART,
-                "--set",
-                "fit.epochs=2",
-                "--output",
-                str(tmp_path / "runs"),
-            ],
+            _train_two_epochs(tmp_path / "runs"),
             stdout=f,
             stderr=subprocess.PIPE,
             text=True,

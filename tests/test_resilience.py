@@ -63,6 +63,16 @@ def _env():
     return dict(os.environ, GPUNET_BACKEND="numpy", PYTHONUNBUFFERED="1")
 
 
+def _resume(workdir, run_dir):
+    return subprocess.run(
+        _command(workdir, "--resume", run_dir),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 def _only_run(output):
     (run,) = [os.path.join(output, d) for d in os.listdir(output)]
     return run
@@ -118,13 +128,7 @@ def test_signal_checkpoints_and_resume_is_bit_for_bit(workdir, uninterrupted, tm
     assert "Traceback" not in err
     _, meta = checkpoint.load(os.path.join(run_dir, "checkpoint.npz"))
     assert meta["epoch"] < EPOCHS
-    resumed = subprocess.run(
-        _command(workdir, "--resume", run_dir),
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    resumed = _resume(workdir, run_dir)
     assert resumed.returncode == 0, resumed.stderr
     history, weights = _results(run_dir)
     expected_history, expected_weights = uninterrupted
@@ -152,13 +156,7 @@ def test_kill_9_at_random_moments_always_leaves_a_resumable_checkpoint(workdir, 
         arrays, meta = checkpoint.load(os.path.join(run_dir, "checkpoint.npz"))
         assert np.isfinite(arrays["params"]).all() and meta["step"] == 0
         if attempt % 5 == 0:  # resuming takes a few seconds: check it on some of them
-            resumed = subprocess.run(
-                _command(workdir, "--resume", run_dir),
-                env=_env(),
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
+            resumed = _resume(workdir, run_dir)
             assert resumed.returncode == 0, resumed.stderr
             assert not [f for f in os.listdir(run_dir) if f.endswith(".tmp")]
 
@@ -211,13 +209,7 @@ def test_unusable_output_folder_is_one_clear_line(workdir, tmp_path):
 
 
 def test_resume_needs_a_checkpoint(workdir, tmp_path):
-    result = subprocess.run(
-        _command(workdir, "--resume", str(tmp_path)),
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = _resume(workdir, str(tmp_path))
     assert result.returncode == 2 and "no checkpoint.npz there to resume from" in result.stderr
 
 
