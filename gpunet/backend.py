@@ -6,6 +6,7 @@ layer, loss and optimizer code runs on a CUDA GPU or on the CPU.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from types import ModuleType
@@ -14,6 +15,9 @@ import numpy as np
 
 BACKENDS = ("auto", "numpy", "cupy")
 ENV_VAR = "GPUNET_BACKEND"
+# The module imported for the "cupy" backend: CuPy itself, unless this names another module with
+# CuPy's API (the test suite's strict CPU stand-in, tests/standin.py, runs the CuPy path in CI).
+MODULE_ENV_VAR = "GPUNET_CUPY_MODULE"
 
 
 class BackendError(RuntimeError):
@@ -26,8 +30,9 @@ _xp: ModuleType | None = None
 
 def _load_cupy() -> tuple[ModuleType | None, str]:
     """Import CuPy and check a device is usable; return (module, "") or (None, why not)."""
+    module_name = os.environ.get(MODULE_ENV_VAR, "cupy")
     try:
-        import cupy
+        cupy = importlib.import_module(module_name)
     except Exception as exc:  # ImportError, or a broken CUDA install raising at import
         return None, f"CuPy is not installed or failed to import ({type(exc).__name__}: {exc})"
     try:
@@ -59,16 +64,27 @@ def set_backend(name: str) -> str:
                 "Hint: install the CuPy extra matching your CUDA version "
                 "(pip install 'gpunet[cuda12]' or 'gpunet[cuda13]'), or use backend 'numpy'."
             )
-        _name, _xp = "cupy", cupy
+        _use_device(cupy)
     else:
         cupy, why = _load_cupy()
         if cupy is not None:
-            _name, _xp = "cupy", cupy
+            _use_device(cupy)
             print("gpunet: backend auto -> cupy (CUDA device found)", file=sys.stderr)
         else:
             _name, _xp = "numpy", np
             print(f"gpunet: backend auto -> numpy ({why})", file=sys.stderr)
     return _name
+
+
+def _use_device(module: ModuleType) -> None:
+    global _name, _xp
+    _name, _xp = "cupy", module
+    _DEVICE_MODULES[module.ndarray] = module
+
+
+# Device array type -> its module, for every CuPy-like module loaded in this process. An array
+# keeps its module even after the backend switches back to NumPy.
+_DEVICE_MODULES: dict[type, ModuleType] = {}
 
 
 def _ensure() -> None:
@@ -89,10 +105,13 @@ def xp() -> ModuleType:
 
 
 def get_array_module(x) -> ModuleType:
-    """The array module that owns `x` (CuPy for CuPy arrays, else NumPy)."""
-    if _name == "cupy" and type(x).__module__.startswith("cupy"):
-        return _xp  # type: ignore[return-value]
-    return np
+    """The array module that owns `x` (CuPy for CuPy arrays, else NumPy), from `x` alone."""
+    return _DEVICE_MODULES.get(type(x), np)
+
+
+def is_device_array(x) -> bool:
+    """Whether `x` lives on a device (a CuPy array), not in host memory."""
+    return type(x) in _DEVICE_MODULES
 
 
 def to_device(array, dtype=None):
@@ -100,8 +119,16 @@ def to_device(array, dtype=None):
     return xp().asarray(array, dtype=dtype)
 
 
+def copy_to_device(target, host: np.ndarray) -> None:
+    """Copy a host array into the existing array `target` (device or host), allocating nothing."""
+    if type(target) in _DEVICE_MODULES:
+        target.set(np.ascontiguousarray(host, dtype=target.dtype))
+    else:
+        target[...] = host
+
+
 def to_host(array) -> np.ndarray:
     """Return a NumPy array for `array`, copying from the device when needed."""
-    if type(array).__module__.startswith("cupy"):
+    if type(array) in _DEVICE_MODULES:
         return array.get()
     return np.asarray(array)

@@ -1,8 +1,9 @@
 """Training checkpoints: everything needed to continue a fit exactly, in one `.npz` file.
 
-Arrays (parameters, optimizer slots, the epoch's permutation, metric accumulators, callback
-arrays) are stored as arrays; everything else (epoch, step, optimizer scalars, generator states,
-history, callback states, the config) as JSON text in the array `meta`. Files are written to a
+Arrays (parameters, optimizer slots, the epoch's permutation, the epoch's loss and metric
+accumulators, callback arrays) are stored as arrays; everything else (epoch, step, optimizer
+scalars, the shuffling generator's state, each Dropout stream's (seed, offset), history,
+callback states, the config) as JSON text in the array `meta`. Files are written to a
 temporary file, fsynced and renamed, so the previous checkpoint stays until the new one is
 complete; they are read with `allow_pickle=False`, so a file holding pickled objects is refused.
 """
@@ -19,7 +20,9 @@ from gpunet import backend, runs
 from gpunet.datasets.idx import DataError
 from gpunet.layers import Dropout
 
-FORMAT = "gpunet-checkpoint-1"
+# 2: dropout as counter-based streams (seed, offset), the same on NumPy and CuPy; the epoch's
+# accumulators as one tracker state.
+FORMAT = "gpunet-checkpoint-2"
 
 
 @dataclass
@@ -31,11 +34,7 @@ class FitProgress:
     order: np.ndarray | None = None
     shuffle_rng: np.random.Generator | None = None
     history: dict = field(default_factory=dict)
-
-
-def _generator_state(generator):
-    bit_generator = getattr(generator, "bit_generator", None)
-    return None if bit_generator is None else bit_generator.state  # CuPy's: not kept yet
+    tracker_state: tuple | None = None  # (arrays, samples seen) of a partial epoch, to restore
 
 
 def _history_through(progress: FitProgress, epoch_logs) -> dict:
@@ -53,18 +52,22 @@ def save(
     path: str,
     model,
     progress: FitProgress,
+    tracker=None,
     callbacks=(),
     config: dict | None = None,
     epoch_logs=None,
 ) -> None:
-    """Write the model's full training state at `progress` to `path`, atomically."""
+    """Write the model's full training state at `progress` to `path`, atomically; `tracker`
+    holds the running loss and metrics of a partial epoch."""
     scalars, slots = model.optimizer.get_state()
     arrays = {"params": backend.to_host(model._params)}
     arrays.update({f"optimizer/{name}": value for name, value in slots.items()})
     if progress.order is not None:
         arrays["order"] = progress.order
-    for i, metric in enumerate(model._metrics or []):
-        arrays.update({f"metric/{i}/{k}": v for k, v in metric.get_state().items()})
+    seen = 0
+    if tracker is not None and progress.step > 0:
+        arrays.update({f"tracker/{k}": v for k, v in tracker.get_state().items()})
+        seen = tracker.seen
     callback_states = []
     for i, callback in enumerate(callbacks):
         callback_states.append({"class": type(callback).__name__, "state": callback.get_state()})
@@ -73,12 +76,13 @@ def save(
         "format": FORMAT,
         "epoch": progress.epoch,
         "step": progress.step,
-        "loss_total": float(model._loss_total),
-        "seen": int(model._seen),
+        "seen": seen,
         "optimizer": scalars,
-        "shuffle_rng": _generator_state(progress.shuffle_rng),
-        "dropout_rngs": {
-            layer.name: _generator_state(layer.generator)
+        "shuffle_rng": None
+        if progress.shuffle_rng is None
+        else progress.shuffle_rng.bit_generator.state,
+        "dropout_streams": {
+            layer.name: list(layer.get_stream())
             for layer in model.layers
             if isinstance(layer, Dropout)
         },
@@ -128,13 +132,9 @@ def restore(model, arrays: dict, meta: dict, callbacks=(), path: str = "checkpoi
     slots = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("optimizer/")}
     model.optimizer.set_state(meta["optimizer"], slots)
     for layer in model.layers:
-        state = meta["dropout_rngs"].get(layer.name) if isinstance(layer, Dropout) else None
-        if state is not None and _generator_state(layer.generator) is not None:
-            layer.generator.bit_generator.state = state
-    for i, metric in enumerate(model._metrics or []):
-        prefix = f"metric/{i}/"
-        metric.set_state({k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)})
-    model._loss_total, model._seen = meta["loss_total"], meta["seen"]
+        stream = meta["dropout_streams"].get(layer.name) if isinstance(layer, Dropout) else None
+        if stream is not None:
+            layer.set_stream(*stream)
     states = meta["callbacks"]
     for i, callback in enumerate(callbacks):
         if i < len(states) and states[i]["class"] == type(callback).__name__:
@@ -146,6 +146,15 @@ def restore(model, arrays: dict, meta: dict, callbacks=(), path: str = "checkpoi
     shuffle_rng = np.random.default_rng()
     if meta["shuffle_rng"] is not None:
         shuffle_rng.bit_generator.state = meta["shuffle_rng"]
+    tracker_state = None
+    if meta["step"] > 0:
+        tracker = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("tracker/")}
+        tracker_state = (tracker, meta["seen"])
     return FitProgress(
-        meta["epoch"], meta["step"], arrays.get("order"), shuffle_rng, meta["history"]
+        meta["epoch"],
+        meta["step"],
+        arrays.get("order"),
+        shuffle_rng,
+        meta["history"],
+        tracker_state,
     )

@@ -16,7 +16,7 @@ import sys
 import numpy as np
 
 import gpunet
-from gpunet import backend, config, runs, trainer
+from gpunet import backend, config, run, runs
 from gpunet.datasets import download, fashion_mnist, locate, mnist, user
 from gpunet.datasets.idx import DataError
 
@@ -124,8 +124,8 @@ def cmd_data_verify(args) -> int:
 
 def _resume_config(run_dir: str, overrides: list[str]):
     """The resolved config a run directory keeps: a resumed run continues exactly that run."""
-    if not os.path.isfile(os.path.join(run_dir, trainer.CHECKPOINT)):
-        raise UsageError(f"{run_dir}: no {trainer.CHECKPOINT} there to resume from.")
+    if not os.path.isfile(os.path.join(run_dir, run.CHECKPOINT)):
+        raise UsageError(f"{run_dir}: no {run.CHECKPOINT} there to resume from.")
     if overrides:
         raise UsageError("--set cannot change a run being resumed; it continues its own config.")
     path = os.path.join(run_dir, "config.yaml")
@@ -140,9 +140,7 @@ def cmd_train(args) -> int:
         cfg = config.load(args.config, args.set or [])
     if args.backend:
         cfg.backend = args.backend
-    outcome = trainer.train(
-        cfg, args.config, output=args.output, quiet=args.quiet, resume=args.resume
-    )
+    outcome = run.train(cfg, args.config, output=args.output, quiet=args.quiet, resume=args.resume)
     if outcome.signal is not None:
         name = signal.Signals(outcome.signal).name
         print(
@@ -171,13 +169,13 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    cfg, model, _ = trainer.load_run(args.run_dir)
+    cfg, model, _ = run.load_run(args.run_dir)
     if args.data is not None:
         if cfg.data.name is not None:
             cfg.data.path = args.data
         else:
             cfg.data.test_path = args.data
-    data = trainer.load_data(cfg)
+    data = run.load_data(cfg)
     if data.x_test is None:
         raise UsageError(f"{args.run_dir}: the run has no test data; pass --data FILE.")
     results = model.evaluate(
@@ -189,8 +187,8 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    cfg, model, arrays = trainer.load_run(args.run_dir)
-    x = trainer.prepare_inputs(cfg, user.load_features(args.input), arrays)
+    cfg, model, arrays = run.load_run(args.run_dir)
+    x = run.prepare_inputs(cfg, user.load_features(args.input), arrays)
     expected = model.input_shape[1:]
     if x.shape[1:] != expected:
         raise UsageError(
@@ -211,7 +209,7 @@ def cmd_predict(args) -> int:
 
 def cmd_summary(args) -> int:
     cfg = config.load(args.config, args.set or [])
-    trainer.build_model(cfg, trainer.input_shape(cfg), args.config).summary()
+    run.build_model(cfg, run.input_shape(cfg), args.config).summary()
     return 0
 
 
@@ -292,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(run=cmd_info)
     data = commands.add_parser("data", help="find, download and verify data sets")
     data_commands = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
-    for verb, run, text, example in (
+    for verb, command, text, example in (
         ("info", cmd_data_info, "where a data set is looked for", "gpunet data info mnist"),
         ("fetch", cmd_data_fetch, "download a data set ahead of time", "gpunet data fetch mnist"),
         ("verify", cmd_data_verify, "re-check cached files", "gpunet data verify"),
@@ -305,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         if verb != "verify":
             sub.add_argument("--path", help="a folder holding the files")
-        sub.set_defaults(run=run)
+        sub.set_defaults(run=command)
     return parser
 
 
@@ -315,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return args.run(args)
-    except (UsageError, DataError, ValueError, backend.BackendError, trainer.TrainingError) as exc:
+    except (UsageError, DataError, ValueError, backend.BackendError, run.TrainingError) as exc:
         if debug:
             raise
         message = str(exc).replace("\n", " ")

@@ -23,7 +23,7 @@ def as_array(array, name: str):
     """Accept NumPy/CuPy arrays and array-likes; refuse None and ragged input."""
     if array is None:
         raise ValueError(f"{name} is required, received None.")
-    if type(array).__module__.startswith("cupy"):
+    if backend.is_device_array(array):
         return array
     try:
         return np.asarray(array)

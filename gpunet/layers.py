@@ -3,11 +3,12 @@ model's flat buffer) and its forward/backward buffers; the math lives in `gpunet
 
 from __future__ import annotations
 
-from gpunet import initializers, naming, regularizers
+from gpunet import initializers, naming, regularizers, rng
 from gpunet.backend import get_array_module
+from gpunet.buffers import Buffers
 from gpunet.kernels import activations
+from gpunet.kernels import dropout as dropout_kernels
 from gpunet.kernels.dense import dense_bwd, dense_fwd
-from gpunet.kernels.dropout import dropout_bwd, dropout_fwd
 
 
 def _shape_tuple(shape, what: str) -> tuple[int, ...]:
@@ -45,7 +46,7 @@ class Layer:
         self.input_shape: tuple[int, ...] | None = None
         self.output_shape: tuple[int, ...] | None = None
         self.need_input_grad = True
-        self._buffers: dict = {}
+        self._buffers = Buffers()
 
     @property
     def built(self) -> bool:
@@ -53,6 +54,7 @@ class Layer:
 
     def build(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Fix the per-sample input shape and return the per-sample output shape."""
+        self._buffers.clear()
         self.input_shape = tuple(input_shape)
         self.output_shape = self.compute_output_shape(self.input_shape)
         return self.output_shape
@@ -87,12 +89,8 @@ class Layer:
         raise NotImplementedError
 
     def _buffer(self, key: str, like, shape: tuple[int, ...]):
-        """A buffer reused across batches of the same shape (no allocation per step)."""
-        array = self._buffers.get(key)
-        if array is None or array.shape != shape:
-            array = get_array_module(like).empty(shape, dtype=like.dtype)
-            self._buffers[key] = array
-        return array
+        """A buffer like `like` (module, dtype) of `shape`, kept across batches."""
+        return self._buffers.get(get_array_module(like), key, shape, like.dtype)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r}>"
@@ -137,10 +135,10 @@ class _Activated(Layer):
         return self._y
 
     def _activation_grad(self, gy, from_logits: bool):
-        """Gradient w.r.t. the pre-activation; in place in gy, which the caller gives up."""
+        """Gradient w.r.t. the pre-activation, into a kept buffer."""
         if from_logits or self.activation.name == "linear":
             return gy
-        return self.activation.bwd(gy, self._logits, self._y, gy)
+        return self.activation.bwd(gy, self._logits, self._y, self._buffer("gz", gy, gy.shape))
 
 
 class Dense(_Activated):
@@ -177,7 +175,6 @@ class Dense(_Activated):
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
         self.kernel = self.bias = self.g_kernel = self.g_bias = None
-        self._ones = None  # N ones for the bias gradient, kept across batches
 
     def compute_output_shape(self, input_shape):
         if len(input_shape) != 1:
@@ -226,9 +223,9 @@ class Dense(_Activated):
         gz = self._activation_grad(gy, from_logits)
         x = self._x
         gx = self._buffer("gx", x, x.shape) if self.need_input_grad else None
-        ones = self._ones
-        if ones is None or ones.shape[0] != x.shape[0] or ones.dtype != x.dtype:
-            ones = self._ones = get_array_module(x).ones(x.shape[0], dtype=x.dtype)
+        ones = self._buffers.constant(
+            get_array_module(x), "ones", (x.shape[0],), x.dtype, lambda xp, s, d: xp.ones(s, d)
+        )
         gx = dense_bwd(
             x, self.kernel, gz, self.g_kernel, self.g_bias, gx, self.need_input_grad, ones
         )
@@ -261,9 +258,12 @@ class Dropout(Layer):
     """Inverted dropout: in training, zero each unit with probability `rate` and scale the rest
     by 1 / (1 - rate); in evaluate/predict, the identity.
 
+    Masks come from a counter-based stream (gpunet.kernels.dropout): the same seed gives the
+    same masks on NumPy and CuPy, and (seed, offset) is the whole generator state.
+
     Args:
         rate: fraction of units to drop, in [0, 1).
-        seed: seed of this layer's generator; drawn from the global seed source when None.
+        seed: seed of this layer's stream; drawn from the global seed source when None.
     """
 
     def __init__(self, rate: float, seed: int | None = None, **kwargs):
@@ -276,20 +276,58 @@ class Dropout(Layer):
             raise ValueError(f"{self.name}: seed must be an int >= 0 or None, received {seed!r}.")
         self.rate = float(rate)
         self.seed = seed
-        self.generator = None  # created on the model's backend when the model is built
+        self.stream_seed: int | None = None  # fixed when the model is built
+        self.offset = 0  # counters drawn so far (the host's copy; the device holds base)
+        self._base = None  # offset * GOLDEN (mod 2^64), a one-element device array
         self._mask = None
+
+    def build(self, input_shape):
+        self.stream_seed = rng.draw_seed() if self.seed is None else self.seed
+        self.offset, self._base = 0, None
+        return super().build(input_shape)
+
+    def get_stream(self) -> tuple[int, int]:
+        """(seed, offset): all a checkpoint needs to continue this layer's masks exactly."""
+        return self.stream_seed, self.offset
+
+    def set_stream(self, seed: int, offset: int) -> None:
+        if seed != self.stream_seed:
+            self._buffers.clear()  # the lanes depend on the seed
+        self.stream_seed, self.offset = int(seed), int(offset)
+        if self._base is not None:
+            self._base.fill((self.offset * dropout_kernels.GOLDEN) & dropout_kernels.MASK64)
+
+    def _lanes(self, xp, shape):
+        return self._buffers.constant(
+            xp,
+            "lanes",
+            shape,
+            xp.uint64,
+            lambda xp, s, d: dropout_kernels.lanes(xp, s, self.stream_seed),
+        )
 
     def forward(self, x, training):
         if not training or self.rate == 0.0:
             self._mask = None
             return x
+        xp = get_array_module(x)
+        if self._base is None or get_array_module(self._base) is not xp:
+            self._base = xp.zeros(1, dtype=xp.uint64)
+            self.set_stream(self.stream_seed, self.offset)
+        bits = self._buffer("bits", self._lanes(xp, x.shape), x.shape)
+        tmp = self._buffer("tmp", bits, x.shape)
+        dropout_kernels.counter_bits(self._lanes(xp, x.shape), self._base, bits, tmp)
+        # The next draw starts after this one's counters.
+        self._base += (x.size * dropout_kernels.GOLDEN) & dropout_kernels.MASK64
+        self.offset += x.size
         self._mask = self._buffer("mask", x, x.shape)
-        return dropout_fwd(x, self.rate, self.generator, self._mask, self._buffer("y", x, x.shape))
+        y = self._buffer("y", x, x.shape)
+        return dropout_kernels.dropout_fwd(x, self.rate, bits, self._mask, y)
 
     def backward(self, gy):
         if not self.need_input_grad:
             return None
-        return gy if self._mask is None else dropout_bwd(gy, self._mask, out=gy)
+        return gy if self._mask is None else dropout_kernels.dropout_bwd(gy, self._mask, out=gy)
 
 
 class Flatten(Layer):

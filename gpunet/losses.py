@@ -12,16 +12,10 @@ from __future__ import annotations
 import numpy as np
 
 from gpunet.backend import get_array_module, to_host
+from gpunet.buffers import Buffers
 from gpunet.kernels import activations
 
 EPSILON = 1e-7  # keras.config.epsilon()
-
-
-def _one_hot(labels, num_classes: int, dtype):
-    xp = get_array_module(labels)
-    out = xp.zeros((labels.shape[0], num_classes), dtype=dtype)
-    out[xp.arange(labels.shape[0]), labels] = 1.0
-    return out
 
 
 class Loss:
@@ -38,11 +32,14 @@ class Loss:
     def grad(self, y_true, y_pred):
         raise NotImplementedError
 
-    def fused(self, y_true, logits, probs_out, grad_out=None, grad_scale: float = 1.0):
+    def fused(
+        self, y_true, logits, probs_out, grad_out=None, grad_scale: float = 1.0, buffers=None
+    ):
         """Per-sample losses of `fusable_activation(logits)`, computed from the logits.
 
         Writes the activation's output into `probs_out` and, when `grad_out` is given, each
-        sample's d loss / d logits times `grad_scale` into it.
+        sample's d loss / d logits times `grad_scale` into it. With `buffers` (a gpunet
+        Buffers), a loss that can writes its temporaries into kept arrays.
         """
         probs = activations.get(self.fusable_activation).fwd(logits, probs_out)
         if grad_out is not None:
@@ -193,12 +190,16 @@ class CategoricalCrossentropy(Loss):
         a *= q == c
         return (a - (a * q).sum(axis=-1, keepdims=True)) / s
 
-    def fused(self, y_true, logits, probs_out, grad_out=None, grad_scale: float = 1.0):
+    def fused(
+        self, y_true, logits, probs_out, grad_out=None, grad_scale: float = 1.0, buffers=None
+    ):
         # The softmax and the log-sum-exp share one exp pass; both are exact for any logits.
-        probs, lse = activations.softmax_lse(logits, probs_out)
+        buffers = Buffers() if buffers is None else buffers
+        probs, lse = activations.softmax_lse(logits, probs_out, buffers)
+        targets = self._targets(y_true, logits, buffers)
         if grad_out is not None:
-            self._softmax_grad(y_true, probs, grad_out, grad_scale)
-        return self._xent(y_true, logits, lse)
+            self._softmax_grad(targets, probs, grad_out, grad_scale, buffers)
+        return self._xent(targets, logits, lse, buffers)
 
     def per_sample_from_logits(self, y_true, z):
         return self.fused(y_true, z, get_array_module(z).empty_like(z))
@@ -206,17 +207,32 @@ class CategoricalCrossentropy(Loss):
     def grad_from_logits(self, y_true, z, probs):
         if probs is None:
             probs = activations.get("softmax")(z)
-        return self._softmax_grad(y_true, probs, get_array_module(probs).empty_like(probs), 1.0)
+        xp = get_array_module(probs)
+        targets = self._targets(y_true, z, Buffers())
+        return self._softmax_grad(targets, probs, xp.empty_like(probs), 1.0, Buffers())
 
-    def _xent(self, y_true, z, lse):
+    def _targets(self, y_true, like, buffers=None):
+        return y_true
+
+    def _xent(self, targets, z, lse, buffers):
         # -sum(t * log_softmax(z)) = logsumexp(z) * sum(t) - sum(t * z)
-        return lse * y_true.sum(axis=-1) - (z * y_true).sum(axis=-1)
+        xp = get_array_module(z)
+        rows = z.shape[:-1]
+        total = targets.sum(axis=-1, out=buffers.get(xp, "xent_tsum", rows, z.dtype))
+        out = xp.multiply(lse, total, out=buffers.get(xp, "xent", rows, z.dtype))
+        product = xp.multiply(z, targets, out=buffers.get(xp, "xent_tz", z.shape, z.dtype))
+        out -= product.sum(axis=-1, out=total)
+        return out
 
-    def _softmax_grad(self, y_true, probs, out, scale):
+    def _softmax_grad(self, targets, probs, out, scale, buffers):
         # d/dz of -sum(t * log_softmax(z)) = softmax(z) * sum(t) - t, times scale.
         xp = get_array_module(probs)
-        xp.multiply(probs, y_true.sum(axis=-1, keepdims=True), out=out)
-        out -= y_true
+        rows = probs.shape[:-1] + (1,)
+        total = targets.sum(
+            axis=-1, keepdims=True, out=buffers.get(xp, "grad_tsum", rows, probs.dtype)
+        )
+        xp.multiply(probs, total, out=out)
+        out -= targets
         if scale != 1.0:
             out *= scale
         return out
@@ -228,25 +244,37 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
     name = "sparse_categorical_crossentropy"
     sparse = True
 
-    def _targets(self, y_true, like):
-        labels = y_true.reshape(-1)
-        return _one_hot(labels, like.shape[-1], like.dtype)
+    def _targets(self, y_true, like, buffers=None):
+        # The one-hot rows as one comparison of the labels with the class indices, into a kept
+        # buffer: no scatter, no host traffic.
+        xp = get_array_module(like)
+        rows, classes = like.shape[0], like.shape[-1]
+        if buffers is None:
+            buffers = Buffers()
+        class_index = buffers.constant(
+            xp,
+            "class_index",
+            (1, classes),
+            y_true.dtype,
+            lambda xp, s, d: xp.arange(s[1], dtype=d).reshape(s),
+        )
+        one_hot = buffers.get(xp, "one_hot", (rows, classes), like.dtype)
+        return xp.equal(y_true.reshape(rows, 1), class_index, out=one_hot)
 
-    def _xent(self, y_true, z, lse):
-        return lse - z[self._rows(z), y_true.reshape(-1)]
+    def _xent(self, targets, z, lse, buffers):
+        # sum(t) is 1 for one-hot targets: logsumexp(z) - z[label].
+        xp = get_array_module(z)
+        rows = z.shape[:-1]
+        product = xp.multiply(z, targets, out=buffers.get(xp, "xent_tz", z.shape, z.dtype))
+        picked = product.sum(axis=-1, out=buffers.get(xp, "xent_picked", rows, z.dtype))
+        return xp.subtract(lse, picked, out=buffers.get(xp, "xent", rows, z.dtype))
 
-    def _softmax_grad(self, y_true, probs, out, scale):
-        # (softmax(z) - one_hot(label)) * scale, without building the one-hot.
-        get_array_module(probs).multiply(probs, scale, out=out)
-        out[self._rows(out), y_true.reshape(-1)] -= scale
+    def _softmax_grad(self, targets, probs, out, scale, buffers):
+        # (softmax(z) - one_hot(label)) * scale.
+        get_array_module(probs).subtract(probs, targets, out=out)
+        if scale != 1.0:
+            out *= scale
         return out
-
-    def _rows(self, like):
-        """0..N-1 on like's device, kept across batches of the same size."""
-        rows = getattr(self, "_row_index", None)
-        if rows is None or rows.shape[0] != like.shape[0] or type(rows) is not type(like):
-            rows = self._row_index = get_array_module(like).arange(like.shape[0])
-        return rows
 
     def check_targets(self, y_true, output_shape, where):
         if y_true.ndim > 2 or (y_true.ndim == 2 and y_true.shape[1] != 1):

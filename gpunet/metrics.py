@@ -1,96 +1,166 @@
 """Metrics with Keras 3 names and semantics: stateful, weighted running values over an epoch.
 
-State stays on the device (xp scalars and vectors): updating a metric never syncs with the host;
-only `result()` does.
+Each metric keeps its accumulators in a small float64 device vector (its own, or, inside fit
+and evaluate, a slice of a `Tracker`'s, which reads every metric in one copy): updating never
+syncs with the host; only reading the state does.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from gpunet import backend
 from gpunet.backend import get_array_module, to_host
+from gpunet.buffers import Buffers
 
 
 class Metric:
-    """Base metric: `update_state(y_true, y_pred, sample_weight)`, `result()`, `reset_state()`."""
+    """Base metric: `update_state(y_true, y_pred, sample_weight)`, `result()`, `reset_state()`.
 
-    state_names: tuple[str, ...] = ()  # the accumulators, for checkpoints
+    Subclasses give `state_size`, `_update(state, ...)` (adds into the float64 device vector
+    `state` in place) and `result_from(state)` (the value, from a host copy of the state).
+    """
+
+    state_size = 0
 
     def __init__(self, name: str):
         self.name = name
-        self.reset_state()
+        self._state = None
+        self._buffers = Buffers()
+
+    def _accumulators(self, like):
+        xp = get_array_module(like)
+        if self._state is None or get_array_module(self._state) is not xp:
+            self._state = xp.zeros(self.state_size, dtype="float64")
+        return self._state
+
+    def reset_state(self) -> None:
+        if self._state is not None:
+            self._state.fill(0.0)
+
+    def update_state(self, y_true, y_pred, sample_weight=None) -> None:
+        self._update(self._accumulators(y_pred), y_true, y_pred, sample_weight)
+
+    def read_state(self) -> np.ndarray:
+        """A host float64 copy of the accumulators (one device read)."""
+        if self._state is None:
+            return np.zeros(self.state_size)
+        return np.asarray(to_host(self._state), dtype="float64")
+
+    def result(self) -> float:
+        return self.result_from(self.read_state())
 
     def get_state(self) -> dict:
         """Host float64 copies of the accumulators (a resumed epoch continues its means)."""
-        return {k: np.asarray(to_host(getattr(self, k)), dtype="float64") for k in self.state_names}
+        return {"state": self.read_state()}
 
     def set_state(self, state: dict) -> None:
-        for name in self.state_names:
-            value = state[name]
-            setattr(self, name, float(value) if value.ndim == 0 else value)
+        value = np.asarray(state["state"], dtype="float64")
+        if value.shape != (self.state_size,):
+            raise ValueError(
+                f"metric {self.name!r}: a state of shape {value.shape}, expected "
+                f"({self.state_size},)."
+            )
+        if self._state is None:
+            self._state = backend.xp().zeros(self.state_size, dtype="float64")
+        self._state[...] = backend.to_device(value, "float64")
 
-    def reset_state(self) -> None:
+    def _update(self, state, y_true, y_pred, sample_weight) -> None:
         raise NotImplementedError
 
-    def update_state(self, y_true, y_pred, sample_weight=None) -> None:
-        raise NotImplementedError
-
-    def result(self) -> float:
+    def result_from(self, state: np.ndarray) -> float:
         raise NotImplementedError
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r}>"
 
 
+def _row_weights(sample_weight, values):
+    """The (N,) sample weights shaped to broadcast against per-sample values (N, ...)."""
+    return sample_weight.reshape(sample_weight.shape + (1,) * (values.ndim - 1))
+
+
 class Mean(Metric):
-    """Weighted mean of the values it is given: sum(v * w) / sum(w)."""
+    """Weighted mean of the values it is given: sum(v * w) / sum(w). State: [total, count]."""
 
-    state_names = ("total", "count")
-
-    def reset_state(self):
-        self.total = 0.0
-        self.count = 0.0
+    state_size = 2
 
     def update_values(self, values, sample_weight=None):
-        if sample_weight is None:
-            self.total = self.total + values.sum(dtype="float64")
-            self.count = self.count + values.size
-        else:
-            weights = get_array_module(values).broadcast_to(
-                sample_weight.reshape(sample_weight.shape + (1,) * (values.ndim - 1)), values.shape
-            )
-            self.total = self.total + (values * weights).sum(dtype="float64")
-            self.count = self.count + weights.sum(dtype="float64")
+        self._add(self._accumulators(values), values, sample_weight)
 
-    def result(self):
-        count = float(self.count)
-        return float(self.total) / count if count else 0.0
+    def _add(self, state, values, sample_weight):
+        xp = get_array_module(values)
+        total, count = state[0:1], state[1:2]
+        partial = self._buffers.get(xp, "partial", (), "float64")
+        if sample_weight is None:
+            values.sum(dtype="float64", out=partial)
+            total += partial
+            count += values.size
+            return
+        weighted = self._buffers.get(xp, "weighted", values.shape, values.dtype)
+        xp.multiply(values, _row_weights(sample_weight, values), out=weighted)
+        weighted.sum(dtype="float64", out=partial)
+        total += partial
+        sample_weight.sum(dtype="float64", out=partial)
+        partial *= values.size // max(values.shape[0], 1)  # each weight counts once per value
+        count += partial
+
+    def result_from(self, state):
+        total, count = state
+        return float(total / count) if count else 0.0
 
 
 class MeanMetricWrapper(Mean):
-    """The weighted mean of a per-sample function `fn(y_true, y_pred) -> (N,)`."""
+    """The weighted mean of a per-sample function `fn(y_true, y_pred) -> (N,)`; a function that
+    takes `buffers=` writes its values into kept buffers instead of new arrays."""
 
     def __init__(self, fn, name: str):
         self.fn = fn
         super().__init__(name)
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        self.update_values(self.fn(y_true, y_pred), sample_weight)
+    def _update(self, state, y_true, y_pred, sample_weight):
+        if self.fn in _BUFFERED:
+            values = self.fn(y_true, y_pred, buffers=self._buffers)
+        else:
+            values = self.fn(y_true, y_pred)
+        self._add(state, values, sample_weight)
 
 
-def binary_accuracy(y_true, y_pred, threshold: float = 0.5):
+def _kept(buffers, xp, name, shape, dtype):
+    return xp.empty(shape, dtype) if buffers is None else buffers.get(xp, name, shape, dtype)
+
+
+def binary_accuracy(y_true, y_pred, threshold: float = 0.5, buffers=None):
     """Per sample: the fraction of outputs where (y_pred > threshold) equals y_true."""
-    return ((y_pred > threshold) == (y_true > 0.5)).mean(axis=-1, dtype=y_pred.dtype)
+    xp = get_array_module(y_pred)
+    predicted = _kept(buffers, xp, "predicted", y_pred.shape, "bool")
+    actual = _kept(buffers, xp, "actual", y_pred.shape, "bool")
+    xp.greater(y_pred, threshold, out=predicted)
+    xp.greater(y_true, 0.5, out=actual)
+    xp.equal(predicted, actual, out=predicted)
+    out = _kept(buffers, xp, "values", y_pred.shape[:-1], y_pred.dtype)
+    return predicted.mean(axis=-1, dtype=y_pred.dtype, out=out)
 
 
-def categorical_accuracy(y_true, y_pred):
+def categorical_accuracy(y_true, y_pred, buffers=None):
     """Per sample: 1.0 where argmax(y_pred) == argmax(y_true)."""
-    return (y_pred.argmax(axis=-1) == y_true.argmax(axis=-1)).astype(y_pred.dtype)
+    xp = get_array_module(y_pred)
+    rows = y_pred.shape[:-1]
+    predicted = y_pred.argmax(axis=-1, out=_kept(buffers, xp, "predicted", rows, "int64"))
+    actual = y_true.argmax(axis=-1, out=_kept(buffers, xp, "actual", rows, "int64"))
+    return xp.equal(predicted, actual, out=_kept(buffers, xp, "values", rows, y_pred.dtype))
 
 
-def sparse_categorical_accuracy(y_true, y_pred):
+def sparse_categorical_accuracy(y_true, y_pred, buffers=None):
     """Per sample: 1.0 where argmax(y_pred) equals the integer label."""
-    return (y_pred.argmax(axis=-1) == y_true.reshape(-1)).astype(y_pred.dtype)
+    xp = get_array_module(y_pred)
+    rows = y_pred.shape[:-1]
+    predicted = y_pred.argmax(axis=-1, out=_kept(buffers, xp, "predicted", rows, "int64"))
+    labels = y_true.reshape(rows)
+    return xp.equal(predicted, labels, out=_kept(buffers, xp, "values", rows, y_pred.dtype))
+
+
+_BUFFERED = (binary_accuracy, categorical_accuracy, sparse_categorical_accuracy)
 
 
 def _in_top_k(target_scores, y_pred, k: int):
@@ -127,39 +197,40 @@ class RootMeanSquaredError(Mean):
     def __init__(self, name: str = "root_mean_squared_error"):
         super().__init__(name)
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
+    def _update(self, state, y_true, y_pred, sample_weight):
         diff = y_pred - y_true
-        self.update_values(diff * diff, sample_weight)
+        self._add(state, diff * diff, sample_weight)
 
-    def result(self):
-        return float(np.sqrt(super().result()))
+    def result_from(self, state):
+        return float(np.sqrt(super().result_from(state)))
+
+
+def _weights_like(xp, y_pred, sample_weight):
+    if sample_weight is None:
+        return xp.ones(y_pred.shape, dtype="float64")
+    shape = sample_weight.shape + (1,) * (y_pred.ndim - 1)
+    return xp.broadcast_to(sample_weight.reshape(shape), y_pred.shape).astype("float64")
 
 
 class _Confusion(Metric):
-    """True/false positive/negative counts at the 0.5 threshold, over every output element."""
+    """True/false positive/negative counts at the 0.5 threshold, over every output element.
+    State: [tp, fp, fn]."""
 
-    state_names = ("tp", "fp", "fn")
+    state_size = 3
 
-    def reset_state(self):
-        self.tp = self.fp = self.fn = 0.0
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
+    def _update(self, state, y_true, y_pred, sample_weight):
         xp = get_array_module(y_pred)
         predicted = y_pred > 0.5
         actual = xp.broadcast_to(y_true, y_pred.shape) > 0.5
-        if sample_weight is None:
-            weights = xp.ones(y_pred.shape, dtype="float64")
-        else:
-            shape = sample_weight.shape + (1,) * (y_pred.ndim - 1)
-            weights = xp.broadcast_to(sample_weight.reshape(shape), y_pred.shape).astype("float64")
-        self.tp = self.tp + (weights * (predicted & actual)).sum()
-        self.fp = self.fp + (weights * (predicted & ~actual)).sum()
-        self.fn = self.fn + (weights * (~predicted & actual)).sum()
+        weights = _weights_like(xp, y_pred, sample_weight)
+        tp, fp, fn = state[0:1], state[1:2], state[2:3]
+        tp += (weights * (predicted & actual)).sum()
+        fp += (weights * (predicted & ~actual)).sum()
+        fn += (weights * (~predicted & actual)).sum()
 
 
-def _ratio(numerator, denominator) -> float:
-    denominator = float(denominator)
-    return float(numerator) / denominator if denominator else 0.0
+def _ratio(numerator: float, denominator: float) -> float:
+    return float(numerator / denominator) if denominator else 0.0
 
 
 class Precision(_Confusion):
@@ -168,8 +239,9 @@ class Precision(_Confusion):
     def __init__(self, name: str = "precision"):
         super().__init__(name)
 
-    def result(self):
-        return _ratio(self.tp, self.tp + self.fp)
+    def result_from(self, state):
+        tp, fp, _ = state
+        return _ratio(tp, tp + fp)
 
 
 class Recall(_Confusion):
@@ -178,58 +250,56 @@ class Recall(_Confusion):
     def __init__(self, name: str = "recall"):
         super().__init__(name)
 
-    def result(self):
-        return _ratio(self.tp, self.tp + self.fn)
+    def result_from(self, state):
+        tp, _, fn = state
+        return _ratio(tp, tp + fn)
 
 
 class AUC(Metric):
     """Area under the ROC curve from confusion counts at `num_thresholds` thresholds (Keras's
-    interpolation rule: trapezoids over the false positive rate)."""
+    interpolation rule: trapezoids over the false positive rate).
+
+    State: [tp at each threshold, fp at each threshold, positives, negatives]. An update is
+    one comparison of every score with every threshold and two GEMVs: no histogram, so no
+    `bincount`, which syncs on CuPy.
+    """
 
     def __init__(self, num_thresholds: int = 200, name: str = "auc"):
         if num_thresholds < 2:
             raise ValueError(f"AUC num_thresholds must be > 1, received {num_thresholds!r}.")
         inner = [(i + 1) / (num_thresholds - 1) for i in range(num_thresholds - 2)]
         self.thresholds = np.array([-1e-7] + inner + [1.0 + 1e-7])
+        self.state_size = 2 * num_thresholds + 2
         super().__init__(name)
 
-    state_names = ("positive_hist", "negative_hist")
-
-    def reset_state(self):
-        self.positive_hist = self.negative_hist = 0.0
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        # Bucket b = number of thresholds strictly below the score: the score counts as a
-        # predicted positive at threshold i exactly when i < b. Histograms per bucket, then
-        # suffix sums at result(), replace a (samples x thresholds) comparison.
+    def _update(self, state, y_true, y_pred, sample_weight):
         xp = get_array_module(y_pred)
-        thresholds = xp.asarray(self.thresholds, dtype=y_pred.dtype)
-        buckets = xp.searchsorted(thresholds, y_pred.reshape(-1), side="left")
+        count = len(self.thresholds)
+        thresholds = self._buffers.constant(
+            xp,
+            "thresholds",
+            (count,),
+            y_pred.dtype,
+            lambda xp, s, d: xp.asarray(self.thresholds, d),
+        )
+        # A score is a predicted positive at threshold i when it exceeds it (Keras).
+        above = (y_pred.reshape(-1, 1) > thresholds.reshape(1, -1)).astype("float64")
         actual = (xp.broadcast_to(y_true, y_pred.shape) > 0.5).reshape(-1)
-        if sample_weight is None:
-            weights = xp.ones(actual.shape, dtype="float64")
-        else:
-            shape = sample_weight.shape + (1,) * (y_pred.ndim - 1)
-            weights = xp.broadcast_to(sample_weight.reshape(shape), y_pred.shape).reshape(-1)
-            weights = weights.astype("float64")
-        size = len(self.thresholds) + 1
-        self.positive_hist = self.positive_hist + xp.bincount(
-            buckets, weights=weights * actual, minlength=size
-        )
-        self.negative_hist = self.negative_hist + xp.bincount(
-            buckets, weights=weights * ~actual, minlength=size
-        )
+        weights = _weights_like(xp, y_pred, sample_weight).reshape(-1)
+        positive = weights * actual
+        negative = weights - positive
+        tp, fp = state[:count], state[count : 2 * count]
+        tp += positive @ above
+        fp += negative @ above
+        positives, negatives = state[2 * count : 2 * count + 1], state[2 * count + 1 :]
+        positives += positive.sum()
+        negatives += negative.sum()
 
-    def result(self):
-        if isinstance(self.positive_hist, float):  # nothing seen yet
-            return 0.0
-        positive = to_host(self.positive_hist)
-        negative = to_host(self.negative_hist)
-        # Counts at threshold i: predicted positive where bucket > i.
-        tp = np.cumsum(positive[::-1])[::-1][1:]
-        fp = np.cumsum(negative[::-1])[::-1][1:]
-        fn = positive.sum() - tp
-        tn = negative.sum() - fp
+    def result_from(self, state):
+        count = len(self.thresholds)
+        tp, fp = state[:count], state[count : 2 * count]
+        positives, negatives = state[2 * count], state[2 * count + 1]
+        fn, tn = positives - tp, negatives - fp
         with np.errstate(invalid="ignore", divide="ignore"):
             recall = np.where(tp + fn > 0, tp / (tp + fn), 0.0)
             fp_rate = np.where(fp + tn > 0, fp / (fp + tn), 0.0)

@@ -14,10 +14,10 @@ import shutil
 import numpy as np
 from rich.console import Console
 
-from gpunet import backend, checkpoint, inputs, losses, naming, optimizers, progress, rng
-from gpunet import callbacks as callbacks_module
+from gpunet import backend, checkpoint, inputs, losses, naming, optimizers, progress
 from gpunet import metrics as metrics_module
-from gpunet.layers import Dropout, InputLayer, Layer, _Activated
+from gpunet.layers import InputLayer, Layer
+from gpunet.trainer import Trainer
 
 FLOATX = inputs.FLOATX
 
@@ -42,9 +42,8 @@ class Sequential:
         self.interrupted = False  # set by a callback that checkpointed mid-epoch and stops
         self.history = None
         self._pending_resume = None
-        self._fit_progress = None
+        self._trainer: Trainer | None = None  # made on first fit/evaluate/predict after compile
         self._callbacks = []
-        self._loss_total, self._seen = 0.0, 0
         for layer in layers or []:
             self.add(layer)
 
@@ -67,6 +66,7 @@ class Sequential:
             self._input_shape = layer.declared_input_shape
         self.layers.append(layer)
         self._params = None  # (re)built on next use
+        self._trainer = None
 
     @property
     def built(self) -> bool:
@@ -105,8 +105,6 @@ class Sequential:
             layer_specs = layer.param_specs()
             has_params_before = has_params_before or bool(layer_specs)
             specs.extend((layer, s[1], s[2]) for s in layer_specs)
-            if isinstance(layer, Dropout):
-                layer.generator = rng.device_generator(xp, layer.seed)
         sizes = [math.prod(s) for _, s, _ in specs]
         host = np.empty(sum(sizes), dtype=FLOATX)
         self._segments, start = [], 0
@@ -123,7 +121,7 @@ class Sequential:
                 if owner is layer
             ]
             layer.bind([p for p, _ in views], [g for _, g in views])
-        self._batch_buffers: dict = {}
+        self._trainer = None
         if self.optimizer is not None:
             self.optimizer.build(self._params, self._segments)
 
@@ -199,19 +197,9 @@ class Sequential:
             metrics_module.check_name(identifier)
         self._metric_ids = metric_ids
         self._metrics = None
+        self._trainer = None
         if self.built:
             self.optimizer.build(self._params, self._segments)
-
-    def _fused_loss(self) -> bool:
-        """Whether the loss is computed from the last layer's logits (softmax/sigmoid + CE)."""
-        last = self.layers[-1]
-        fusable = self.loss.fusable_activation
-        return (
-            fusable is not None
-            and not getattr(self.loss, "from_logits", False)
-            and isinstance(last, _Activated)
-            and last.activation.name == fusable
-        )
 
     def _prepare(self, x, y, where: str):
         """Validate x/y, build what is missing, and bring them to the device as float32."""
@@ -240,8 +228,6 @@ class Sequential:
         if self._metrics is None:
             out_shape = (None,) + self.layers[-1].output_shape
             self._metrics = [metrics_module.get(m, y.shape, out_shape) for m in self._metric_ids]
-        self._fused = self._fused_loss()
-        self._regularized = [layer for layer in self.layers if layer.regularized]
         y_dtype = "int64" if self.loss.sparse else FLOATX
         return backend.to_device(x, FLOATX), backend.to_device(y, y_dtype)
 
@@ -253,102 +239,12 @@ class Sequential:
                 f"{expected}, received {tuple(shape)}."
             )
 
-    # ----- the step ----------------------------------------------------------------------------
-
-    def _forward(self, x, training: bool, logits: bool = False):
-        """The model's output; with logits=True, the last layer's pre-activation instead."""
-        *body, last = self.layers
-        for layer in body:
-            x = layer.forward(x, training)
-        return last.forward(x, training, activate=False) if logits else last.forward(x, training)
-
-    def _penalty(self):
-        terms = [p for p in (layer.penalty() for layer in self._regularized) if p is not None]
-        return sum(terms[1:], terms[0]) if terms else None
-
-    def _forward_loss(self, x, y_true, weights, training: bool, with_grad: bool, scale=1.0):
-        """Forward and loss on one batch: (loss as an xp scalar with penalties, y_pred, and if
-        asked d loss / d output, or d loss / d logits when the loss is fused, times `scale`)."""
-        out = self._forward(x, training, logits=self._fused)
-        n = out.shape[0]
-        # "sum_over_batch_size": each sample's gradient is scaled by its weight / N.
-        grad = None
-        if self._fused:
-            y_pred = self._batch_buffer("y_pred", out, n)
-            if with_grad:
-                grad = self._batch_buffer("grad", out, n)
-            per_sample = self.loss.fused(y_true, out, y_pred, grad, scale / n)
-        else:
-            y_pred = out
-            per_sample = self.loss.per_sample(y_true, y_pred)
-            if with_grad:
-                grad = self.loss.grad(y_true, y_pred)  # a new array: scaled in place
-                grad *= scale / n
-        if weights is not None:
-            per_sample = per_sample * weights
-            if grad is not None:
-                grad *= weights.reshape((n,) + (1,) * (grad.ndim - 1))
-        value = per_sample.sum() / n
-        penalty = self._penalty()
-        if penalty is not None:
-            value = value + penalty
-        return value, y_pred, grad
-
-    def _compute_gradients(self, x, y, weights, scale=1.0):
-        """Forward and backward on one batch: fills the flat gradient (times `scale`); returns
-        (loss, y_pred)."""
-        value, y_pred, grad = self._forward_loss(x, y, weights, True, True, scale)
-        last = self.layers[-1]
-        grad = last.backward(grad, from_logits=True) if self._fused else last.backward(grad)
-        for layer in reversed(self.layers[:-1]):
-            if grad is None:
-                break
-            grad = layer.backward(grad)
-        return value, y_pred
-
-    def _train_step(self, x, y, weights):
-        # Regularizers add their gradients unscaled, so they keep the optimizer's plain path.
-        scale = None if self._regularized else self.optimizer.gradient_scale()
-        value, y_pred = self._compute_gradients(x, y, weights, 1.0 if scale is None else scale)
-        self.optimizer.apply(self._params, self._grads, prescaled=scale is not None)
-        return value, y_pred
-
     # ----- fit / evaluate / predict -------------------------------------------------------------
 
-    def _batches(self, n: int, batch_size: int):
-        return [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
-
-    def _batch_buffer(self, key: str, source, rows: int):
-        shape = (rows,) + source.shape[1:]
-        buffer = self._batch_buffers.get((key, shape))
-        if buffer is None:
-            buffer = backend.get_array_module(source).empty(shape, dtype=source.dtype)
-            self._batch_buffers[(key, shape)] = buffer
-        return buffer
-
-    def _reset_tracking(self):
-        self._loss_total, self._seen = 0.0, 0
-        for metric in self._metrics:
-            metric.reset_state()
-
-    def _track(self, value, y, y_pred, weights):
-        n = y_pred.shape[0]
-        self._loss_total = self._loss_total + value * n
-        self._seen += n
-        for metric in self._metrics:
-            metric.update_state(y, y_pred, weights)
-
-    def _result_readers(self, prefix: str = "") -> dict:
-        """Log name -> a function reading its value: the batch-size-weighted mean loss, then each
-        metric. Each call is a host sync on the GPU."""
-        readers = {prefix + "loss": lambda: float(self._loss_total) / max(self._seen, 1)}
-        for metric in self._metrics:
-            readers[prefix + metric.name] = metric.result
-        return readers
-
-    def _results(self, prefix: str = "") -> dict:
-        """Epoch logs: every value of `_result_readers`, read now."""
-        return {name: read() for name, read in self._result_readers(prefix).items()}
+    def _get_trainer(self) -> Trainer:
+        if self._trainer is None:
+            self._trainer = Trainer(self)
+        return self._trainer
 
     def fit(
         self,
@@ -414,77 +310,22 @@ class Sequential:
             val = self._validation_arrays(validation_data)
         val_batch_size = inputs.check_batch_size(validation_batch_size or batch_size)
 
-        n = len(x_dev)
-        batches = self._batches(n, batch_size)
-        # Keras's order: the user's callbacks, then History (so it records what they add to
-        # the logs, e.g. learning_rate), then the progress bar.
-        user = list(callbacks or [])
-        history = callbacks_module.History()
-        defaults = [history]
-        if verbose and not any(isinstance(c, callbacks_module.ProgbarLogger) for c in user):
-            defaults.append(callbacks_module.ProgbarLogger(verbose))
-        params = {"verbose": verbose, "epochs": epochs, "steps": len(batches)}
-        hooks = callbacks_module.CallbackList(user + defaults, self, params)
-        xp = backend.xp()
-        self.stop_training = self.interrupted = False
-        self._reset_tracking()
-        self._callbacks = user  # their states go into checkpoints
-        hooks.on_train_begin({})
-        progress = self._start_progress(initial_epoch, history, user)
-        batch_end = hooks.has("on_train_batch_end")
-        readers = self._result_readers()
-        # A diverging run overflows to inf/NaN: TerminateOnNaN and the logs report it, rather
-        # than a NumPy warning from every ufunc.
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            for epoch in range(progress.epoch, epochs):
-                progress.epoch = epoch
-                if progress.step == 0:  # a fresh epoch (else one resumed from a checkpoint)
-                    self._reset_tracking()
-                    progress.order = progress.shuffle_rng.permutation(n) if shuffle else None
-                order = None if progress.order is None else backend.to_device(progress.order)
-                hooks.on_epoch_begin(epoch, {})
-                for step in range(progress.step, len(batches)):
-                    start, stop = batches[step]
-                    hooks.on_train_batch_begin(step, {})
-                    xb, yb, wb = self._batch(x_dev, y_dev, w_dev, order, start, stop, xp)
-                    value, y_pred = self._train_step(xb, yb, wb)
-                    self._track(value, yb, y_pred, wb)
-                    progress.step = step + 1
-                    if batch_end:
-                        hooks.on_train_batch_end(step, callbacks_module.LazyLogs(readers))
-                    if self.stop_training:
-                        break
-                if self.interrupted:  # a checkpoint holds the partial epoch; no epoch end
-                    break
-                logs = self._results()
-                if val is not None and (epoch + 1) % validation_freq == 0:
-                    logs.update(self._evaluate_arrays(*val, val_batch_size, prefix="val_"))
-                progress.epoch, progress.step, progress.order = epoch + 1, 0, None
-                hooks.on_epoch_end(epoch, logs)
-                if self.stop_training:
-                    break
-        hooks.on_train_end({})
-        self._fit_progress = None
-        history.model = self
-        self.history = history
-        history.params = params
-        return history
-
-    def _start_progress(self, initial_epoch: int, history, callbacks) -> checkpoint.FitProgress:
-        """Where this fit starts: `initial_epoch`, or a checkpoint handed over by `resume_from`
-        (or by a BackupAndRestore callback in on_train_begin)."""
-        progress = checkpoint.FitProgress(
-            initial_epoch, shuffle_rng=rng.host_generator(), history=history.history
+        history = self._get_trainer().fit(
+            x_dev,
+            y_dev,
+            w_dev,
+            val,
+            batch_size,
+            epochs,
+            verbose,
+            callbacks,
+            shuffle,
+            initial_epoch,
+            val_batch_size,
+            validation_freq,
         )
-        if self._pending_resume is not None:
-            arrays, meta, path = self._pending_resume
-            self._pending_resume = None
-            progress = checkpoint.restore(self, arrays, meta, callbacks, path)
-            history.history.update(progress.history)
-            progress.history = history.history
-            history.epoch = list(range(len(next(iter(history.history.values()), []))))
-        self._fit_progress = progress
-        return progress
+        self.history = history
+        return history
 
     def resume_from(self, path: str) -> None:
         """Make the next `fit` continue the training saved in checkpoint `path` exactly
@@ -498,22 +339,20 @@ class Sequential:
         From a callback's on_epoch_end, pass that epoch's logs as `epoch_logs`: History records
         them only after the user's callbacks have run.
         """
-        progress = self._fit_progress or checkpoint.FitProgress(
-            len(self.history.epoch) if self.history else 0,
-            history=self.history.history if self.history else {},
-        )
-        checkpoint.save(path, self, progress, self._callbacks, config, epoch_logs)
+        trainer = self._trainer
+        progress = trainer.progress if trainer is not None else None
+        tracker = trainer.tracker if progress is not None else None
+        if progress is None:
+            progress = checkpoint.FitProgress(
+                len(self.history.epoch) if self.history else 0,
+                history=self.history.history if self.history else {},
+            )
+        checkpoint.save(path, self, progress, tracker, self._callbacks, config, epoch_logs)
 
-    def _batch(self, x, y, w, order, start, stop, xp):
-        """The batch [start, stop) of the epoch: slices (views) unshuffled, gathered otherwise."""
-        if order is None:
-            return x[start:stop], y[start:stop], None if w is None else w[start:stop]
-        rows = stop - start
-        idx = order[start:stop]
-        xb = inputs.gather(xp, x, idx, self._batch_buffer("x", x, rows))
-        yb = inputs.gather(xp, y, idx, self._batch_buffer("y", y, rows))
-        wb = None if w is None else inputs.gather(xp, w, idx, self._batch_buffer("w", w, rows))
-        return xb, yb, wb
+    @property
+    def _fit_progress(self):
+        """Where the running fit is (None outside fit)."""
+        return None if self._trainer is None else self._trainer.progress
 
     def _validation_arrays(self, validation_data):
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
@@ -526,14 +365,6 @@ class Sequential:
             wv = inputs.check_sample_weight(validation_data[2], len(xv), "fit: validation_data")
             wv = backend.to_device(wv, FLOATX)
         return xv, yv, wv
-
-    def _evaluate_arrays(self, x, y, w, batch_size: int, prefix: str = "") -> dict:
-        self._reset_tracking()
-        for start, stop in self._batches(len(x), batch_size):
-            wb = None if w is None else w[start:stop]
-            value, y_pred, _ = self._forward_loss(x[start:stop], y[start:stop], wb, False, False)
-            self._track(value, y[start:stop], y_pred, wb)
-        return self._results(prefix)
 
     def evaluate(
         self,
@@ -552,7 +383,7 @@ class Sequential:
             w_dev = backend.to_device(
                 inputs.check_sample_weight(sample_weight, len(x_dev), "evaluate"), FLOATX
             )
-        logs = self._evaluate_arrays(x_dev, y_dev, w_dev, batch_size)
+        logs = self._get_trainer().evaluate(x_dev, y_dev, w_dev, batch_size)
         if return_dict:
             return logs
         values = list(logs.values())
@@ -567,11 +398,7 @@ class Sequential:
         self._ensure_built(x.shape[1:])
         self._check_input_shape(x.shape, "predict")
         inputs.check_finite(x, "predict: x")
-        x_dev = backend.to_device(x, FLOATX)
-        out = np.empty((len(x_dev),) + self.layers[-1].output_shape, dtype=FLOATX)
-        for start, stop in self._batches(len(x_dev), batch_size):
-            out[start:stop] = backend.to_host(self._forward(x_dev[start:stop], training=False))
-        return out
+        return self._get_trainer().predict(backend.to_device(x, FLOATX), batch_size)
 
     def __repr__(self) -> str:
         return f"<Sequential name={self.name!r}, {len(self.layers)} layers>"

@@ -151,19 +151,9 @@ class Optimizer:
                 )
             slot[...] = get_array_module(slot).asarray(slots[name])
 
-    def gradient_scale(self) -> float | None:
-        """A factor to fold into the loss gradient before `apply(..., prescaled=True)`, when
-        that saves this optimizer work; None otherwise. Backpropagation is linear in the loss
-        gradient, so every parameter gradient then arrives multiplied by it."""
-        return None
-
-    def apply(self, params, grads, prescaled: bool = False) -> None:
-        """One update of `params` from `grads` (both flat; grads are clipped in place).
-
-        `prescaled`: the gradients were computed with `gradient_scale()` folded in.
-        """
-        if not prescaled:
-            self._clip(grads)
+    def apply(self, params, grads) -> None:
+        """One update of `params` from `grads` (both flat; grads are clipped, then consumed)."""
+        self._clip(grads)
         lr = self.learning_rate
         if self.weight_decay:
             # w = w - w * weight_decay * lr
@@ -171,10 +161,7 @@ class Optimizer:
             get_array_module(params).multiply(params, self.weight_decay, out=tmp)
             tmp *= lr
             params -= tmp
-        if prescaled:
-            self._step(params, grads)
-        else:
-            self._update(params, grads, lr)
+        self._update(params, grads, lr)
         self.iterations += 1
 
     def _clip(self, grads) -> None:
@@ -217,13 +204,6 @@ class SGD(Optimizer):
         if self.momentum:
             self._slot(params, "momentum")
             self._tmp2 = get_array_module(params).empty_like(params)
-
-    def gradient_scale(self):
-        # With -lr folded into the loss gradient, w -= lr * g is one pass over the parameters
-        # instead of two. Clipping needs the true gradient, so it keeps the plain path.
-        if self.clipnorm is None and self.clipvalue is None and self.global_clipnorm is None:
-            return -self.learning_rate
-        return None
 
     def _update(self, params, grads, lr):
         grads *= -lr  # in place: the gradient is not needed after the update

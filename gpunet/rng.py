@@ -1,5 +1,5 @@
-"""The global seed source: every generator in gpunet (initializers, shuffling, dropout)
-derives from it.
+"""The global seed source: every generator in gpunet (initializers, shuffling, dropout's
+counter-based streams) derives from it.
 
 `gn.utils.set_random_seed(s)` reseeds it, which makes a run bit-for-bit repeatable on the same
 backend and machine.
@@ -26,8 +26,3 @@ def draw_seed() -> int:
 def host_generator(seed: int | None = None) -> np.random.Generator:
     """A NumPy generator: from `seed` when given, else from the global source."""
     return np.random.default_rng(draw_seed() if seed is None else seed)
-
-
-def device_generator(xp, seed: int | None = None):
-    """A generator of the array module `xp` (NumPy or CuPy), seeded like `host_generator`."""
-    return xp.random.default_rng(draw_seed() if seed is None else seed)

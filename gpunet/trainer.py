@@ -1,332 +1,197 @@
-"""`gpunet train`: a validated Config -> data -> model -> fit -> a complete run directory."""
+"""`Trainer`: the loops of fit, evaluate and predict for one compiled Sequential: epochs,
+batches, callbacks, progress refreshes and checkpoint positions, around one step object.
+
+Inside an epoch the host reads nothing from the device except at a progress refresh (at most
+every REFRESH_INTERVAL seconds, and at the epoch's last step): the batch logs a callback sees
+are then `synced`, and reading all of them is one copy of the tracker's vector.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import time
 
 import numpy as np
-import yaml
 
-import gpunet as gn
-from gpunet import backend, runs
-from gpunet import config as config_module
-from gpunet.config import Config
-from gpunet.datasets import fashion_mnist, images_to_float32, mnist, user
+from gpunet import backend, checkpoint, inputs, rng
+from gpunet import callbacks as callbacks_module
+from gpunet.buffers import Buffers
+from gpunet.step import ReferenceStep
+from gpunet.tracker import Tracker
 
-IMAGE_SETS = {"mnist": mnist, "fashion_mnist": fashion_mnist}
-
-
-@dataclasses.dataclass
-class Data:
-    x_train: np.ndarray
-    y_train: np.ndarray
-    validation: tuple | None
-    x_test: np.ndarray | None
-    y_test: np.ndarray | None
-    mean: np.ndarray | None = None  # standardisation statistics, kept for predict
-    std: np.ndarray | None = None
+REFRESH_INTERVAL = 0.05  # seconds between progress refreshes (Keras's redraw rate)
 
 
-def _one_hot(cfg: Config) -> bool:
-    """Labels become one-hot only for categorical_crossentropy (and only if data.one_hot)."""
-    return cfg.data.one_hot and gn.losses.get(cfg.compile.loss).name == "categorical_crossentropy"
+def batches(n: int, batch_size: int) -> list[tuple[int, int]]:
+    """[start, stop) of each batch of an epoch of n samples."""
+    return [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
 
 
-def _labels(cfg: Config, y, num_classes: int | None):
-    if y is None or not _one_hot(cfg) or num_classes is None:
-        return y
-    return gn.utils.to_categorical(y, num_classes)
+class Trainer:
+    """Runs fit, evaluate and predict for `model`, which must be built and compiled.
 
+    Args:
+        model: the Sequential to train.
+        clock: seconds as a float, for the refresh schedule.
+    """
 
-def prepare_images(cfg: Config, images: np.ndarray) -> np.ndarray:
-    """The books' pipeline for image sets: float32, scaled by 1/255 and flattened as configured."""
-    if cfg.data.scale:
-        return images_to_float32(images, flatten=cfg.data.flatten)
-    shaped = images.reshape(len(images), -1) if cfg.data.flatten else images
-    return shaped.astype(np.float32)
+    def __init__(self, model, clock=time.perf_counter):
+        self.model = model
+        self.step = ReferenceStep(model)
+        self.clock = clock
+        self.buffers = Buffers()
+        self.progress: checkpoint.FitProgress | None = None
+        self.tracker: Tracker | None = None  # the training pass's, during fit
 
+    # ----- batches --------------------------------------------------------------------------
 
-def _num_classes(cfg: Config) -> int | None:
-    for spec in reversed(cfg.model):
-        if spec.get("type") == "Dense":
-            return spec.get("units")
-    return None
+    def _batch(self, x, y, w, order, start: int, stop: int, xp):
+        """The batch [start, stop) of the epoch: slices (views) unshuffled, gathered into kept
+        buffers otherwise."""
+        if order is None:
+            return x[start:stop], y[start:stop], None if w is None else w[start:stop]
+        rows = stop - start
+        idx = order[start:stop]
 
+        def into(name, source):
+            out = self.buffers.get(xp, name, (rows,) + source.shape[1:], source.dtype)
+            return inputs.gather(xp, source, idx, out)
 
-def _user_file(cfg: Config, path: str, labels_path: str | None):
-    return user.load(
-        path,
-        label_column=cfg.data.label_column,
-        labels_path=labels_path,
-        x_key=cfg.data.x_key,
-        y_key=cfg.data.y_key,
-        num_classes=_num_classes(cfg),
-    )
+        return into("x", x), into("y", y), None if w is None else into("w", w)
 
+    def _device_order(self, xp, order: np.ndarray):
+        """The epoch's permutation, copied into a kept device buffer (one copy per epoch)."""
+        target = self.buffers.get(xp, "order", order.shape, order.dtype)
+        backend.copy_to_device(target, order)
+        return target
 
-def load_data(cfg: Config) -> Data:
-    """Training, validation and test arrays as the config describes them."""
-    data, classes = cfg.data, _num_classes(cfg)
-    if data.name is not None:
-        (x, y), (x_test, y_test) = IMAGE_SETS[data.name].load_data(data.path)
-        x, x_test = prepare_images(cfg, x), prepare_images(cfg, x_test)
-    else:
-        x, y = _user_file(cfg, data.path, data.labels_path)
-        x_test = y_test = None
-        if data.test_path:
-            x_test, y_test = _user_file(cfg, data.test_path, data.test_labels_path)
-    validation = None
-    if data.validation_path:
-        validation = _user_file(cfg, data.validation_path, data.validation_labels_path)
-    elif data.validation_split or data.validation_samples:
-        # Keras's validation_split: the LAST part, taken before any shuffling.
-        if data.validation_samples:
-            if data.validation_samples >= len(x):
-                raise config_module.ConfigError(
-                    "config",
-                    "data.validation_samples",
-                    f"{data.validation_samples} leaves no training data out of {len(x)} samples.",
-                )
-            split_at = len(x) - data.validation_samples
-        else:
-            split_at = int(np.floor(len(x) * (1.0 - data.validation_split)))
-        validation = (x[split_at:], y[split_at:])
-        x, y = x[:split_at], y[:split_at]
-    mean = std = None
-    if data.standardize:
-        others = [a for a in (validation[0] if validation else None, x_test) if a is not None]
-        x, *others, mean, std = user.standardize(x, *others)
-        if validation:
-            validation = (others.pop(0), validation[1])
-        if x_test is not None:
-            x_test = others.pop(0)
-    if validation is not None:
-        validation = (validation[0], _labels(cfg, validation[1], classes))
-    return Data(
-        x, _labels(cfg, y, classes), validation, x_test, _labels(cfg, y_test, classes), mean, std
-    )
+    # ----- fit ------------------------------------------------------------------------------
 
+    def fit(
+        self,
+        x,
+        y,
+        w,
+        validation,
+        batch_size: int,
+        epochs: int,
+        verbose: int,
+        callbacks,
+        shuffle: bool,
+        initial_epoch: int,
+        validation_batch_size: int,
+        validation_freq: int,
+    ):
+        """The epochs of `Sequential.fit` on prepared device arrays; returns the History."""
+        model = self.model
+        xp = backend.get_array_module(x)
+        n = len(x)
+        steps = batches(n, batch_size)
+        # Keras's order: the user's callbacks, then History (so it records what they add to
+        # the logs, e.g. learning_rate), then the progress bar.
+        user = list(callbacks or [])
+        history = callbacks_module.History()
+        defaults = [history]
+        if verbose and not any(isinstance(c, callbacks_module.ProgbarLogger) for c in user):
+            defaults.append(callbacks_module.ProgbarLogger(verbose))
+        params = {"verbose": verbose, "epochs": epochs, "steps": len(steps)}
+        hooks = callbacks_module.CallbackList(user + defaults, model, params)
+        model.stop_training = model.interrupted = False
+        model._callbacks = user  # their states go into checkpoints
+        self.tracker = tracker = Tracker(xp, model._metrics, len(steps))
+        val_tracker = None
+        if validation is not None:
+            val_tracker = Tracker(
+                xp, model._metrics, len(batches(len(validation[0]), validation_batch_size))
+            )
+        hooks.on_train_begin({})
+        progress = self._start_progress(initial_epoch, history, user)
+        batch_end = hooks.has("on_train_batch_end")
+        names = ["loss"] + [metric.name for metric in model._metrics]
+        readers = {name: (lambda name=name: tracker.read()[name]) for name in names}
+        last_refresh = -float("inf")
+        # A diverging run overflows to inf/NaN: TerminateOnNaN and the logs report it, rather
+        # than a NumPy warning from every ufunc.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            for epoch in range(progress.epoch, epochs):
+                progress.epoch = epoch
+                if progress.step == 0:  # a fresh epoch (else one resumed from a checkpoint)
+                    tracker.reset()
+                    progress.order = progress.shuffle_rng.permutation(n) if shuffle else None
+                order = None if progress.order is None else self._device_order(xp, progress.order)
+                hooks.on_epoch_begin(epoch, {})
+                for step in range(progress.step, len(steps)):
+                    start, stop = steps[step]
+                    hooks.on_train_batch_begin(step, {})
+                    xb, yb, wb = self._batch(x, y, w, order, start, stop, xp)
+                    y_pred = self.step.train(xb, yb, wb, tracker.step_total(step))
+                    tracker.update(stop - start, yb, y_pred, wb)
+                    progress.step = step + 1
+                    if batch_end:
+                        now = self.clock()
+                        synced = step == len(steps) - 1 or now - last_refresh >= REFRESH_INTERVAL
+                        if synced:
+                            last_refresh = now
+                        logs = callbacks_module.LazyLogs(
+                            readers, synced=synced, first_nonfinite=tracker.first_nonfinite_step
+                        )
+                        hooks.on_train_batch_end(step, logs)
+                    if model.stop_training:
+                        break
+                if model.interrupted:  # a checkpoint holds the partial epoch; no epoch end
+                    break
+                logs = tracker.read()
+                if validation is not None and (epoch + 1) % validation_freq == 0:
+                    logs.update(
+                        self.evaluate(*validation, validation_batch_size, "val_", val_tracker)
+                    )
+                progress.epoch, progress.step, progress.order = epoch + 1, 0, None
+                hooks.on_epoch_end(epoch, logs)
+                if model.stop_training:
+                    break
+        hooks.on_train_end({})
+        self.progress = None
+        history.model = model
+        history.params = params
+        return history
 
-def build_model(cfg: Config, input_shape: tuple, source: str = "config"):
-    """The compiled Sequential model of a config (default names start afresh)."""
-    gn.utils.clear_session()
-    model = gn.Sequential(name="sequential")
-    model.add(gn.layers.Input(input_shape))
-    for index, spec in enumerate(cfg.model):
-        model.add(config_module.build_layer(source, index, spec))
-    model.compile(
-        optimizer=config_module.build_optimizer(source, cfg.compile.optimizer),
-        loss=cfg.compile.loss,
-        metrics=list(cfg.compile.metrics),
-    )
-    return model
-
-
-class _EpochRecorder(gn.callbacks.Callback):
-    """Learning rate and wall time of each epoch, for history.csv (kept in checkpoints)."""
-
-    def __init__(self):
-        super().__init__()
-        self.learning_rate, self.epoch_seconds = [], []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-        self._rate = float(self.model.optimizer.learning_rate)
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.learning_rate.append(self._rate)
-        self.epoch_seconds.append(time.perf_counter() - self._start)
-
-    def get_state(self):
-        return {"learning_rate": self.learning_rate, "epoch_seconds": self.epoch_seconds}
-
-    def set_state(self, state):
-        self.learning_rate, self.epoch_seconds = state["learning_rate"], state["epoch_seconds"]
-
-
-def _select_backend(cfg: Config) -> None:
-    if cfg.backend is not None:
-        backend.set_backend(cfg.backend)
-    else:
-        backend.get_backend()  # $GPUNET_BACKEND, else auto
-
-
-@dataclasses.dataclass
-class Outcome:
-    """How a `train` call ended: finished, interrupted by a signal, or diverged."""
-
-    run_dir: str
-    signal: int | None = None  # SIGINT/SIGTERM that interrupted it (a checkpoint holds it)
-    diverged_at: tuple | None = None  # (epoch, step) of a NaN/inf loss
-    checkpoint_epochs: int | None = None  # epochs in the newest good checkpoint
-
-    @property
-    def checkpoint(self) -> str:
-        return os.path.join(self.run_dir, CHECKPOINT)
-
-
-CHECKPOINT = "checkpoint.npz"
-
-
-def _new_run_dir(cfg: Config, config_path: str, output: str | None, input_shape) -> str:
-    name = os.path.splitext(os.path.basename(config_path))[0]
-    run_dir = runs.create_run_dir(output or cfg.output.dir, name)
-    runs.atomic_write(
-        os.path.join(run_dir, "config.yaml"),
-        yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode(),
-    )
-    runs.write_json(
-        os.path.join(run_dir, "model.json"),
-        {
-            "input_shape": list(input_shape),
-            "layers": cfg.model,
-            "compile": dataclasses.asdict(cfg.compile),
-        },
-    )
-    return run_dir
-
-
-def train(
-    cfg: Config,
-    config_path: str,
-    output: str | None = None,
-    quiet: bool = False,
-    resume: str | None = None,
-    extra_callbacks=(),
-) -> Outcome:
-    """Run the training a config describes, in a new run directory, or continue the one in
-    `resume` from its checkpoint. A checkpoint is written after every epoch."""
-    _select_backend(cfg)
-    if cfg.seed is not None:
-        gn.utils.set_random_seed(cfg.seed)
-    data = load_data(cfg)
-    model = build_model(cfg, data.x_train.shape[1:], config_path)
-    if resume is None:
-        run_dir = _new_run_dir(cfg, config_path, output, data.x_train.shape[1:])
-    else:
-        run_dir = resume
-        model.resume_from(os.path.join(run_dir, CHECKPOINT))
-    recorder = _EpochRecorder()
-    terminator = gn.callbacks.TerminateOnNaN()
-    saver = gn.callbacks.TrainingCheckpoint(os.path.join(run_dir, CHECKPOINT), cfg.to_dict())
-    callbacks = [
-        config_module.build_callback(config_path, i, spec)
-        for i, spec in enumerate(cfg.fit.callbacks)
-    ] + list(extra_callbacks)
-    try:
-        history = model.fit(
-            data.x_train,
-            data.y_train,
-            batch_size=cfg.fit.batch_size,
-            epochs=cfg.fit.epochs,
-            verbose=0 if quiet else cfg.fit.verbose,
-            shuffle=cfg.fit.shuffle,
-            validation_data=data.validation,
-            class_weight=cfg.fit.class_weight,
-            validation_batch_size=cfg.fit.validation_batch_size,
-            callbacks=callbacks + [recorder, terminator, saver],
+    def _start_progress(self, initial_epoch: int, history, callbacks) -> checkpoint.FitProgress:
+        """Where this fit starts: `initial_epoch`, or a checkpoint handed over by `resume_from`
+        (or by a BackupAndRestore callback in on_train_begin)."""
+        model = self.model
+        progress = checkpoint.FitProgress(
+            initial_epoch, shuffle_rng=rng.host_generator(), history=history.history
         )
-    except Exception as exc:
-        if _is_device_oom(exc):
-            raise TrainingError(_oom_message(exc, cfg, saver, run_dir)) from None
-        raise
-    outcome = Outcome(run_dir, saver.signal_received, terminator.failed_at, saver.saved_epoch)
-    if outcome.signal is not None or outcome.diverged_at is not None:
-        return outcome  # the checkpoint holds the last good state; nothing else is replaced
-    _write_results(cfg, config_path, run_dir, model, data, history, recorder, quiet)
-    return outcome
+        if model._pending_resume is not None:
+            arrays, meta, path = model._pending_resume
+            model._pending_resume = None
+            progress = checkpoint.restore(model, arrays, meta, callbacks, path)
+            if progress.tracker_state is not None:
+                self.tracker.set_state(*progress.tracker_state)
+            history.history.update(progress.history)
+            progress.history = history.history
+            history.epoch = list(range(len(next(iter(history.history.values()), []))))
+        self.progress = progress
+        return progress
 
+    # ----- evaluate and predict ---------------------------------------------------------------
 
-class TrainingError(RuntimeError):
-    """Training could not go on (e.g. the GPU ran out of memory); the message says what to try."""
+    def evaluate(self, x, y, w, batch_size: int, prefix: str = "", tracker=None) -> dict:
+        """Loss and metrics over (x, y[, w]) in batches (dropout off): one read at the end."""
+        spans = batches(len(x), batch_size)
+        if tracker is None:
+            tracker = Tracker(backend.get_array_module(x), self.model._metrics, len(spans))
+        tracker.reset()
+        for step, (start, stop) in enumerate(spans):
+            wb = None if w is None else w[start:stop]
+            yb = y[start:stop]
+            y_pred = self.step.evaluate(x[start:stop], yb, wb, tracker.step_total(step))
+            tracker.update(stop - start, yb, y_pred, wb)
+        return tracker.read(prefix)
 
-
-def _is_device_oom(exc: Exception) -> bool:
-    return type(exc).__name__ == "OutOfMemoryError" and type(exc).__module__.startswith("cupy")
-
-
-def _oom_message(exc: Exception, cfg: Config, saver, run_dir: str) -> str:
-    memory = ""
-    try:
-        import cupy
-
-        free, total = cupy.cuda.runtime.memGetInfo()
-        memory = f" The device has {total / 2**30:.1f} GiB, {free / 2**30:.1f} GiB free."
-    except Exception:  # the figures are a courtesy; the advice stands without them
-        pass
-    kept = (
-        "no checkpoint was written yet"
-        if saver.saved_epoch is None
-        else f"the last good checkpoint ({saver.saved_epoch} epochs) is kept at "
-        f"{os.path.join(run_dir, CHECKPOINT)}"
-    )
-    return (
-        f"out of GPU memory with batch_size={cfg.fit.batch_size} ({exc}).{memory} "
-        f"Try a smaller fit.batch_size or model, or --backend numpy; {kept}."
-    )
-
-
-def _write_results(cfg, config_path, run_dir, model, data, history, recorder, quiet) -> None:
-    extra = (
-        {} if data.mean is None else {"standardize/mean": data.mean, "standardize/std": data.std}
-    )
-    runs.save_weights(os.path.join(run_dir, runs.WEIGHTS), model, extra)
-    rows = runs.history_rows(
-        history.history,
-        {"learning_rate": recorder.learning_rate, "epoch_seconds": recorder.epoch_seconds},
-    )
-    runs.write_history(run_dir, rows)
-    results = {}
-    if data.x_test is not None:
-        results = model.evaluate(
-            data.x_test, data.y_test, batch_size=cfg.fit.batch_size, return_dict=True
-        )
-    runs.write_json(
-        os.path.join(run_dir, "metrics.json"),
-        {
-            "test": results,
-            "backend": backend.get_backend(),
-            "epochs": len(rows),
-            "train_seconds": sum(recorder.epoch_seconds),
-        },
-    )
-    name = os.path.splitext(os.path.basename(config_path))[0]
-    runs.plot_curves(
-        os.path.join(run_dir, "curves.png"), rows, f"{name} ({cfg.data.name or 'data'})"
-    )
-    if not quiet and results:
-        print("Test: " + " - ".join(f"{k}: {v:.4f}" for k, v in results.items()))
-
-
-def load_run(run_dir: str):
-    """(config, model with its final weights, weights arrays) of a finished run."""
-    config_path = os.path.join(run_dir, "config.yaml")
-    if not os.path.isdir(run_dir):
-        raise config_module.ConfigError(run_dir, "", "no such run directory.")
-    cfg = config_module.from_dict(config_module.load_raw(config_path), config_path)
-    model_info = runs.read_json(os.path.join(run_dir, "model.json"))
-    _select_backend(cfg)
-    model = build_model(cfg, tuple(model_info["input_shape"]), config_path)
-    weights_path = os.path.join(run_dir, runs.WEIGHTS)
-    arrays = runs.load_weights(weights_path)
-    runs.assign_weights(model, arrays, weights_path)
-    return cfg, model, arrays
-
-
-def input_shape(cfg: Config) -> tuple:
-    """The per-sample input shape a config's data gives, loading user data only if needed."""
-    if cfg.data.name is not None:
-        return (784,) if cfg.data.flatten else (28, 28)
-    return load_data(cfg).x_train.shape[1:]
-
-
-def prepare_inputs(cfg: Config, x: np.ndarray, arrays: dict) -> np.ndarray:
-    """New inputs for predict, through the same pipeline as the run's training data."""
-    if cfg.data.name is not None and x.dtype == np.uint8:
-        return prepare_images(cfg, x)
-    x = x.reshape(len(x), -1).astype(np.float32) if cfg.data.flatten else x.astype(np.float32)
-    if "standardize/mean" in arrays:
-        x = (x - arrays["standardize/mean"]) / arrays["standardize/std"]
-    return x
+    def predict(self, x, batch_size: int) -> np.ndarray:
+        """Model outputs in batches, gathered on the device and copied to the host once."""
+        xp = backend.get_array_module(x)
+        out = xp.empty((len(x),) + self.model.layers[-1].output_shape, dtype=inputs.FLOATX)
+        for start, stop in batches(len(x), batch_size):
+            out[start:stop] = self.step.forward(x[start:stop], training=False)
+        return np.asarray(backend.to_host(out))

@@ -14,7 +14,7 @@ import re
 import sys
 import time
 
-from gpunet import config, runs, trainer
+from gpunet import config, run, runs
 
 REFERENCE = re.compile(r"Reference[^:]*:\s*(?:about\s*)?([0-9.]+)%")
 
@@ -49,7 +49,7 @@ def main() -> int:
     for path in args.configs:
         cfg = config.load(path, args.set)
         start = time.perf_counter()
-        run_dir = trainer.train(cfg, path, output=args.runs, quiet=True).run_dir
+        run_dir = run.train(cfg, path, output=args.runs, quiet=True).run_dir
         seconds = time.perf_counter() - start
         test, val = achieved(run_dir)
         rows.append(

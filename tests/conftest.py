@@ -1,4 +1,9 @@
-"""Shared fixtures: a fresh session per test, and the `xp` fixture over NumPy and CuPy."""
+"""Shared fixtures: a fresh session per test, and the `xp` fixture over NumPy and CuPy.
+
+`GPUNET_TEST_BACKEND=standin` runs the whole suite with CuPy as the backend, through the strict
+CPU stand-in (tests/standin.py); CI runs the suite both ways. Subprocesses (the CLI tests)
+inherit the choice through the environment.
+"""
 
 import os
 
@@ -8,15 +13,44 @@ import pytest
 import gpunet as gn
 from gpunet import backend
 
+STANDIN_MODULE = "tests.standin"
+SESSION_BACKEND = os.environ.get("GPUNET_TEST_BACKEND", "numpy")
+if SESSION_BACKEND not in ("numpy", "standin"):
+    raise SystemExit(f"GPUNET_TEST_BACKEND must be numpy or standin, not {SESSION_BACKEND!r}")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if SESSION_BACKEND == "standin":
+    # Subprocesses (`python -m gpunet ...`) load the same stand-in.
+    os.environ[backend.MODULE_ENV_VAR] = STANDIN_MODULE
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))
+
 
 def _cupy_ready() -> bool:
+    if os.environ.get(backend.MODULE_ENV_VAR, "cupy") != "cupy":
+        return False  # the stand-in is not a GPU
     return backend._load_cupy()[0] is not None
+
+
+def use_standin():
+    """Make the stand-in the backend (CuPy's path, on the CPU); returns the module."""
+    from tests import standin
+
+    backend._use_device(standin)
+    return standin
+
+
+def session_backend_env() -> dict:
+    """The environment a CLI subprocess needs to run on this session's backend."""
+    return {"GPUNET_BACKEND": "cupy" if SESSION_BACKEND == "standin" else "numpy"}
 
 
 @pytest.fixture(autouse=True)
 def numpy_session():
-    """Each test starts on NumPy with fresh default names; a test may switch to CuPy itself."""
-    backend.set_backend("numpy")
+    """Each test starts on the session's backend (NumPy, or the stand-in with
+    GPUNET_TEST_BACKEND=standin) with fresh default names; a test may switch itself."""
+    if SESSION_BACKEND == "standin":
+        use_standin()
+    else:
+        backend.set_backend("numpy")
     gn.utils.clear_session()
     yield
     backend.set_backend("numpy")
@@ -25,11 +59,12 @@ def numpy_session():
 @pytest.fixture(
     params=[
         "numpy",
+        "standin",
         pytest.param("cupy", marks=pytest.mark.gpu),
     ]
 )
 def xp(request):
-    """The array module under test; the CuPy case needs a CUDA device."""
+    """The array module under test: NumPy, the CuPy stand-in, and CuPy on a CUDA device."""
     if request.param == "cupy":
         if not _cupy_ready():
             pytest.skip("CuPy with a CUDA device is not available on this machine")
@@ -37,6 +72,9 @@ def xp(request):
         import cupy
 
         return cupy
+    if request.param == "standin":
+        return use_standin()
+    backend.set_backend("numpy")
     return np
 
 

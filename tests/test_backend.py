@@ -25,11 +25,12 @@ def test_unknown_backend_lists_the_choices():
 
 def test_cupy_request_without_a_device_is_an_error_not_a_fallback(monkeypatch):
     monkeypatch.setattr(backend, "_load_cupy", lambda: (None, "CuPy found no CUDA device"))
+    before = backend.get_backend()
     with pytest.raises(
         backend.BackendError, match="(?s)cannot run: CuPy found no CUDA device.*numpy"
     ):
         backend.set_backend("cupy")
-    assert backend.get_backend() == "numpy"  # unchanged
+    assert backend.get_backend() == before  # unchanged
 
 
 def test_missing_cupy_keeps_its_import_error():

@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from gpunet import cli, config
+from tests.conftest import session_backend_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BASE = {
@@ -122,7 +123,7 @@ def test_cli_bad_config_is_one_line_exit_2(tmp_path):
         capture_output=True,
         text=True,
         timeout=60,
-        env=dict(os.environ, GPUNET_BACKEND="numpy"),
+        env=dict(os.environ, **session_backend_env()),
     )
     assert out.returncode == 2
     assert out.stderr.strip() == (

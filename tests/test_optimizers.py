@@ -18,15 +18,13 @@ def _problem(seed=0):
     return weights, grads
 
 
-def _run_gpunet(opt, weights, grads, prescaled=False):
+def _run_gpunet(opt, weights, grads):
     flat = np.concatenate([w.reshape(-1) for w in weights]).astype(np.float32)
     sizes = np.cumsum([0] + [w.size for w in weights])
     opt.build(flat, [(int(a), int(b)) for a, b in zip(sizes[:-1], sizes[1:])])
     for step_grads in grads:
         g = np.concatenate([x.reshape(-1) for x in step_grads]).astype(np.float32)
-        if prescaled:  # as a model does: the factor folded in before the backward pass
-            g *= opt.gradient_scale()
-        opt.apply(flat, g, prescaled=prescaled)
+        opt.apply(flat, g)
     assert flat.dtype == np.float32
     assert all(slot.dtype == np.float32 for slot in opt.slots.values())
     return flat
@@ -168,25 +166,6 @@ def ref_sgd_schedule_decay(w, grads):
         lr = 0.1 * 0.5 ** (t / 2)
         w = [x - x * 0.1 * lr - lr * g for x, g in zip(w, gs)]
     return w
-
-
-@pytest.mark.parametrize("make, reference", SGD_CASES, ids=lambda v: "")
-def test_sgd_with_the_learning_rate_folded_into_the_gradient(make, reference):
-    # The model's fast path: gradients arrive times gradient_scale() = -lr; same rule.
-    weights, grads = _problem()
-    assert make().gradient_scale() == -make().learning_rate
-    ours = _run_gpunet(make(), [w.copy() for w in weights], grads, prescaled=True)
-    expected = _flatten(reference([w.copy() for w in weights], grads))
-    np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-6)
-
-
-@pytest.mark.parametrize(
-    "opt",
-    [optimizers.SGD(clipnorm=1.0), optimizers.SGD(clipvalue=0.5), optimizers.Adam()],
-    ids=lambda o: repr(o),
-)
-def test_no_gradient_scale_where_the_true_gradient_is_needed(opt):
-    assert opt.gradient_scale() is None
 
 
 def test_keras_defaults():

@@ -13,6 +13,7 @@ from rich.console import Console
 import gpunet as gn
 from gpunet import progress
 from gpunet.callbacks import LazyLogs, ProgbarLogger
+from tests.conftest import session_backend_env
 from tests.terminal import screen
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -182,7 +183,7 @@ def test_real_terminal_shows_keras_epoch_lines(tmp_path, fashion_mnist_folder):
     args = _train_two_epochs(tmp_path)
     pid, fd = pty.fork()
     if pid == 0:  # the child: gpunet on a pseudo-terminal
-        os.environ.update(GPUNET_BACKEND="numpy", COLUMNS="160", LINES="50", TERM="xterm")
+        os.environ.update(**session_backend_env(), COLUMNS="160", LINES="50", TERM="xterm")
         os.execv(sys.executable, args)
     chunks = []
     while True:
@@ -211,7 +212,7 @@ def test_a_pipe_gets_plain_lines_only(tmp_path, fashion_mnist_folder):
             stderr=subprocess.PIPE,
             text=True,
             timeout=300,
-            env=dict(os.environ, GPUNET_BACKEND="numpy"),
+            env=dict(os.environ, **session_backend_env()),
         )
     assert result.returncode == 0, result.stderr
     text = log.read_text()

@@ -14,6 +14,7 @@ import yaml
 
 import gpunet as gn
 from gpunet import checkpoint
+from tests.conftest import session_backend_env
 
 EPOCHS = 25
 
@@ -60,7 +61,7 @@ def _command(workdir, *extra):
 
 
 def _env():
-    return dict(os.environ, GPUNET_BACKEND="numpy", PYTHONUNBUFFERED="1")
+    return dict(os.environ, **session_backend_env(), PYTHONUNBUFFERED="1")
 
 
 def _resume(workdir, run_dir):

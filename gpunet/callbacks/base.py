@@ -49,16 +49,27 @@ class Callback:
 
 
 class LazyLogs(Mapping):
-    """Batch logs that read each value from the device only when a callback asks for it: a
-    callback that watches the loss (TerminateOnNaN) costs one read per step, not one per metric.
+    """Batch logs that read each value from the device only when a callback asks for it.
 
     Args:
-        readers: log name -> a function returning its current value.
+        readers: log name -> a function returning its current value (inside fit, all of them
+            come from one copy of the device accumulators, made on the first read).
+        synced: True on a progress refresh step (reading is expected and costs one device
+            read), False between refreshes (reading would stall the device), None when the
+            caller does not say (a callback then decides by its own clock).
+        first_nonfinite: a function giving the epoch's first step with a NaN or infinite loss.
     """
 
-    def __init__(self, readers: Mapping[str, Callable[[], float]]):
+    def __init__(
+        self,
+        readers: Mapping[str, Callable[[], float]],
+        synced: bool | None = None,
+        first_nonfinite: Callable[[], int | None] | None = None,
+    ):
         self._readers = readers
         self._values: dict = {}
+        self.synced = synced
+        self.first_nonfinite = first_nonfinite
 
     def __getitem__(self, key):
         if key not in self._values:

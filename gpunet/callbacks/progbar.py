@@ -15,7 +15,8 @@ from gpunet.progress import epoch_line, progress_line
 
 class ProgbarLogger(Callback):
     """Keras's training output. verbose=1 on a terminal: a live rich line per epoch, redrawn at
-    most every `refresh_interval` seconds (metric values are read from the device only then).
+    fit's progress refreshes, or at most every `refresh_interval` seconds when the logs do not
+    say (metric values are read from the device only then).
     verbose=2, or stdout not a terminal: one plain line per epoch, no \\r, \\b or escape codes.
 
     Args:
@@ -70,7 +71,9 @@ class ProgbarLogger(Callback):
         now = self.clock()
         if self._after_first is None:
             self._after_first, self._first = now, self._seen
-        if self._live is not None and now - self._last_draw >= self.refresh_interval:
+        synced = getattr(logs, "synced", None)  # fit's refresh schedule, when it gives one
+        due = now - self._last_draw >= self.refresh_interval if synced is None else synced
+        if self._live is not None and due:
             total = self.params.get("steps") or self._seen
             per_step = self._time_per_step(now)
             line = progress_line(

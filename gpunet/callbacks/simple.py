@@ -52,18 +52,27 @@ class CSVLogger(Callback):
 
 
 class TerminateOnNaN(Callback):
-    """Stop training as soon as the loss is NaN or infinite."""
+    """Stop training when the loss becomes NaN or infinite.
+
+    Inside fit it looks at the loss at each progress refresh and at the epoch's last step (never
+    in between: on a GPU each look is a host sync), and reports the first bad step exactly.
+    """
 
     def __init__(self):
         super().__init__()
-        self.failed_at = None  # (epoch, batch) of the invalid loss
+        self.failed_at = None  # (epoch, batch) of the first invalid loss
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
+        if logs is None or getattr(logs, "synced", None) is False:
+            return
+        loss = logs.get("loss")
         if loss is not None and (math.isnan(loss) or math.isinf(loss)):
+            first = getattr(logs, "first_nonfinite", None)
+            bad = first() if first is not None else None
+            batch = batch if bad is None else bad
             print(f"Batch {batch}: Invalid loss, terminating training")
             self.failed_at = (getattr(self, "_epoch", 0), batch)
             self.model.stop_training = True

@@ -4,7 +4,7 @@ Not yet wired into the layers: none of them has run on a GPU (this project's mac
 none so far). On the CPU, CI checks that the source compiles with NVRTC for sm_80 and sm_90;
 `pytest -m gpu` compares each kernel with its NumPy counterpart on a GPU.
 
-Random numbers and step counts live in device memory (`seed_offset`, `step`), so a captured
+Dropout's counter base and the step count live in device memory (`base`, `step`), so a captured
 CUDA graph replays with fresh dropout masks and the right Adam step without host traffic.
 """
 
@@ -91,28 +91,30 @@ __global__ void softmax_xent_dense(const float* z, const float* t, float* probs,
     atomicAdd(loss_sum, (top + __logf(total)) * tsum - tz);
 }
 
-// Counter-based uniform in [0, 1): splitmix64 of (seed, counter), top 24 bits.
-__device__ __forceinline__ float uniform(unsigned long long seed, unsigned long long counter) {
-    unsigned long long x = seed + counter * 0x9E3779B97F4A7C15ULL;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-    x ^= x >> 31;
-    return (float)(x >> 40) * (1.0f / 16777216.0f);
+// splitmix64's finalizer: the hash of gpunet/kernels/dropout.py's counter_bits.
+__device__ __forceinline__ unsigned long long splitmix64(unsigned long long z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
 }
 
-// Inverted dropout: mask = (u >= rate) / (1 - rate); y = x * mask.
-// seed_offset = {seed, offset} in device memory; advance_offset moves it on after each use.
-__global__ void dropout_fwd(const float* x, float* y, float* mask, int n, float rate,
-                            const unsigned long long* seed_offset) {
+// Inverted dropout, bit for bit the xp path (kernels/dropout.py): unit i of the draw at the
+// stream's counter base (*base = offset * GOLDEN, mod 2^64, in device memory) is kept when
+// splitmix64(seed + i * GOLDEN + *base) >= threshold; mask = kept * scale, y = x * mask.
+__global__ void dropout_fwd(const float* x, float* y, float* mask, int n,
+                            unsigned long long seed, unsigned long long threshold, float scale,
+                            const unsigned long long* base) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
-    float keep = uniform(seed_offset[0], seed_offset[1] + i) >= rate ? 1.f / (1.f - rate) : 0.f;
+    unsigned long long z = seed + (unsigned long long)i * 0x9E3779B97F4A7C15ULL + base[0];
+    float keep = splitmix64(z) >= threshold ? scale : 0.f;
     mask[i] = keep;
     y[i] = x[i] * keep;
 }
 
-__global__ void advance_offset(unsigned long long* seed_offset, unsigned long long n) {
-    if (blockIdx.x == 0 && threadIdx.x == 0) seed_offset[1] += n;
+// The next draw starts after this one's counters: *base += n * GOLDEN (step given mod 2^64).
+__global__ void advance_offset(unsigned long long* base, unsigned long long step) {
+    if (blockIdx.x == 0 && threadIdx.x == 0) base[0] += step;
 }
 
 // SGD, Keras rule without momentum: w -= lr * g; lr in device memory (schedules, graphs).

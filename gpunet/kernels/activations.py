@@ -75,7 +75,13 @@ def _relu_fwd(x, out):
 
 
 def _relu_bwd(gy, x, y, out):
-    return get_array_module(gy).multiply(gy, y > 0.0, out=_out(gy, out))
+    # gy * (y > 0). With an out of its own, the mask is written there first: no temporary.
+    xp = get_array_module(gy)
+    out = _out(gy, out)
+    if out is gy:
+        return xp.multiply(gy, y > 0.0, out=out)
+    xp.greater(y, 0.0, out=out)
+    return xp.multiply(gy, out, out=out)
 
 
 def _sigmoid_fwd(x, out):
@@ -105,15 +111,21 @@ def _tanh_bwd(gy, x, y, out):
     return xp.multiply(gy, tmp, out=_out(gy, out))
 
 
-def softmax_lse(x, out=None):
+def softmax_lse(x, out=None, buffers=None):
     """Softmax of x over the last axis into `out`, and log(sum(exp(x))) of each row, from one
-    exp pass: a fused softmax cross-entropy needs both."""
+    exp pass: a fused softmax cross-entropy needs both. With `buffers` (a gpunet Buffers), the
+    row statistics go into kept arrays instead of new ones."""
     # Subtracting the row max keeps exp() finite for any logits.
     xp = get_array_module(x)
-    top = x.max(axis=-1, keepdims=True)
+    rows = x.shape[:-1] + (1,)
+    top = total = None
+    if buffers is not None:
+        top = buffers.get(xp, "softmax_top", rows, x.dtype)
+        total = buffers.get(xp, "softmax_total", rows, x.dtype)
+    top = x.max(axis=-1, keepdims=True, out=top)
     out = xp.subtract(x, top, out=_out(x, out))
     xp.exp(out, out=out)
-    total = out.sum(axis=-1, keepdims=True)
+    total = out.sum(axis=-1, keepdims=True, out=total)
     out /= total
     xp.log(total, out=total)
     total += top
@@ -201,8 +213,12 @@ def _leaky_relu_bwd(gy, x, y, out):
 def _erf(x):
     """erf for the exact gelu: SciPy's on NumPy arrays, cupyx's on CuPy arrays."""
     xp = get_array_module(x)
-    if xp.__name__ == "cupy":
-        from cupyx.scipy.special import erf
+    if xp is not np:
+        # CuPy keeps erf in cupyx; a CuPy-like module without cupyx (the test stand-in) has
+        # its own.
+        erf = getattr(xp, "erf", None)
+        if erf is None:
+            from cupyx.scipy.special import erf
     else:
         try:
             from scipy.special import erf

@@ -91,17 +91,35 @@ def test_softmax_cross_entropy_matches_the_numpy_loss(cp):
 
 
 @pytest.mark.gpu
-def test_dropout_keeps_one_minus_rate_and_advances(cp):
-    x = cp.ones(100_000, cp.float32)
+def test_dropout_is_bit_for_bit_the_xp_path_and_advances(cp):
+    from gpunet.kernels import dropout
+
+    seed, rate, n = 2**63 + 5, 0.3, 100_000
+    x = cp.asarray(np.random.default_rng(0).standard_normal(n).astype(np.float32))
     y, mask = cp.empty_like(x), cp.empty_like(x)
-    seed_offset = cp.asarray([1234, 0], dtype=cp.uint64)
-    _cuda.launch("dropout_fwd", x.size, x, y, mask, np.int32(x.size), np.float32(0.3), seed_offset)
-    first = y.get()
-    assert abs((first != 0).mean() - 0.7) < 0.01
-    np.testing.assert_allclose(first[first != 0], 1 / 0.7, rtol=1e-6)
-    _cuda.launch("advance_offset", 1, seed_offset, np.uint64(x.size))
-    _cuda.launch("dropout_fwd", x.size, x, y, mask, np.int32(x.size), np.float32(0.3), seed_offset)
-    assert not np.array_equal(first, y.get())
+    base = cp.zeros(1, dtype=cp.uint64)
+    for draw in range(2):
+        _cuda.launch(
+            "dropout_fwd",
+            n,
+            x,
+            y,
+            mask,
+            np.int32(n),
+            np.uint64(seed),
+            np.uint64(dropout.threshold(rate)),
+            np.float32(1 / (1 - rate)),
+            base,
+        )
+        lanes = dropout.lanes(cp, (n,), seed)
+        expected_base = cp.zeros(1, dtype=cp.uint64)
+        expected_base.fill((draw * n * dropout.GOLDEN) & dropout.MASK64)
+        bits = dropout.counter_bits(
+            lanes, expected_base, cp.empty_like(lanes), cp.empty_like(lanes)
+        )
+        expected = dropout.dropout_fwd(x, rate, bits, cp.empty_like(x))
+        np.testing.assert_array_equal(y.get(), expected.get())
+        _cuda.launch("advance_offset", 1, base, np.uint64((n * dropout.GOLDEN) & dropout.MASK64))
 
 
 @pytest.mark.gpu

@@ -10,9 +10,10 @@ import pytest
 import yaml
 
 import gpunet as gn
-from gpunet import config, runs, trainer
+from gpunet import config, run, runs
 from gpunet.datasets import fashion_mnist
 from gpunet.datasets.idx import DataError
+from tests.conftest import session_backend_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICKSTART = os.path.join(ROOT, "configs", "quickstart.yaml")
@@ -30,7 +31,7 @@ def _gpunet(*args, cwd=None):
         text=True,
         timeout=300,
         cwd=cwd,
-        env=dict(os.environ, GPUNET_BACKEND="numpy"),
+        env=dict(os.environ, **session_backend_env()),
     )
 
 
@@ -105,8 +106,8 @@ def test_predict_matches_the_model(quick_run, tmp_path):
     predicted = np.array([int(r.split(",")[0]) for r in rows[1:]])
     probs = np.array([[float(v) for v in r.split(",")[1:]] for r in rows[1:]])
     assert len(predicted) == 50 and (predicted == y_test[:50]).mean() > 0.7
-    cfg, model, arrays = trainer.load_run(run_dir)
-    expected = model.predict(trainer.prepare_inputs(cfg, x_test[:50], arrays))
+    cfg, model, arrays = run.load_run(run_dir)
+    expected = model.predict(run.prepare_inputs(cfg, x_test[:50], arrays))
     np.testing.assert_allclose(probs, expected, rtol=1e-5, atol=1e-12)  # printed with %.6g
     np.testing.assert_array_equal(predicted, expected.argmax(axis=1))
     bad = _gpunet("predict", run_dir, "--input", str(tmp_path / "missing.npy"))
@@ -159,14 +160,14 @@ def test_user_csv_with_validation_and_test_files_and_standardization(tmp_path):
         "output": {"dir": str(tmp_path / "runs")},
     }
     cfg = config.from_dict(raw, "user.yaml")
-    run_dir = trainer.train(cfg, "user.yaml", quiet=True).run_dir
+    run_dir = run.train(cfg, "user.yaml", quiet=True).run_dir
     metrics = _json(os.path.join(run_dir, "metrics.json"))
     assert metrics["test"]["accuracy"] > 0.85
     history = _json(os.path.join(run_dir, "history.json"))
     assert "val_accuracy" in history[-1]
-    _, model, arrays = trainer.load_run(run_dir)
+    _, model, arrays = run.load_run(run_dir)
     assert arrays["standardize/mean"].shape == (4,)
-    x_new = trainer.prepare_inputs(
+    x_new = run.prepare_inputs(
         cfg, np.loadtxt(tmp_path / "test.csv", delimiter=",", skiprows=1)[:, :4], arrays
     )
     assert x_new.dtype == np.float32 and abs(float(x_new.mean())) < 0.3

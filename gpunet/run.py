@@ -1,0 +1,332 @@
+"""`gpunet train`: a validated Config -> data -> model -> fit -> a complete run directory."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+
+import numpy as np
+import yaml
+
+import gpunet as gn
+from gpunet import backend, runs
+from gpunet import config as config_module
+from gpunet.config import Config
+from gpunet.datasets import fashion_mnist, images_to_float32, mnist, user
+
+IMAGE_SETS = {"mnist": mnist, "fashion_mnist": fashion_mnist}
+
+
+@dataclasses.dataclass
+class Data:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    validation: tuple | None
+    x_test: np.ndarray | None
+    y_test: np.ndarray | None
+    mean: np.ndarray | None = None  # standardisation statistics, kept for predict
+    std: np.ndarray | None = None
+
+
+def _one_hot(cfg: Config) -> bool:
+    """Labels become one-hot only for categorical_crossentropy (and only if data.one_hot)."""
+    return cfg.data.one_hot and gn.losses.get(cfg.compile.loss).name == "categorical_crossentropy"
+
+
+def _labels(cfg: Config, y, num_classes: int | None):
+    if y is None or not _one_hot(cfg) or num_classes is None:
+        return y
+    return gn.utils.to_categorical(y, num_classes)
+
+
+def prepare_images(cfg: Config, images: np.ndarray) -> np.ndarray:
+    """The books' pipeline for image sets: float32, scaled by 1/255 and flattened as configured."""
+    if cfg.data.scale:
+        return images_to_float32(images, flatten=cfg.data.flatten)
+    shaped = images.reshape(len(images), -1) if cfg.data.flatten else images
+    return shaped.astype(np.float32)
+
+
+def _num_classes(cfg: Config) -> int | None:
+    for spec in reversed(cfg.model):
+        if spec.get("type") == "Dense":
+            return spec.get("units")
+    return None
+
+
+def _user_file(cfg: Config, path: str, labels_path: str | None):
+    return user.load(
+        path,
+        label_column=cfg.data.label_column,
+        labels_path=labels_path,
+        x_key=cfg.data.x_key,
+        y_key=cfg.data.y_key,
+        num_classes=_num_classes(cfg),
+    )
+
+
+def load_data(cfg: Config) -> Data:
+    """Training, validation and test arrays as the config describes them."""
+    data, classes = cfg.data, _num_classes(cfg)
+    if data.name is not None:
+        (x, y), (x_test, y_test) = IMAGE_SETS[data.name].load_data(data.path)
+        x, x_test = prepare_images(cfg, x), prepare_images(cfg, x_test)
+    else:
+        x, y = _user_file(cfg, data.path, data.labels_path)
+        x_test = y_test = None
+        if data.test_path:
+            x_test, y_test = _user_file(cfg, data.test_path, data.test_labels_path)
+    validation = None
+    if data.validation_path:
+        validation = _user_file(cfg, data.validation_path, data.validation_labels_path)
+    elif data.validation_split or data.validation_samples:
+        # Keras's validation_split: the LAST part, taken before any shuffling.
+        if data.validation_samples:
+            if data.validation_samples >= len(x):
+                raise config_module.ConfigError(
+                    "config",
+                    "data.validation_samples",
+                    f"{data.validation_samples} leaves no training data out of {len(x)} samples.",
+                )
+            split_at = len(x) - data.validation_samples
+        else:
+            split_at = int(np.floor(len(x) * (1.0 - data.validation_split)))
+        validation = (x[split_at:], y[split_at:])
+        x, y = x[:split_at], y[:split_at]
+    mean = std = None
+    if data.standardize:
+        others = [a for a in (validation[0] if validation else None, x_test) if a is not None]
+        x, *others, mean, std = user.standardize(x, *others)
+        if validation:
+            validation = (others.pop(0), validation[1])
+        if x_test is not None:
+            x_test = others.pop(0)
+    if validation is not None:
+        validation = (validation[0], _labels(cfg, validation[1], classes))
+    return Data(
+        x, _labels(cfg, y, classes), validation, x_test, _labels(cfg, y_test, classes), mean, std
+    )
+
+
+def build_model(cfg: Config, input_shape: tuple, source: str = "config"):
+    """The compiled Sequential model of a config (default names start afresh)."""
+    gn.utils.clear_session()
+    model = gn.Sequential(name="sequential")
+    model.add(gn.layers.Input(input_shape))
+    for index, spec in enumerate(cfg.model):
+        model.add(config_module.build_layer(source, index, spec))
+    model.compile(
+        optimizer=config_module.build_optimizer(source, cfg.compile.optimizer),
+        loss=cfg.compile.loss,
+        metrics=list(cfg.compile.metrics),
+    )
+    return model
+
+
+class _EpochRecorder(gn.callbacks.Callback):
+    """Learning rate and wall time of each epoch, for history.csv (kept in checkpoints)."""
+
+    def __init__(self):
+        super().__init__()
+        self.learning_rate, self.epoch_seconds = [], []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+        self._rate = float(self.model.optimizer.learning_rate)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.learning_rate.append(self._rate)
+        self.epoch_seconds.append(time.perf_counter() - self._start)
+
+    def get_state(self):
+        return {"learning_rate": self.learning_rate, "epoch_seconds": self.epoch_seconds}
+
+    def set_state(self, state):
+        self.learning_rate, self.epoch_seconds = state["learning_rate"], state["epoch_seconds"]
+
+
+def _select_backend(cfg: Config) -> None:
+    if cfg.backend is not None:
+        backend.set_backend(cfg.backend)
+    else:
+        backend.get_backend()  # $GPUNET_BACKEND, else auto
+
+
+@dataclasses.dataclass
+class Outcome:
+    """How a `train` call ended: finished, interrupted by a signal, or diverged."""
+
+    run_dir: str
+    signal: int | None = None  # SIGINT/SIGTERM that interrupted it (a checkpoint holds it)
+    diverged_at: tuple | None = None  # (epoch, step) of a NaN/inf loss
+    checkpoint_epochs: int | None = None  # epochs in the newest good checkpoint
+
+    @property
+    def checkpoint(self) -> str:
+        return os.path.join(self.run_dir, CHECKPOINT)
+
+
+CHECKPOINT = "checkpoint.npz"
+
+
+def _new_run_dir(cfg: Config, config_path: str, output: str | None, input_shape) -> str:
+    name = os.path.splitext(os.path.basename(config_path))[0]
+    run_dir = runs.create_run_dir(output or cfg.output.dir, name)
+    runs.atomic_write(
+        os.path.join(run_dir, "config.yaml"),
+        yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode(),
+    )
+    runs.write_json(
+        os.path.join(run_dir, "model.json"),
+        {
+            "input_shape": list(input_shape),
+            "layers": cfg.model,
+            "compile": dataclasses.asdict(cfg.compile),
+        },
+    )
+    return run_dir
+
+
+def train(
+    cfg: Config,
+    config_path: str,
+    output: str | None = None,
+    quiet: bool = False,
+    resume: str | None = None,
+    extra_callbacks=(),
+) -> Outcome:
+    """Run the training a config describes, in a new run directory, or continue the one in
+    `resume` from its checkpoint. A checkpoint is written after every epoch."""
+    _select_backend(cfg)
+    if cfg.seed is not None:
+        gn.utils.set_random_seed(cfg.seed)
+    data = load_data(cfg)
+    model = build_model(cfg, data.x_train.shape[1:], config_path)
+    if resume is None:
+        run_dir = _new_run_dir(cfg, config_path, output, data.x_train.shape[1:])
+    else:
+        run_dir = resume
+        model.resume_from(os.path.join(run_dir, CHECKPOINT))
+    recorder = _EpochRecorder()
+    terminator = gn.callbacks.TerminateOnNaN()
+    saver = gn.callbacks.TrainingCheckpoint(os.path.join(run_dir, CHECKPOINT), cfg.to_dict())
+    callbacks = [
+        config_module.build_callback(config_path, i, spec)
+        for i, spec in enumerate(cfg.fit.callbacks)
+    ] + list(extra_callbacks)
+    try:
+        history = model.fit(
+            data.x_train,
+            data.y_train,
+            batch_size=cfg.fit.batch_size,
+            epochs=cfg.fit.epochs,
+            verbose=0 if quiet else cfg.fit.verbose,
+            shuffle=cfg.fit.shuffle,
+            validation_data=data.validation,
+            class_weight=cfg.fit.class_weight,
+            validation_batch_size=cfg.fit.validation_batch_size,
+            callbacks=callbacks + [recorder, terminator, saver],
+        )
+    except Exception as exc:
+        if _is_device_oom(exc):
+            raise TrainingError(_oom_message(exc, cfg, saver, run_dir)) from None
+        raise
+    outcome = Outcome(run_dir, saver.signal_received, terminator.failed_at, saver.saved_epoch)
+    if outcome.signal is not None or outcome.diverged_at is not None:
+        return outcome  # the checkpoint holds the last good state; nothing else is replaced
+    _write_results(cfg, config_path, run_dir, model, data, history, recorder, quiet)
+    return outcome
+
+
+class TrainingError(RuntimeError):
+    """Training could not go on (e.g. the GPU ran out of memory); the message says what to try."""
+
+
+def _is_device_oom(exc: Exception) -> bool:
+    return type(exc).__name__ == "OutOfMemoryError" and type(exc).__module__.startswith("cupy")
+
+
+def _oom_message(exc: Exception, cfg: Config, saver, run_dir: str) -> str:
+    memory = ""
+    try:
+        import cupy
+
+        free, total = cupy.cuda.runtime.memGetInfo()
+        memory = f" The device has {total / 2**30:.1f} GiB, {free / 2**30:.1f} GiB free."
+    except Exception:  # the figures are a courtesy; the advice stands without them
+        pass
+    kept = (
+        "no checkpoint was written yet"
+        if saver.saved_epoch is None
+        else f"the last good checkpoint ({saver.saved_epoch} epochs) is kept at "
+        f"{os.path.join(run_dir, CHECKPOINT)}"
+    )
+    return (
+        f"out of GPU memory with batch_size={cfg.fit.batch_size} ({exc}).{memory} "
+        f"Try a smaller fit.batch_size or model, or --backend numpy; {kept}."
+    )
+
+
+def _write_results(cfg, config_path, run_dir, model, data, history, recorder, quiet) -> None:
+    extra = (
+        {} if data.mean is None else {"standardize/mean": data.mean, "standardize/std": data.std}
+    )
+    runs.save_weights(os.path.join(run_dir, runs.WEIGHTS), model, extra)
+    rows = runs.history_rows(
+        history.history,
+        {"learning_rate": recorder.learning_rate, "epoch_seconds": recorder.epoch_seconds},
+    )
+    runs.write_history(run_dir, rows)
+    results = {}
+    if data.x_test is not None:
+        results = model.evaluate(
+            data.x_test, data.y_test, batch_size=cfg.fit.batch_size, return_dict=True
+        )
+    runs.write_json(
+        os.path.join(run_dir, "metrics.json"),
+        {
+            "test": results,
+            "backend": backend.get_backend(),
+            "epochs": len(rows),
+            "train_seconds": sum(recorder.epoch_seconds),
+        },
+    )
+    name = os.path.splitext(os.path.basename(config_path))[0]
+    runs.plot_curves(
+        os.path.join(run_dir, "curves.png"), rows, f"{name} ({cfg.data.name or 'data'})"
+    )
+    if not quiet and results:
+        print("Test: " + " - ".join(f"{k}: {v:.4f}" for k, v in results.items()))
+
+
+def load_run(run_dir: str):
+    """(config, model with its final weights, weights arrays) of a finished run."""
+    config_path = os.path.join(run_dir, "config.yaml")
+    if not os.path.isdir(run_dir):
+        raise config_module.ConfigError(run_dir, "", "no such run directory.")
+    cfg = config_module.from_dict(config_module.load_raw(config_path), config_path)
+    model_info = runs.read_json(os.path.join(run_dir, "model.json"))
+    _select_backend(cfg)
+    model = build_model(cfg, tuple(model_info["input_shape"]), config_path)
+    weights_path = os.path.join(run_dir, runs.WEIGHTS)
+    arrays = runs.load_weights(weights_path)
+    runs.assign_weights(model, arrays, weights_path)
+    return cfg, model, arrays
+
+
+def input_shape(cfg: Config) -> tuple:
+    """The per-sample input shape a config's data gives, loading user data only if needed."""
+    if cfg.data.name is not None:
+        return (784,) if cfg.data.flatten else (28, 28)
+    return load_data(cfg).x_train.shape[1:]
+
+
+def prepare_inputs(cfg: Config, x: np.ndarray, arrays: dict) -> np.ndarray:
+    """New inputs for predict, through the same pipeline as the run's training data."""
+    if cfg.data.name is not None and x.dtype == np.uint8:
+        return prepare_images(cfg, x)
+    x = x.reshape(len(x), -1).astype(np.float32) if cfg.data.flatten else x.astype(np.float32)
+    if "standardize/mean" in arrays:
+        x = (x - arrays["standardize/mean"]) / arrays["standardize/std"]
+    return x

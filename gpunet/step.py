@@ -1,0 +1,105 @@
+"""`ReferenceStep`: one training or evaluation step of a compiled Sequential, in plain `xp`
+calls (NumPy or CuPy), the oracle every faster step is checked against.
+
+The contract between the parts: the loss returns its per-sample values and the gradient of
+the batch's mean loss (1/N and the sample weights applied); backpropagation turns that into
+the flat parameter gradient; the optimizer applies its own update to it. No factor is folded
+across these boundaries. Every array the step writes is kept across steps (per batch shape), so
+after the first epoch a step allocates nothing.
+"""
+
+from __future__ import annotations
+
+from gpunet.backend import get_array_module
+from gpunet.buffers import Buffers
+from gpunet.layers import _Activated
+
+
+class ReferenceStep:
+    """Forward, loss, backward and update of one batch, for one compiled model.
+
+    Args:
+        model: a built, compiled Sequential.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self.layers = model.layers
+        self.loss = model.loss
+        self.optimizer = model.optimizer
+        last = self.layers[-1]
+        fusable = getattr(self.loss, "fusable_activation", None)  # predict needs no loss
+        # Softmax (sigmoid) + cross-entropy from the last layer's logits, in one stable pass.
+        self.fused = (
+            fusable is not None
+            and not getattr(self.loss, "from_logits", False)
+            and isinstance(last, _Activated)
+            and last.activation.name == fusable
+        )
+        self.regularized = [layer for layer in self.layers if layer.regularized]
+        self.buffers = Buffers()
+
+    def forward(self, x, training: bool, logits: bool = False):
+        """The model's output; with logits=True, the last layer's pre-activation instead."""
+        *body, last = self.layers
+        for layer in body:
+            x = layer.forward(x, training)
+        return last.forward(x, training, activate=False) if logits else last.forward(x, training)
+
+    def _penalty(self):
+        terms = [p for p in (layer.penalty() for layer in self.regularized) if p is not None]
+        return sum(terms[1:], terms[0]) if terms else None
+
+    def _loss(self, y_true, out, weights, total, with_grad: bool):
+        """Writes sum(loss * weight) + N * penalty into the 0-d float64 `total`; returns
+        (y_pred, d mean loss / d out, or / d logits when fused, if asked)."""
+        xp = get_array_module(out)
+        n = out.shape[0]
+        grad = None
+        if self.fused:
+            y_pred = self.buffers.get(xp, "y_pred", out.shape, out.dtype)
+            if with_grad:
+                grad = self.buffers.get(xp, "grad", out.shape, out.dtype)
+            per_sample = self.loss.fused(y_true, out, y_pred, grad, 1.0 / n, self.buffers)
+        else:
+            y_pred = out
+            per_sample = self.loss.per_sample(y_true, y_pred)
+            if with_grad:
+                grad = self.loss.grad(y_true, y_pred)  # a new array: scaled in place
+                grad *= 1.0 / n
+        # "sum_over_batch_size": each sample's gradient is scaled by its weight / N.
+        if weights is not None:
+            per_sample *= weights
+            if grad is not None:
+                grad *= weights.reshape((n,) + (1,) * (grad.ndim - 1))
+        per_sample.sum(dtype="float64", out=total)
+        penalty = self._penalty()
+        if penalty is not None:
+            total += penalty * n
+        return y_pred, grad
+
+    def gradients(self, x, y, weights, total):
+        """Forward and backward on the batch: the flat gradient of its mean loss fills the
+        model's gradient buffer; the loss total goes into `total`. Returns the predictions."""
+        out = self.forward(x, True, logits=self.fused)
+        y_pred, grad = self._loss(y, out, weights, total, True)
+        last = self.layers[-1]
+        grad = last.backward(grad, from_logits=True) if self.fused else last.backward(grad)
+        for layer in reversed(self.layers[:-1]):
+            if grad is None:
+                break
+            grad = layer.backward(grad)
+        return y_pred
+
+    def train(self, x, y, weights, total):
+        """One training step on the batch: gradients, then the optimizer's update. Returns the
+        predictions, for the metrics."""
+        y_pred = self.gradients(x, y, weights, total)
+        self.optimizer.apply(self.model._params, self.model._grads)
+        return y_pred
+
+    def evaluate(self, x, y, weights, total):
+        """Forward and loss of the batch (dropout off); returns the predictions."""
+        out = self.forward(x, False, logits=self.fused)
+        y_pred, _ = self._loss(y, out, weights, total, False)
+        return y_pred
