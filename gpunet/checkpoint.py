@@ -135,14 +135,21 @@ def restore(model, arrays: dict, meta: dict, callbacks=(), path: str = "checkpoi
         stream = meta["dropout_streams"].get(layer.name) if isinstance(layer, Dropout) else None
         if stream is not None:
             layer.set_stream(*stream)
-    states = meta["callbacks"]
-    for i, callback in enumerate(callbacks):
-        if i < len(states) and states[i]["class"] == type(callback).__name__:
-            callback.set_state(states[i]["state"])
-            prefix = f"callback/{i}/"
-            callback.set_arrays(
-                {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
-            )
+    # The k-th saved callback of a class goes to the k-th callback of that class now: a
+    # callback added or left out on resume does not shift the others' states.
+    saved: dict[str, list[int]] = {}
+    for i, entry in enumerate(meta["callbacks"]):
+        saved.setdefault(entry["class"], []).append(i)
+    for callback in callbacks:
+        indices = saved.get(type(callback).__name__)
+        if not indices:
+            continue
+        i = indices.pop(0)
+        callback.set_state(meta["callbacks"][i]["state"])
+        prefix = f"callback/{i}/"
+        callback.set_arrays(
+            {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+        )
     shuffle_rng = np.random.default_rng()
     if meta["shuffle_rng"] is not None:
         shuffle_rng.bit_generator.state = meta["shuffle_rng"]

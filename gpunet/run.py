@@ -146,6 +146,16 @@ class _EpochRecorder(gn.callbacks.Callback):
         self.learning_rate, self.epoch_seconds = state["learning_rate"], state["epoch_seconds"]
 
 
+def standard_callbacks(checkpoint_path: str, config: dict | None = None) -> tuple:
+    """The callbacks `gpunet train` always adds: each epoch's learning rate and time, a
+    TerminateOnNaN, and the every-epoch checkpoint (which also handles SIGINT/SIGTERM)."""
+    return (
+        _EpochRecorder(),
+        gn.callbacks.TerminateOnNaN(),
+        gn.callbacks.TrainingCheckpoint(checkpoint_path, config),
+    )
+
+
 def _select_backend(cfg: Config) -> None:
     if cfg.backend is not None:
         backend.set_backend(cfg.backend)
@@ -208,9 +218,9 @@ def train(
     else:
         run_dir = resume
         model.resume_from(os.path.join(run_dir, CHECKPOINT))
-    recorder = _EpochRecorder()
-    terminator = gn.callbacks.TerminateOnNaN()
-    saver = gn.callbacks.TrainingCheckpoint(os.path.join(run_dir, CHECKPOINT), cfg.to_dict())
+    recorder, terminator, saver = standard_callbacks(
+        os.path.join(run_dir, CHECKPOINT), cfg.to_dict()
+    )
     callbacks = [
         config_module.build_callback(config_path, i, spec)
         for i, spec in enumerate(cfg.fit.callbacks)

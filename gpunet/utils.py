@@ -29,7 +29,11 @@ def to_categorical(y, num_classes: int | None = None, dtype="float32") -> np.nda
     """One-hot encode integer labels `y` (shape (N,) or (N, 1)) into (N, num_classes).
 
     Unlike Keras, which returns float64, the default dtype is float32: the dtype gpunet trains in.
+    Device (CuPy) labels give a device array.
     """
+    if backend.is_device_array(y):
+        xp = backend.get_array_module(y)
+        return xp.asarray(to_categorical(backend.to_host(y), num_classes, dtype))
     labels = np.asarray(y)
     if labels.ndim > 1 and labels.shape[-1] == 1:
         labels = labels.reshape(labels.shape[:-1])

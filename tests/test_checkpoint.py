@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 import gpunet as gn
-from gpunet import checkpoint
+from gpunet import backend, checkpoint
 from gpunet.datasets.idx import DataError
+from tests.conftest import use_standin
 
 
 def _data(n=300, seed=0):
@@ -78,6 +79,32 @@ def test_interrupted_and_resumed_run_equals_the_uninterrupted_one(
     assert history.history == expected
     assert history.epoch == [0, 1, 2]
     assert not os.path.exists(backup.path)  # finished: the backup is deleted
+
+
+def _on(name: str) -> None:
+    if name == "standin":
+        use_standin()
+    else:
+        backend.set_backend("numpy")
+
+
+@pytest.mark.parametrize("first, then", [("numpy", "standin"), ("standin", "numpy")])
+def test_a_checkpoint_from_one_backend_resumes_on_the_other(tmp_path, first, then):
+    # Dropout's counter-based masks are the same on both, so a run cut mid-epoch on one backend
+    # continues on the other to the uninterrupted run's weights (float32 tolerance: a real GPU
+    # rounds differently; the stand-in computes with NumPy).
+    _on(first)
+    reference = _model()
+    expected = _fit(reference).history
+    backup = gn.callbacks.BackupAndRestore(tmp_path, save_freq=1)
+    _fit(_model(), [backup, Interrupt(1, 4)])
+    _on(then)
+    resumed = _model()
+    history = _fit(resumed, [gn.callbacks.BackupAndRestore(tmp_path, save_freq=1)])
+    for a, b in zip(reference.get_weights(), resumed.get_weights()):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    for name, values in expected.items():
+        np.testing.assert_allclose(history.history[name], values, rtol=1e-5, err_msg=name)
 
 
 def test_checkpoint_holding_pickles_is_refused(tmp_path):

@@ -50,5 +50,9 @@ def test_dockerfile_install_line_works_in_a_fresh_venv(tmp_path):
     )
     assert version.returncode == 0 and version.stdout.startswith("gpunet ")
     # CuPy installed but no GPU here: auto must fall back to NumPy and say why.
-    info = subprocess.run([str(venv / "bin" / "gpunet"), "info"], capture_output=True, text=True)
-    assert info.returncode == 0 and "backend: " in info.stdout
+    info = subprocess.run(
+        [str(venv / "bin" / "gpunet"), "info"], capture_output=True, text=True, env={"PATH": ""}
+    )
+    assert info.returncode == 0 and "backend: numpy (GPUNET_BACKEND=auto)" in info.stdout
+    assert "gpunet: backend auto -> numpy (CuPy cannot reach a CUDA device" in info.stderr
+    assert "cupy: unavailable (CuPy cannot reach a CUDA device" in info.stdout

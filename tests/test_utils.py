@@ -24,3 +24,9 @@ def test_set_random_seed_seeds_python_and_numpy():
     assert (random.random(), np.random.random()) == a
     with pytest.raises(ValueError, match="non-negative int"):
         gn.utils.set_random_seed(-1)
+
+
+def test_to_categorical_of_device_labels_stays_on_the_device(xp):
+    out = gn.utils.to_categorical(xp.asarray([2, 0]), 3)
+    assert gn.backend.get_array_module(out) is xp and out.dtype == np.float32
+    np.testing.assert_array_equal(gn.backend.to_host(out), np.eye(3, dtype=np.float32)[[2, 0]])
