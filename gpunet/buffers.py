@@ -16,7 +16,9 @@ class Buffers:
 
     def get(self, xp, name: str, shape: tuple, dtype):
         """The kept buffer for this name and shape, uninitialised on first use."""
-        key = (name, tuple(shape), str(dtype), xp.__name__)
+        # The dtype and module objects themselves are the key: str(dtype) costs microseconds,
+        # and a step asks for dozens of buffers.
+        key = (name, shape, dtype, xp)
         array = self._arrays.get(key)
         if array is None:
             array = self._arrays[key] = xp.empty(shape, dtype=dtype)
@@ -24,7 +26,7 @@ class Buffers:
 
     def constant(self, xp, name: str, shape: tuple, dtype, make):
         """A kept array filled once by `make(xp, shape, dtype)` (ones, class indices, ...)."""
-        key = ("constant", name, tuple(shape), str(dtype), xp.__name__)
+        key = ("constant", name, shape, dtype, xp)
         array = self._arrays.get(key)
         if array is None:
             array = self._arrays[key] = make(xp, shape, dtype)

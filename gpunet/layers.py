@@ -82,6 +82,9 @@ class Layer:
         """Regularization penalty (an xp scalar) or None."""
         return None
 
+    def add_penalty_gradients(self, scale: float = 1.0) -> None:
+        """Add scale * d penalty / d params to this layer's gradients."""
+
     def forward(self, x, training: bool):
         raise NotImplementedError
 
@@ -229,11 +232,14 @@ class Dense(_Activated):
         gx = dense_bwd(
             x, self.kernel, gz, self.g_kernel, self.g_bias, gx, self.need_input_grad, ones
         )
-        if self.kernel_regularizer is not None:
-            self.kernel_regularizer.add_grad(self.kernel, self.g_kernel)
-        if self.bias_regularizer is not None and self.use_bias:
-            self.bias_regularizer.add_grad(self.bias, self.g_bias)
         return gx
+
+    def add_penalty_gradients(self, scale: float = 1.0) -> None:
+        """Add scale * the regularizers' gradients to the kernel's and bias's gradients."""
+        if self.kernel_regularizer is not None:
+            self.kernel_regularizer.add_grad(self.kernel, self.g_kernel, scale)
+        if self.bias_regularizer is not None and self.use_bias:
+            self.bias_regularizer.add_grad(self.bias, self.g_bias, scale)
 
 
 class Activation(_Activated):

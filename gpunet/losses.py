@@ -196,10 +196,9 @@ class CategoricalCrossentropy(Loss):
         # The softmax and the log-sum-exp share one exp pass; both are exact for any logits.
         buffers = Buffers() if buffers is None else buffers
         probs, lse = activations.softmax_lse(logits, probs_out, buffers)
-        targets = self._targets(y_true, logits, buffers)
         if grad_out is not None:
-            self._softmax_grad(targets, probs, grad_out, grad_scale, buffers)
-        return self._xent(targets, logits, lse, buffers)
+            self._softmax_grad(y_true, probs, grad_out, grad_scale, buffers)
+        return self._xent(y_true, logits, lse, buffers)
 
     def per_sample_from_logits(self, y_true, z):
         return self.fused(y_true, z, get_array_module(z).empty_like(z))
@@ -208,11 +207,7 @@ class CategoricalCrossentropy(Loss):
         if probs is None:
             probs = activations.get("softmax")(z)
         xp = get_array_module(probs)
-        targets = self._targets(y_true, z, Buffers())
-        return self._softmax_grad(targets, probs, xp.empty_like(probs), 1.0, Buffers())
-
-    def _targets(self, y_true, like, buffers=None):
-        return y_true
+        return self._softmax_grad(y_true, probs, xp.empty_like(probs), 1.0, Buffers())
 
     def _xent(self, targets, z, lse, buffers):
         # -sum(t * log_softmax(z)) = logsumexp(z) * sum(t) - sum(t * z)
@@ -244,36 +239,48 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
     name = "sparse_categorical_crossentropy"
     sparse = True
 
-    def _targets(self, y_true, like, buffers=None):
-        # The one-hot rows as one comparison of the labels with the class indices, into a kept
-        # buffer: no scatter, no host traffic.
+    def _targets(self, y_true, like):
+        # One-hot rows, for the loss on probabilities (a new array: not the training step's
+        # fused path).
+        xp = get_array_module(like)
+        classes = xp.arange(like.shape[-1], dtype=y_true.dtype)
+        return xp.equal(y_true.reshape(-1, 1), classes.reshape(1, -1)).astype(like.dtype)
+
+    def _flat_index(self, labels, like, buffers):
+        """row * classes + label for each row: where each row's label sits in the flattened
+        (N, classes) array, into a kept buffer (a gather and a scatter without fancy indexing,
+        which allocates)."""
         xp = get_array_module(like)
         rows, classes = like.shape[0], like.shape[-1]
-        if buffers is None:
-            buffers = Buffers()
-        class_index = buffers.constant(
+        offsets = buffers.constant(
             xp,
-            "class_index",
-            (1, classes),
-            y_true.dtype,
-            lambda xp, s, d: xp.arange(s[1], dtype=d).reshape(s),
+            "row_offsets",
+            (rows,),
+            labels.dtype,
+            lambda xp, s, d: xp.arange(s[0], dtype=d) * classes,
         )
-        one_hot = buffers.get(xp, "one_hot", (rows, classes), like.dtype)
-        return xp.equal(y_true.reshape(rows, 1), class_index, out=one_hot)
+        return xp.add(
+            offsets, labels.reshape(rows), out=buffers.get(xp, "flat_index", (rows,), labels.dtype)
+        )
 
-    def _xent(self, targets, z, lse, buffers):
-        # sum(t) is 1 for one-hot targets: logsumexp(z) - z[label].
+    def _xent(self, y_true, z, lse, buffers):
+        # logsumexp(z) - z[label]
         xp = get_array_module(z)
         rows = z.shape[:-1]
-        product = xp.multiply(z, targets, out=buffers.get(xp, "xent_tz", z.shape, z.dtype))
-        picked = product.sum(axis=-1, out=buffers.get(xp, "xent_picked", rows, z.dtype))
+        index = self._flat_index(y_true, z, buffers)
+        picked = z.reshape(-1).take(index, out=buffers.get(xp, "xent_picked", rows, z.dtype))
         return xp.subtract(lse, picked, out=buffers.get(xp, "xent", rows, z.dtype))
 
-    def _softmax_grad(self, targets, probs, out, scale, buffers):
-        # (softmax(z) - one_hot(label)) * scale.
-        get_array_module(probs).subtract(probs, targets, out=out)
-        if scale != 1.0:
-            out *= scale
+    def _softmax_grad(self, y_true, probs, out, scale, buffers):
+        # (softmax(z) - one_hot(label)) * scale: the scaled probabilities, less scale at each
+        # row's label.
+        xp = get_array_module(probs)
+        xp.multiply(probs, scale, out=out)
+        index = self._flat_index(y_true, probs, buffers)
+        flat = out.reshape(-1)
+        at_label = flat.take(index, out=buffers.get(xp, "grad_at_label", index.shape, out.dtype))
+        at_label -= scale
+        xp.put(flat, index, at_label)
         return out
 
     def check_targets(self, y_true, output_shape, where):

@@ -151,9 +151,31 @@ class Optimizer:
                 )
             slot[...] = get_array_module(slot).asarray(slots[name])
 
-    def apply(self, params, grads) -> None:
-        """One update of `params` from `grads` (both flat; grads are clipped, then consumed)."""
+    def loss_scale(self) -> float:
+        """The factor s the training step multiplies the loss by before backpropagation; `apply`
+        then receives the gradient of s * loss. Backpropagation is linear, so s costs nothing
+        there, and a rule written for the scaled gradient can save passes over the parameters
+        (SGD: with s = -lr its update is one addition). 1.0 unless a subclass says otherwise."""
+        return 1.0
+
+    def apply(self, params, grads, loss_scale: float = 1.0) -> None:
+        """One update of `params` from `grads`, the gradient of loss_scale * loss (both flat;
+        grads are clipped, then consumed). `loss_scale` is 1.0 or this optimizer's
+        `loss_scale()`."""
+        if loss_scale != 1.0:
+            self._apply_weight_decay(params)
+            self._update_scaled(params, grads, loss_scale)
+            self.iterations += 1
+            return
         self._clip(grads)
+        self._apply_weight_decay(params)
+        self._update(params, grads, self.learning_rate)
+        self.iterations += 1
+
+    def _update_scaled(self, params, grads, loss_scale: float) -> None:
+        raise ValueError(f"{type(self).__name__} takes gradients of the unscaled loss only.")
+
+    def _apply_weight_decay(self, params) -> None:
         lr = self.learning_rate
         if self.weight_decay:
             # w = w - w * weight_decay * lr
@@ -161,8 +183,6 @@ class Optimizer:
             get_array_module(params).multiply(params, self.weight_decay, out=tmp)
             tmp *= lr
             params -= tmp
-        self._update(params, grads, lr)
-        self.iterations += 1
 
     def _clip(self, grads) -> None:
         # Scale factors stay on the device: no host sync per step.
@@ -205,8 +225,21 @@ class SGD(Optimizer):
             self._slot(params, "momentum")
             self._tmp2 = get_array_module(params).empty_like(params)
 
+    def loss_scale(self):
+        # The step backpropagates -lr * loss, so the gradient arrives as the step -lr * g and
+        # w -= lr * g is one pass over the parameters instead of two. Clipping needs the true
+        # gradient, so it keeps the unscaled path.
+        if self.clipnorm is None and self.clipvalue is None and self.global_clipnorm is None:
+            return -self.learning_rate
+        return 1.0
+
     def _update(self, params, grads, lr):
         grads *= -lr  # in place: the gradient is not needed after the update
+        self._step(params, grads)
+
+    def _update_scaled(self, params, grads, loss_scale):
+        if loss_scale != -self.learning_rate:
+            raise ValueError(f"SGD: gradients scaled by {loss_scale}, expected -learning_rate.")
         self._step(params, grads)
 
     def _step(self, params, step):

@@ -23,12 +23,13 @@ class Regularizer:
             penalty += self.l2 * xp.square(w).sum()
         return penalty
 
-    def add_grad(self, w, g) -> None:
+    def add_grad(self, w, g, scale: float = 1.0) -> None:
+        """g += scale * d penalty / dw (scale: the training step's loss scale)."""
         xp = get_array_module(w)
         if self.l1:
-            g += self.l1 * xp.sign(w)
+            g += (scale * self.l1) * xp.sign(w)
         if self.l2:
-            g += (2.0 * self.l2) * w
+            g += (2.0 * self.l2 * scale) * w
 
 
 class L1(Regularizer):

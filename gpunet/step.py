@@ -1,11 +1,12 @@
 """`ReferenceStep`: one training or evaluation step of a compiled Sequential, in plain `xp`
 calls (NumPy or CuPy), the oracle every faster step is checked against.
 
-The contract between the parts: the loss returns its per-sample values and the gradient of
-the batch's mean loss (1/N and the sample weights applied); backpropagation turns that into
-the flat parameter gradient; the optimizer applies its own update to it. No factor is folded
-across these boundaries. Every array the step writes is kept across steps (per batch shape), so
-after the first epoch a step allocates nothing.
+The contract between the parts: the optimizer names a loss scale s (`loss_scale()`, 1 unless
+its rule is cheaper on scaled gradients: SGD's is -lr); the loss returns its per-sample values
+and the gradient of s times the batch's mean loss (s/N and the sample weights applied);
+backpropagation, regularizers included, turns that into the flat gradient of s * loss; the
+optimizer's `apply(params, grads, s)` updates from it. Every array the step writes is kept
+across steps (per batch shape), so after the first epoch a step allocates nothing.
 """
 
 from __future__ import annotations
@@ -50,9 +51,9 @@ class ReferenceStep:
         terms = [p for p in (layer.penalty() for layer in self.regularized) if p is not None]
         return sum(terms[1:], terms[0]) if terms else None
 
-    def _loss(self, y_true, out, weights, total, with_grad: bool):
+    def _loss(self, y_true, out, weights, total, with_grad: bool, scale: float = 1.0):
         """Writes sum(loss * weight) + N * penalty into the 0-d float64 `total`; returns
-        (y_pred, d mean loss / d out, or / d logits when fused, if asked)."""
+        (y_pred, scale * d mean loss / d out, or / d logits when fused, if asked)."""
         xp = get_array_module(out)
         n = out.shape[0]
         grad = None
@@ -60,13 +61,13 @@ class ReferenceStep:
             y_pred = self.buffers.get(xp, "y_pred", out.shape, out.dtype)
             if with_grad:
                 grad = self.buffers.get(xp, "grad", out.shape, out.dtype)
-            per_sample = self.loss.fused(y_true, out, y_pred, grad, 1.0 / n, self.buffers)
+            per_sample = self.loss.fused(y_true, out, y_pred, grad, scale / n, self.buffers)
         else:
             y_pred = out
             per_sample = self.loss.per_sample(y_true, y_pred)
             if with_grad:
                 grad = self.loss.grad(y_true, y_pred)  # a new array: scaled in place
-                grad *= 1.0 / n
+                grad *= scale / n
         # "sum_over_batch_size": each sample's gradient is scaled by its weight / N.
         if weights is not None:
             per_sample *= weights
@@ -78,24 +79,28 @@ class ReferenceStep:
             total += penalty * n
         return y_pred, grad
 
-    def gradients(self, x, y, weights, total):
-        """Forward and backward on the batch: the flat gradient of its mean loss fills the
-        model's gradient buffer; the loss total goes into `total`. Returns the predictions."""
+    def gradients(self, x, y, weights, total, scale: float = 1.0):
+        """Forward and backward on the batch: the flat gradient of scale * its mean loss fills
+        the model's gradient buffer; the loss total goes into `total`. Returns the
+        predictions."""
         out = self.forward(x, True, logits=self.fused)
-        y_pred, grad = self._loss(y, out, weights, total, True)
+        y_pred, grad = self._loss(y, out, weights, total, True, scale)
         last = self.layers[-1]
         grad = last.backward(grad, from_logits=True) if self.fused else last.backward(grad)
         for layer in reversed(self.layers[:-1]):
             if grad is None:
                 break
             grad = layer.backward(grad)
+        for layer in self.regularized:
+            layer.add_penalty_gradients(scale)
         return y_pred
 
     def train(self, x, y, weights, total):
         """One training step on the batch: gradients, then the optimizer's update. Returns the
         predictions, for the metrics."""
-        y_pred = self.gradients(x, y, weights, total)
-        self.optimizer.apply(self.model._params, self.model._grads)
+        scale = self.optimizer.loss_scale()
+        y_pred = self.gradients(x, y, weights, total, scale)
+        self.optimizer.apply(self.model._params, self.model._grads, scale)
         return y_pred
 
     def evaluate(self, x, y, weights, total):

@@ -78,6 +78,18 @@ def xp(request):
     return np
 
 
+@pytest.fixture(params=["standin", pytest.param("cupy", marks=pytest.mark.gpu)])
+def cupy_path(request):
+    """(switch, rtol): a function that makes a CuPy path the backend (the stand-in, or CuPy on
+    a CUDA device), and the relative tolerance of its results against NumPy's (the stand-in
+    computes with NumPy; a GPU rounds its sums differently)."""
+    if request.param == "cupy":
+        if not _cupy_ready():
+            pytest.skip("CuPy with a CUDA device is not available on this machine")
+        return (lambda: backend.set_backend("cupy")), 2e-4
+    return use_standin, 1e-6
+
+
 @pytest.fixture
 def cp():
     """CuPy on its backend, for GPU-only tests (mark them `gpu`); skipped without a device."""

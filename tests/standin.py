@@ -535,6 +535,12 @@ def take(a, indices, axis=None, out=None):
     return _launch("take", lambda: _np.take(raw, raw_indices, axis=axis, out=raw_out), out)
 
 
+def put(a, ind, v, mode="wrap"):
+    raw_a = _target(a, "put")
+    raw_ind, raw_v = _operand(ind, "put"), _operand(v, "put")
+    _launch("put", lambda: _np.put(raw_a, raw_ind, raw_v, mode=mode), out=a)
+
+
 def broadcast_to(a, shape):
     return _wrap(_np.broadcast_to(_operand(a, "broadcast_to"), shape))
 
@@ -603,6 +609,7 @@ _FUNCTIONS = {
         copyto,
         clip,
         take,
+        put,
         broadcast_to,
         searchsorted,
         sort,

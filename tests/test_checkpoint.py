@@ -8,7 +8,6 @@ import pytest
 import gpunet as gn
 from gpunet import backend, checkpoint
 from gpunet.datasets.idx import DataError
-from tests.conftest import use_standin
 
 
 def _data(n=300, seed=0):
@@ -81,30 +80,25 @@ def test_interrupted_and_resumed_run_equals_the_uninterrupted_one(
     assert not os.path.exists(backup.path)  # finished: the backup is deleted
 
 
-def _on(name: str) -> None:
-    if name == "standin":
-        use_standin()
-    else:
-        backend.set_backend("numpy")
-
-
-@pytest.mark.parametrize("first, then", [("numpy", "standin"), ("standin", "numpy")])
-def test_a_checkpoint_from_one_backend_resumes_on_the_other(tmp_path, first, then):
+@pytest.mark.parametrize("cupy_first", [False, True], ids=["numpy-then-cupy", "cupy-then-numpy"])
+def test_a_checkpoint_from_one_backend_resumes_on_the_other(tmp_path, cupy_first, cupy_path):
     # Dropout's counter-based masks are the same on both, so a run cut mid-epoch on one backend
-    # continues on the other to the uninterrupted run's weights (float32 tolerance: a real GPU
-    # rounds differently; the stand-in computes with NumPy).
-    _on(first)
+    # continues on the other to the uninterrupted run's weights, within the path's tolerance.
+    to_cupy, rtol = cupy_path
+    to_numpy = lambda: backend.set_backend("numpy")  # noqa: E731
+    first, then = (to_cupy, to_numpy) if cupy_first else (to_numpy, to_cupy)
+    first()
     reference = _model()
     expected = _fit(reference).history
     backup = gn.callbacks.BackupAndRestore(tmp_path, save_freq=1)
     _fit(_model(), [backup, Interrupt(1, 4)])
-    _on(then)
+    then()
     resumed = _model()
     history = _fit(resumed, [gn.callbacks.BackupAndRestore(tmp_path, save_freq=1)])
     for a, b in zip(reference.get_weights(), resumed.get_weights()):
-        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(b, a, rtol=rtol, atol=rtol / 10)
     for name, values in expected.items():
-        np.testing.assert_allclose(history.history[name], values, rtol=1e-5, err_msg=name)
+        np.testing.assert_allclose(history.history[name], values, rtol=rtol, err_msg=name)
 
 
 def test_checkpoint_holding_pickles_is_refused(tmp_path):

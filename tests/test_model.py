@@ -409,3 +409,27 @@ def test_flatten_on_images():
     model.compile(loss="sparse_categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
     model.fit(x, y, epochs=1, verbose=0)
     assert model.predict(x).shape == (64, 10)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_sgd_loss_scale_trains_like_the_unscaled_update(momentum):
+    # SGD backpropagates -lr * loss (its update is then one addition); with a regularizer in
+    # the model, the result must be the unscaled rule's, up to float32 rounding.
+    x, y, _ = _data(n=256)
+    results = []
+    for clip in (None, 1e30):  # a clip that never bites keeps SGD on the unscaled path
+        gn.utils.set_random_seed(3)
+        model = gn.Sequential(
+            [
+                gn.layers.Input((x.shape[1],)),
+                gn.layers.Dense(16, activation="relu", kernel_regularizer="l2"),
+                gn.layers.Dense(y.shape[1], activation="softmax"),
+            ]
+        )
+        optimizer = gn.optimizers.SGD(0.1, momentum, clipvalue=clip)
+        model.compile(loss="categorical_crossentropy", optimizer=optimizer)
+        assert optimizer.loss_scale() == (-0.1 if clip is None else 1.0)
+        model.fit(x, y, batch_size=32, epochs=3, verbose=0)
+        results.append(gn.backend.to_host(model._params).copy())
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-4, atol=1e-6)
+    assert not np.array_equal(results[0], results[1])  # the two paths really differ
