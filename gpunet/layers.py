@@ -283,13 +283,13 @@ class Dropout(Layer):
         self.rate = float(rate)
         self.seed = seed
         self.stream_seed: int | None = None  # fixed when the model is built
-        self.offset = 0  # counters drawn so far (the host's copy; the device holds base)
-        self._base = None  # offset * GOLDEN (mod 2^64), a one-element device array
+        self.offset = 0  # units drawn so far
+        self._key = None  # the draw's key, a one-element device array the host writes
         self._mask = None
 
     def build(self, input_shape):
         self.stream_seed = rng.draw_seed() if self.seed is None else self.seed
-        self.offset, self._base = 0, None
+        self.offset = 0
         return super().build(input_shape)
 
     def get_stream(self) -> tuple[int, int]:
@@ -297,35 +297,23 @@ class Dropout(Layer):
         return self.stream_seed, self.offset
 
     def set_stream(self, seed: int, offset: int) -> None:
-        if seed != self.stream_seed:
-            self._buffers.clear()  # the lanes depend on the seed
         self.stream_seed, self.offset = int(seed), int(offset)
-        if self._base is not None:
-            self._base.fill((self.offset * dropout_kernels.GOLDEN) & dropout_kernels.MASK64)
-
-    def _lanes(self, xp, shape):
-        return self._buffers.constant(
-            xp,
-            "lanes",
-            shape,
-            xp.uint64,
-            lambda xp, s, d: dropout_kernels.lanes(xp, s, self.stream_seed),
-        )
 
     def forward(self, x, training):
         if not training or self.rate == 0.0:
             self._mask = None
             return x
         xp = get_array_module(x)
-        if self._base is None or get_array_module(self._base) is not xp:
-            self._base = xp.zeros(1, dtype=xp.uint64)
-            self.set_stream(self.stream_seed, self.offset)
-        bits = self._buffer("bits", self._lanes(xp, x.shape), x.shape)
-        tmp = self._buffer("tmp", bits, x.shape)
-        dropout_kernels.counter_bits(self._lanes(xp, x.shape), self._base, bits, tmp)
-        # The next draw starts after this one's counters.
-        self._base += (x.size * dropout_kernels.GOLDEN) & dropout_kernels.MASK64
+        buffers = self._buffers
+        key = buffers.constant(xp, "key", (1,), xp.uint32, lambda xp, s, d: xp.zeros(s, d))
+        # A scalar written into device memory: no host-to-device copy, no allocation.
+        key.fill(dropout_kernels.draw_key(self.stream_seed, self.offset))
         self.offset += x.size
+        lanes = buffers.constant(
+            xp, "lanes", x.shape, xp.uint32, lambda xp, s, d: dropout_kernels.lanes(xp, s)
+        )
+        bits = self._buffer("bits", lanes, x.shape)
+        dropout_kernels.counter_bits(lanes, key, bits, self._buffer("tmp", lanes, x.shape))
         self._mask = self._buffer("mask", x, x.shape)
         y = self._buffer("y", x, x.shape)
         return dropout_kernels.dropout_fwd(x, self.rate, bits, self._mask, y)

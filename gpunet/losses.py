@@ -196,9 +196,14 @@ class CategoricalCrossentropy(Loss):
         # The softmax and the log-sum-exp share one exp pass; both are exact for any logits.
         buffers = Buffers() if buffers is None else buffers
         probs, lse = activations.softmax_lse(logits, probs_out, buffers)
+        targets = self._fused_targets(y_true, logits, buffers)
         if grad_out is not None:
-            self._softmax_grad(y_true, probs, grad_out, grad_scale, buffers)
-        return self._xent(y_true, logits, lse, buffers)
+            self._softmax_grad(targets, probs, grad_out, grad_scale, buffers)
+        return self._xent(targets, logits, lse, buffers)
+
+    def _fused_targets(self, y_true, like, buffers):
+        """The targets in the form `_xent` and `_softmax_grad` take (here: as given)."""
+        return y_true
 
     def per_sample_from_logits(self, y_true, z):
         return self.fused(y_true, z, get_array_module(z).empty_like(z))
@@ -207,7 +212,9 @@ class CategoricalCrossentropy(Loss):
         if probs is None:
             probs = activations.get("softmax")(z)
         xp = get_array_module(probs)
-        return self._softmax_grad(y_true, probs, xp.empty_like(probs), 1.0, Buffers())
+        buffers = Buffers()
+        targets = self._fused_targets(y_true, z, buffers)
+        return self._softmax_grad(targets, probs, xp.empty_like(probs), 1.0, buffers)
 
     def _xent(self, targets, z, lse, buffers):
         # -sum(t * log_softmax(z)) = logsumexp(z) * sum(t) - sum(t * z)
@@ -246,7 +253,7 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         classes = xp.arange(like.shape[-1], dtype=y_true.dtype)
         return xp.equal(y_true.reshape(-1, 1), classes.reshape(1, -1)).astype(like.dtype)
 
-    def _flat_index(self, labels, like, buffers):
+    def _fused_targets(self, labels, like, buffers):
         """row * classes + label for each row: where each row's label sits in the flattened
         (N, classes) array, into a kept buffer (a gather and a scatter without fancy indexing,
         which allocates)."""
@@ -263,20 +270,18 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
             offsets, labels.reshape(rows), out=buffers.get(xp, "flat_index", (rows,), labels.dtype)
         )
 
-    def _xent(self, y_true, z, lse, buffers):
+    def _xent(self, index, z, lse, buffers):
         # logsumexp(z) - z[label]
         xp = get_array_module(z)
         rows = z.shape[:-1]
-        index = self._flat_index(y_true, z, buffers)
         picked = z.reshape(-1).take(index, out=buffers.get(xp, "xent_picked", rows, z.dtype))
         return xp.subtract(lse, picked, out=buffers.get(xp, "xent", rows, z.dtype))
 
-    def _softmax_grad(self, y_true, probs, out, scale, buffers):
+    def _softmax_grad(self, index, probs, out, scale, buffers):
         # (softmax(z) - one_hot(label)) * scale: the scaled probabilities, less scale at each
         # row's label.
         xp = get_array_module(probs)
         xp.multiply(probs, scale, out=out)
-        index = self._flat_index(y_true, probs, buffers)
         flat = out.reshape(-1)
         at_label = flat.take(index, out=buffers.get(xp, "grad_at_label", index.shape, out.dtype))
         at_label -= scale

@@ -4,7 +4,7 @@ Not yet wired into the layers: none of them has run on a GPU (this project's mac
 none so far). On the CPU, CI checks that the source compiles with NVRTC for sm_80 and sm_90;
 `pytest -m gpu` compares each kernel with its NumPy counterpart on a GPU.
 
-Dropout's counter base and the step count live in device memory (`base`, `step`), so a captured
+Dropout's stream offset and the step count live in device memory (`offset`, `step`), so a captured
 CUDA graph replays with fresh dropout masks and the right Adam step without host traffic.
 """
 
@@ -91,30 +91,40 @@ __global__ void softmax_xent_dense(const float* z, const float* t, float* probs,
     atomicAdd(loss_sum, (top + __logf(total)) * tsum - tz);
 }
 
-// splitmix64's finalizer: the hash of gpunet/kernels/dropout.py's counter_bits.
+// splitmix64's step and finalizer: the draw key's mixer (kernels/dropout.py).
 __device__ __forceinline__ unsigned long long splitmix64(unsigned long long z) {
+    z += 0x9E3779B97F4A7C15ULL;
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
     return z ^ (z >> 31);
 }
 
-// Inverted dropout, bit for bit the xp path (kernels/dropout.py): unit i of the draw at the
-// stream's counter base (*base = offset * GOLDEN, mod 2^64, in device memory) is kept when
-// splitmix64(seed + i * GOLDEN + *base) >= threshold; mask = kept * scale, y = x * mask.
+// lowbias32: the unit hash of kernels/dropout.py.
+__device__ __forceinline__ unsigned int lowbias32(unsigned int x) {
+    x ^= x >> 16;
+    x *= 0x7FEB352Du;
+    x ^= x >> 15;
+    x *= 0x846CA68Bu;
+    return x ^ (x >> 16);
+}
+
+// Inverted dropout, bit for bit the xp path (kernels/dropout.py): the draw at the stream's
+// offset (*offset, in device memory) has key k = lo32(splitmix64(seed ^ splitmix64(offset)));
+// unit i is kept when lowbias32(lowbias32(i) ^ k) >= threshold; mask = kept * scale, y = x * mask.
 __global__ void dropout_fwd(const float* x, float* y, float* mask, int n,
-                            unsigned long long seed, unsigned long long threshold, float scale,
-                            const unsigned long long* base) {
+                            unsigned long long seed, unsigned int threshold, float scale,
+                            const unsigned long long* offset) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
-    unsigned long long z = seed + (unsigned long long)i * 0x9E3779B97F4A7C15ULL + base[0];
-    float keep = splitmix64(z) >= threshold ? scale : 0.f;
+    unsigned int key = (unsigned int)splitmix64(seed ^ splitmix64(offset[0]));
+    float keep = lowbias32(lowbias32((unsigned int)i) ^ key) >= threshold ? scale : 0.f;
     mask[i] = keep;
     y[i] = x[i] * keep;
 }
 
-// The next draw starts after this one's counters: *base += n * GOLDEN (step given mod 2^64).
-__global__ void advance_offset(unsigned long long* base, unsigned long long step) {
-    if (blockIdx.x == 0 && threadIdx.x == 0) base[0] += step;
+// The next draw starts after this one's units: *offset += n.
+__global__ void advance_offset(unsigned long long* offset, unsigned long long n) {
+    if (blockIdx.x == 0 && threadIdx.x == 0) offset[0] += n;
 }
 
 // SGD, Keras rule without momentum: w -= lr * g; lr in device memory (schedules, graphs).

@@ -97,7 +97,8 @@ def test_dropout_is_bit_for_bit_the_xp_path_and_advances(cp):
     seed, rate, n = 2**63 + 5, 0.3, 100_000
     x = cp.asarray(np.random.default_rng(0).standard_normal(n).astype(np.float32))
     y, mask = cp.empty_like(x), cp.empty_like(x)
-    base = cp.zeros(1, dtype=cp.uint64)
+    offset = cp.zeros(1, dtype=cp.uint64)
+    lanes = dropout.lanes(cp, (n,))
     for draw in range(2):
         _cuda.launch(
             "dropout_fwd",
@@ -107,19 +108,16 @@ def test_dropout_is_bit_for_bit_the_xp_path_and_advances(cp):
             mask,
             np.int32(n),
             np.uint64(seed),
-            np.uint64(dropout.threshold(rate)),
+            np.uint32(dropout.threshold(rate)),
             np.float32(1 / (1 - rate)),
-            base,
+            offset,
         )
-        lanes = dropout.lanes(cp, (n,), seed)
-        expected_base = cp.zeros(1, dtype=cp.uint64)
-        expected_base.fill((draw * n * dropout.GOLDEN) & dropout.MASK64)
-        bits = dropout.counter_bits(
-            lanes, expected_base, cp.empty_like(lanes), cp.empty_like(lanes)
-        )
+        key = cp.zeros(1, dtype=cp.uint32)
+        key.fill(dropout.draw_key(seed, draw * n))
+        bits = dropout.counter_bits(lanes, key, cp.empty_like(lanes), cp.empty_like(lanes))
         expected = dropout.dropout_fwd(x, rate, bits, cp.empty_like(x))
         np.testing.assert_array_equal(y.get(), expected.get())
-        _cuda.launch("advance_offset", 1, base, np.uint64((n * dropout.GOLDEN) & dropout.MASK64))
+        _cuda.launch("advance_offset", 1, offset, np.uint64(n))
 
 
 @pytest.mark.gpu
