@@ -52,12 +52,16 @@ class CaptureError(RuntimeError):
 # ----- the ledger -------------------------------------------------------------------------------
 
 
+_SHIM = os.sep + os.path.join("gpunet", "backend.py")
+
+
 def _call_site() -> str:
-    """The first frame outside this file and NumPy, as 'package/file.py:line'."""
+    """The first frame outside this file, NumPy and gpunet's backend shim (which only passes
+    calls on), as 'package/file.py:line'."""
     frame = sys._getframe(2)
     while frame is not None:
         name = frame.f_code.co_filename
-        if name != _FILE and not name.startswith(_NUMPY_DIR):
+        if name != _FILE and not name.startswith(_NUMPY_DIR) and not name.endswith(_SHIM):
             parts = name.replace(os.sep, "/").split("/")
             for anchor in ("gpunet", "tests", "bench"):
                 if anchor in parts:
