@@ -1,8 +1,9 @@
 """Shared fixtures: a fresh session per test, and the `xp` fixture over NumPy and CuPy.
 
 `GPUNET_TEST_BACKEND=standin` runs the whole suite with CuPy as the backend, through the strict
-CPU stand-in (tests/standin.py); CI runs the suite both ways. Subprocesses (the CLI tests)
-inherit the choice through the environment.
+CPU stand-in (tests/standin.py); CI runs the suite both ways. `GPUNET_TEST_BACKEND=cupy` runs it
+on real CuPy, on a GPU machine. Subprocesses (the CLI tests) inherit the choice through the
+environment.
 """
 
 import os
@@ -15,8 +16,8 @@ from gpunet import backend
 
 STANDIN_MODULE = "tests.standin"
 SESSION_BACKEND = os.environ.get("GPUNET_TEST_BACKEND", "numpy")
-if SESSION_BACKEND not in ("numpy", "standin"):
-    raise SystemExit(f"GPUNET_TEST_BACKEND must be numpy or standin, not {SESSION_BACKEND!r}")
+if SESSION_BACKEND not in ("numpy", "standin", "cupy"):
+    raise SystemExit(f"GPUNET_TEST_BACKEND must be numpy, standin or cupy, not {SESSION_BACKEND!r}")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if SESSION_BACKEND == "standin":
     # Subprocesses (`python -m gpunet ...`) load the same stand-in.
@@ -40,7 +41,7 @@ def use_standin():
 
 def session_backend_env() -> dict:
     """The environment a CLI subprocess needs to run on this session's backend."""
-    return {"GPUNET_BACKEND": "cupy" if SESSION_BACKEND == "standin" else "numpy"}
+    return {"GPUNET_BACKEND": "numpy" if SESSION_BACKEND == "numpy" else "cupy"}
 
 
 @pytest.fixture(autouse=True)
@@ -50,7 +51,7 @@ def numpy_session():
     if SESSION_BACKEND == "standin":
         use_standin()
     else:
-        backend.set_backend("numpy")
+        backend.set_backend(SESSION_BACKEND)  # "cupy" raises where CuPy cannot run
     gn.utils.clear_session()
     yield
     backend.set_backend("numpy")

@@ -36,7 +36,7 @@ def test_cupy_request_without_a_device_is_an_error_not_a_fallback(monkeypatch):
 def test_missing_cupy_keeps_its_import_error():
     cupy, why = backend._load_cupy()
     if cupy is not None:
-        pytest.skip("CuPy with a device is present here; this test is about its absence")
+        pytest.skip(f"a CuPy module ({cupy.__name__}) loads here; this test is about its absence")
     assert "CuPy" in why and "(" in why  # carries CuPy's own exception text
 
 
