@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# On a machine with a CUDA GPU, in at most six and a half minutes (each part has a cap): the GPU tests (`pytest -m gpu`), the fast
-# suite with CuPy as the backend, then bench/gpu.py (gpunet on CuPy against PyTorch eager), with
-# the versions and the device.
+# On a machine with a CUDA GPU, in at most six and a half minutes (each part has a cap): the
+# GPU tests (`pytest -m gpu`), the fast suite with CuPy as the backend, then bench/gpu.py
+# (gpunet on CuPy against PyTorch eager), with the versions and the device.
 # Results go to $OUT when it is set (the device tool's folder), else bench/results/.
 # Needs CuPy, PyTorch, numpy, pyyaml, rich and pytest; gpunet runs from this checkout.
 set -uo pipefail
