@@ -31,6 +31,7 @@ def _timed(totals: dict, name: str, method):
 def profile(spec: dict, epochs: int) -> tuple[list[tuple[str, float]], float]:
     """(phase, median us per step) in step order, and the median whole step in us."""
     import gpunet as gn
+    import gpunet.tracker  # noqa: F401 (its Tracker.update is timed)
 
     gn.backend.set_backend("numpy")
     x, y, _, _ = load(spec)
@@ -39,7 +40,8 @@ def profile(spec: dict, epochs: int) -> tuple[list[tuple[str, float]], float]:
     model.fit(x[: spec["batch"]], y[: spec["batch"]], batch_size=spec["batch"], verbose=0)
     totals: dict = defaultdict(list)
     phases = ["gather"]
-    model._batch = _timed(totals, "gather", model._batch)
+    trainer = model._get_trainer()
+    trainer._batch = _timed(totals, "gather", trainer._batch)
     for i, layer in enumerate(model.layers):
         name = f"{i} {type(layer).__name__}"
         layer.forward = _timed(totals, f"{name} forward", layer.forward)
@@ -51,10 +53,14 @@ def profile(spec: dict, epochs: int) -> tuple[list[tuple[str, float]], float]:
         layer.backward = _timed(totals, f"{name} backward", layer.backward)
         phases.append(f"{name} backward")
     model.optimizer.apply = _timed(totals, "optimizer update", model.optimizer.apply)
-    model._track = _timed(totals, "metrics and loss tracking", model._track)
-    model._train_step = _timed(totals, "step", model._train_step)
+    tracker_update = gn.tracker.Tracker.update
+    gn.tracker.Tracker.update = _timed(totals, "metrics and loss tracking", tracker_update)
+    trainer.step.train = _timed(totals, "step", trainer.step.train)
     phases += ["optimizer update", "metrics and loss tracking"]
-    model.fit(x, y, batch_size=spec["batch"], epochs=epochs, verbose=0)
+    try:
+        model.fit(x, y, batch_size=spec["batch"], epochs=epochs, verbose=0)
+    finally:
+        gn.tracker.Tracker.update = tracker_update
     steps = len(totals["step"])
     rows = []
     for phase in phases:
