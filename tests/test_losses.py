@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from gpunet import losses
+from gpunet.backend import to_host
 from gpunet.kernels import activations
 from tests.gradcheck import assert_grad_close, numerical_grad
 
@@ -49,34 +50,49 @@ def test_gradient_matches_central_differences_float64(loss, y_true, y_pred):
     _check(loss, y_true, y_pred)
 
 
+def _softmax64(z):
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _reference(kind: str, targets, z, scale: float):
+    """(activation, per-sample loss, scale * d loss_i / d z) in float64, written from the
+    formulas, not from gpunet: softmax + cross-entropy (dense or sparse), sigmoid + BCE."""
+    z = z.astype(np.float64)
+    if kind == "sigmoid":
+        p = 1.0 / (1.0 + np.exp(-z))
+        t = targets.astype(np.float64)
+        per_sample = -(t * np.log(p) + (1 - t) * np.log(1 - p)).mean(axis=-1)
+        return p, per_sample, (p - t) / z.shape[-1] * scale
+    p = _softmax64(z)
+    t = np.eye(z.shape[-1])[targets] if targets.ndim == 1 else targets.astype(np.float64)
+    per_sample = -(t * np.log(p)).sum(axis=-1)
+    return p, per_sample, (p * t.sum(axis=-1, keepdims=True) - t) * scale
+
+
 @pytest.mark.parametrize(
-    "loss, y_true",
+    "loss, kind, y_true",
     [
-        (losses.CategoricalCrossentropy(), ONE_HOT * 0.5),  # target rows need not sum to 1
-        (losses.SparseCategoricalCrossentropy(), LABELS),
-        (losses.BinaryCrossentropy(), RS.integers(0, 2, (4, 3)).astype(float)),
+        (losses.CategoricalCrossentropy(), "softmax", ONE_HOT * 0.5),  # rows need not sum to 1
+        (losses.SparseCategoricalCrossentropy(), "softmax", LABELS),
+        (losses.BinaryCrossentropy(), "sigmoid", RS.integers(0, 2, (4, 3)).astype(float)),
     ],
-    ids=lambda v: type(v).__name__ if isinstance(v, losses.Loss) else "",
+    ids=["categorical", "sparse", "binary"],
 )
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_fused_step_matches_its_parts(loss, y_true, dtype):
-    # The training step's one-pass fused loss against the activation, the loss from logits,
-    # and a float64 central-difference gradient of the per-sample sum.
-    logits = (RS.standard_normal((4, 3)) * 3).astype(dtype)
-    if y_true.dtype.kind == "f":  # a model casts float targets to its float type
-        y_true = y_true.astype(dtype)
-    probs, grad = np.empty_like(logits), np.empty_like(logits)
-    per_sample = loss.fused(y_true, logits, probs, grad)
-    expected = activations.get(loss.fusable_activation)(logits)
-    rtol = 1e-6 if dtype == np.float32 else 1e-12
-    np.testing.assert_allclose(probs, expected, rtol=rtol)
-    np.testing.assert_allclose(per_sample, loss.per_sample_from_logits(y_true, logits), rtol=rtol)
+def test_fused_loss_against_a_float64_reference(xp, loss, kind, y_true, dtype):
+    # The training step's one-pass fused loss, with a gradient scale that is not 1 (the step
+    # passes loss_scale / N), against the formulas in float64.
+    logits = RS.standard_normal((4, 3)) * 3
+    targets = y_true.astype(dtype) if y_true.dtype.kind == "f" else y_true
+    z = xp.asarray(logits.astype(dtype))
+    probs, grad = xp.empty_like(z), xp.empty_like(z)
+    per_sample = loss.fused(xp.asarray(targets), z, probs, grad, -0.37)
     assert per_sample.dtype == probs.dtype == grad.dtype == dtype
-    if dtype == np.float64:
-        numeric = numerical_grad(
-            lambda v: float(loss.fused(y_true, v, np.empty_like(v)).sum()), logits.copy()
-        )
-        assert_grad_close(grad, numeric, rtol=1e-5, atol=1e-7)
+    rtol, atol = (1e-12, 1e-14) if dtype == np.float64 else (2e-6, 1e-6)
+    expected = _reference(kind, y_true, logits.astype(dtype), -0.37)
+    for got, want, name in zip((probs, per_sample, grad), expected, ("probs", "loss", "grad")):
+        np.testing.assert_allclose(to_host(got), want, rtol=rtol, atol=atol, err_msg=name)
 
 
 def test_known_values():

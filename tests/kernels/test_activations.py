@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 
@@ -100,3 +102,40 @@ def test_relu_against_cached_zeros_equals_the_scalar_maximum():
     for _ in range(3):  # and small in bytes
         activations._zeros_like(np.empty((1 << 23) + len(activations._ZEROS), np.float32))
     assert sum(z.nbytes for z in activations._ZEROS.values()) <= 1 << 26
+
+
+def _scalar_reference(name: str):
+    """Each activation of one float, from math and Keras 3's constants (an independent
+    transcription, not gpunet's array code)."""
+    alpha, scale = 1.6732632423543772, 1.0507009873554805  # keras.activations.selu
+    return {
+        "linear": lambda v: v,
+        "relu": lambda v: max(v, 0.0),
+        "sigmoid": lambda v: 1.0 / (1.0 + math.exp(-v)),
+        "tanh": math.tanh,
+        "softplus": lambda v: math.log1p(math.exp(v)),
+        "softsign": lambda v: v / (1.0 + abs(v)),
+        "elu": lambda v: v if v > 0 else math.expm1(v),
+        "selu": lambda v: scale * (v if v > 0 else alpha * math.expm1(v)),
+        "leaky_relu": lambda v: v if v > 0 else 0.2 * v,
+        "gelu": lambda v: 0.5 * v * (1.0 + math.erf(v / math.sqrt(2.0))),
+        "silu": lambda v: v / (1.0 + math.exp(-v)),
+        "hard_sigmoid": lambda v: min(max(v / 6.0 + 0.5, 0.0), 1.0),
+        "exponential": math.exp,
+    }[name]
+
+
+@pytest.mark.parametrize("name", [n for n in ALL if n != "softmax"])
+def test_forward_values_match_the_formulas(name):
+    x = np.array([-7.5, -3.0, -1.0, -0.25, 0.0, 0.3, 1.0, 2.5, 6.0])
+    expected = [_scalar_reference(name)(float(v)) for v in x]
+    np.testing.assert_allclose(activations.get(name)(x), expected, rtol=1e-12, atol=1e-15)
+
+
+def test_softmax_values_match_the_formula():
+    x = np.array([[1.0, 2.0, 3.0], [-1e3, 0.0, 1e3], [0.5, 0.5, 0.5]])
+    expected = [
+        [math.exp(v - max(row)) / sum(math.exp(u - max(row)) for u in row) for v in row]
+        for row in x.tolist()
+    ]
+    np.testing.assert_allclose(activations.get("softmax")(x), expected, rtol=1e-12, atol=1e-300)
