@@ -37,13 +37,21 @@ def test_binary_and_top_k():
     )
 
 
-def test_precision_recall():
-    y_true = np.array([[1.0], [1.0], [0.0], [0.0]])
-    y_pred = np.array([[0.9], [0.2], [0.8], [0.1]])
-    p, r = metrics.get("precision", (4, 1), (None, 1)), metrics.get("recall", (4, 1), (None, 1))
-    p.update_state(y_true, y_pred)
-    r.update_state(y_true, y_pred)
-    assert p.result() == pytest.approx(0.5) and r.result() == pytest.approx(0.5)
+def test_precision_recall(xp):
+    # tp = 2, fp = 1, fn = 3: precision 2/3 and recall 2/5 differ, so swapping fp and fn (or the
+    # two formulas) fails; weights then move both, and the state carries across updates.
+    y_true = np.array([[1.0], [1.0], [1.0], [1.0], [1.0], [0.0], [0.0]])
+    y_pred = np.array([[0.9], [0.7], [0.2], [0.4], [0.5], [0.8], [0.1]])  # 0.5 is not > 0.5
+    p, r = metrics.get("precision", (7, 1), (None, 1)), metrics.get("recall", (7, 1), (None, 1))
+    for metric in (p, r):
+        metric.update_state(xp.asarray(y_true[:4]), xp.asarray(y_pred[:4]))
+        metric.update_state(xp.asarray(y_true[4:]), xp.asarray(y_pred[4:]))
+    assert p.result() == pytest.approx(2 / 3) and r.result() == pytest.approx(2 / 5)
+    weights = np.array([3.0, 1.0, 1.0, 1.0, 1.0, 2.0, 1.0])  # tp 4, fp 2, fn 3
+    for metric in (p, r):
+        metric.reset_state()
+        metric.update_state(xp.asarray(y_true), xp.asarray(y_pred), xp.asarray(weights))
+    assert p.result() == pytest.approx(4 / 6) and r.result() == pytest.approx(4 / 7)
 
 
 def test_auc_close_to_exact_roc_auc():

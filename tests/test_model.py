@@ -105,13 +105,15 @@ def test_different_seeds_differ():
     assert not np.array_equal(*weights)
 
 
-def test_validation_split_takes_the_last_fraction_before_shuffling():
-    x, y, _ = _data(n=100)
+@pytest.mark.parametrize("n, split, train", [(100, 0.25, 75), (10, 0.25, 7), (7, 0.3, 4)])
+def test_validation_split_takes_the_last_fraction_before_shuffling(n, split, train):
+    # train = floor(n * (1 - split)) (Keras): 10 * 0.75 = 7.5 trains on 7, not 8.
+    x, y, _ = _data(n=n)
     model = _readme_model()
     model.compile(loss="categorical_crossentropy", optimizer="sgd")
-    history = model.fit(x, y, epochs=1, validation_split=0.25, verbose=0, batch_size=7)
-    expected = model.evaluate(x[75:], y[75:], verbose=0)
-    assert history.params["steps"] == 11  # ceil(75 / 7): 75 training samples
+    history = model.fit(x, y, epochs=1, validation_split=split, verbose=0, batch_size=1)
+    expected = model.evaluate(x[train:], y[train:], verbose=0)
+    assert history.params["steps"] == train  # one sample per step
     assert history.history["val_loss"][0] == pytest.approx(expected, rel=1e-6)
 
 
@@ -165,8 +167,13 @@ def test_sample_and_class_weights_scale_the_loss():
     model.compile(loss="categorical_crossentropy", optimizer=gn.optimizers.SGD(1e-12))
     base = model.evaluate(x, y)
     assert model.evaluate(x, y, sample_weight=np.full(64, 2.0)) == pytest.approx(2 * base, rel=1e-5)
-    h = model.fit(x, y, class_weight={0: 0.0, 1: 0.0, 2: 0.0}, epochs=1, verbose=0, batch_size=64)
-    assert h.history["loss"][0] == 0.0
+    # Per class: the loss of class 1's samples counts 3 times, class 0's not at all (Keras:
+    # sum(loss * weight) / N); classes not listed weigh 1.
+    per_sample = gn.losses.CategoricalCrossentropy().per_sample(y, model.predict(x))
+    weights = np.select([labels == 0, labels == 1], [0.0, 3.0], 1.0)
+    h = model.fit(x, y, class_weight={0: 0.0, 1: 3.0}, epochs=1, verbose=0, batch_size=64)
+    assert h.history["loss"][0] == pytest.approx((per_sample * weights).mean(), rel=1e-5)
+    assert 0 < (labels == 0).sum() < 64 and (labels == 2).any()  # every class is present
     with pytest.raises(ValueError, match="not both"):
         model.fit(x, y, class_weight={0: 1.0}, sample_weight=np.ones(64), verbose=0)
 

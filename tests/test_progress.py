@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from rich.console import Console
 
 import gpunet as gn
@@ -240,3 +241,41 @@ def test_force_color_and_no_color_are_honoured(monkeypatch, capsys):
     _drive(ProgbarLogger(1, clock=_clock(1.5)))
     out = capsys.readouterr().out
     assert "\x1b[32m" not in out and BAR in out  # still the live bar, without colour
+
+
+@pytest.mark.parametrize(
+    "value, text",
+    [
+        (1.5, "1.5000"),
+        (0.0011, "0.0011"),
+        (1e-3, "1.0000e-03"),
+        (-1e-3, "-1.0000e-03"),
+        (-0.5, "-0.5000"),
+        (0.0, "0.0000e+00"),
+    ],
+)
+def test_metric_format_switches_at_one_thousandth(value, text):
+    # Keras: .4f when |value| > 1e-3, else .4e (1e-3 itself takes .4e; the sign does not count).
+    assert progress.format_value(value) == text
+
+
+@pytest.mark.parametrize(
+    "seconds, text",
+    [
+        (1.0, "1s/step"),
+        (0.9996, "1000ms/step"),
+        (1e-3, "1ms/step"),
+        (0.000999, "999us/step"),
+        (2.5e-6, "2us/step"),
+    ],
+)
+def test_time_per_step_units_switch_at_one_second_and_one_millisecond(seconds, text):
+    assert progress.format_time_per_step(seconds) == text
+
+
+@pytest.mark.parametrize(
+    "seconds, text",
+    [(59.9, "59s"), (60, "1:00"), (3599, "59:59"), (3600, "1:00:00"), (3725, "1:02:05")],
+)
+def test_eta_format_switches_at_a_minute_and_an_hour(seconds, text):
+    assert progress.format_eta(seconds) == text

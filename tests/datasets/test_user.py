@@ -83,3 +83,13 @@ def test_standardize_uses_training_statistics_only():
     np.testing.assert_allclose(train, [[-1, 0], [1, 0]])
     np.testing.assert_allclose(val, [[3, 0]])
     assert train.dtype == val.dtype == np.float32
+    # A spread that is not 1: dividing by the variance, or by the validation part's std,
+    # would show here.
+    x_train = np.array([[0.0], [4.0], [8.0]], dtype=np.float32)
+    x_val = np.array([[12.0], [100.0]], dtype=np.float32)
+    train, val, mean, std = user.standardize(x_train, x_val)
+    spread = np.sqrt(32.0 / 3.0)  # population std of 0, 4, 8
+    np.testing.assert_allclose(mean, [4.0])
+    np.testing.assert_allclose(std, [spread], rtol=1e-6)
+    np.testing.assert_allclose(train[:, 0], [-4 / spread, 0.0, 4 / spread], rtol=1e-6)
+    np.testing.assert_allclose(val[:, 0], [8 / spread, 96 / spread], rtol=1e-6)
