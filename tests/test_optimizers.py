@@ -244,3 +244,40 @@ def test_schedules_match_keras_formulas():
     assert cosine(50) == pytest.approx(0.55)
     warm = schedules.CosineDecay(0.0, 100, warmup_target=1.0, warmup_steps=10)
     assert warm(5) == pytest.approx(0.5) and warm(10) == 1.0 and warm(110) == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: optimizers.SGD(0.1, momentum=0.9, clipnorm=1.0),
+        lambda: optimizers.RMSprop(centered=True, momentum=0.5),
+        lambda: optimizers.Adam(amsgrad=True),
+        lambda: optimizers.AdamW(schedules.ExponentialDecay(0.01, 10, 0.5)),
+        optimizers.Adagrad,
+        optimizers.Adamax,
+        optimizers.Nadam,
+    ],
+    ids=["sgd", "rmsprop", "adam", "adamw-schedule", "adagrad", "adamax", "nadam"],
+)
+def test_an_update_reads_its_step_scalars_from_device_memory(make):
+    # Learning rate and bias corrections live in one-element device arrays: after the first
+    # update an update copies nothing to the device, syncs nothing and allocates nothing (a
+    # changed learning rate is one fill).
+    from tests.conftest import use_standin
+
+    cp = use_standin()
+    weights, grads = _problem()
+    params = cp.asarray(np.concatenate([w.reshape(-1) for w in weights]).astype(np.float32))
+    steps = [
+        cp.asarray(np.concatenate([g.reshape(-1) for g in gs]).astype(np.float32)) for gs in grads
+    ]
+    opt = make()
+    opt.build(params, [(0, 12), (12, 16)])
+    opt.apply(params, steps[0])
+    mark = cp.ledger.mark()
+    for g in steps[1:]:
+        opt.apply(params, g)
+    counts = cp.ledger.since(mark)
+    assert counts["syncs"] == counts["h2d"] == counts["allocs"] == 0, cp.ledger.sites(
+        "allocs", mark
+    )
