@@ -163,6 +163,14 @@ def _check_arguments(source: str, key: str, target, args: dict, skip=()) -> None
     and values whose type differs from the argument's default (an int where 3 is the default)."""
     allowed = [p for p in _signature_names(target) if p not in skip]
     defaults = _signature_defaults(target)
+    for name in _required_names(target):
+        if name not in args and name not in skip:
+            raise ConfigError(
+                source,
+                f"{key}.{name}",
+                f"required by {getattr(target, '__name__', target)}, missing; "
+                f"its arguments: {', '.join(allowed)}.",
+            )
     for name, value in args.items():
         if name not in allowed:
             raise _unknown_key(source, f"{key}.", name, allowed)
@@ -191,13 +199,27 @@ def _signature_defaults(target) -> dict:
     return defaults
 
 
+def _required_names(target) -> list[str]:
+    """Arguments of the class's own __init__ that have no default."""
+    init = getattr(target, "__init__", target) if isinstance(target, type) else target
+    return [
+        p.name
+        for p in inspect.signature(init).parameters.values()
+        if p.name != "self"
+        and p.default is inspect.Parameter.empty
+        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+
+
 def _signature_names(target) -> list[str]:
     names = []
     for klass in getattr(target, "__mro__", [target]):
         init = klass.__dict__.get("__init__")
         if init is None:
             continue
-        names += [p for p in inspect.signature(init).parameters if p not in ("self", "kwargs")]
+        names += [
+            p for p in inspect.signature(init).parameters if p not in ("self", "args", "kwargs")
+        ]
     extra = (
         ["input_shape", "input_dim", "name"]
         if isinstance(target, type) and issubclass(target, layers.Layer)

@@ -182,13 +182,21 @@ def sparse_top_k_categorical_accuracy(y_true, y_pred, k: int = 5):
     return _in_top_k(target, y_pred, k)
 
 
+def _same_rank(y_true, y_pred):
+    """Targets with one axis fewer than the outputs (class labels) get a trailing axis, as
+    Keras's squeeze_or_expand_to_same_rank gives them, so they broadcast against the outputs."""
+    if y_true.ndim == y_pred.ndim - 1:
+        return y_true.reshape(y_true.shape + (1,))
+    return y_true
+
+
 def mean_squared_error(y_true, y_pred):
-    diff = y_pred - y_true
+    diff = y_pred - _same_rank(y_true, y_pred)
     return (diff * diff).mean(axis=-1)
 
 
 def mean_absolute_error(y_true, y_pred):
-    return get_array_module(y_pred).abs(y_pred - y_true).mean(axis=-1)
+    return get_array_module(y_pred).abs(y_pred - _same_rank(y_true, y_pred)).mean(axis=-1)
 
 
 class RootMeanSquaredError(Mean):
@@ -198,7 +206,7 @@ class RootMeanSquaredError(Mean):
         super().__init__(name)
 
     def _update(self, state, y_true, y_pred, sample_weight):
-        diff = y_pred - y_true
+        diff = y_pred - _same_rank(y_true, y_pred)
         self._add(state, diff * diff, sample_weight)
 
     def result_from(self, state):
@@ -221,7 +229,7 @@ class _Confusion(Metric):
     def _update(self, state, y_true, y_pred, sample_weight):
         xp = get_array_module(y_pred)
         predicted = y_pred > 0.5
-        actual = xp.broadcast_to(y_true, y_pred.shape) > 0.5
+        actual = xp.broadcast_to(_same_rank(y_true, y_pred), y_pred.shape) > 0.5
         weights = _weights_like(xp, y_pred, sample_weight)
         tp, fp, fn = state[0:1], state[1:2], state[2:3]
         tp += (weights * (predicted & actual)).sum()
@@ -284,7 +292,7 @@ class AUC(Metric):
         )
         # A score is a predicted positive at threshold i when it exceeds it (Keras).
         above = (y_pred.reshape(-1, 1) > thresholds.reshape(1, -1)).astype("float64")
-        actual = (xp.broadcast_to(y_true, y_pred.shape) > 0.5).reshape(-1)
+        actual = (xp.broadcast_to(_same_rank(y_true, y_pred), y_pred.shape) > 0.5).reshape(-1)
         weights = _weights_like(xp, y_pred, sample_weight).reshape(-1)
         positive = weights * actual
         negative = weights - positive

@@ -225,6 +225,52 @@ def test_model_checkpoint_best_only(tmp_path, capsys):
         assert weights["dense/kernel"].shape == (12, 16)
 
 
+def test_model_checkpoint_best_only_saves_exactly_the_improving_epochs(tmp_path, capsys):
+    # A monitor whose values are scripted (improve, worse, improve, equal, worse): files
+    # appear for epochs 1 and 3 only, and the file holds the weights of the epoch that saved it.
+    values = iter([0.5, 0.7, 0.4, 0.4, 0.9])
+    weights_at = {}
+
+    class Scripted(gn.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["val_loss"] = next(values)
+            weights_at[epoch + 1] = self.model.get_weights()
+
+    model = _model()
+    path = str(tmp_path / "best-{epoch}.npz")
+    saver = gn.callbacks.ModelCheckpoint(
+        path, save_best_only=True, save_weights_only=True, verbose=1
+    )
+    _fit(model, [Scripted(), saver], epochs=5)
+    saved = sorted(p.name for p in tmp_path.iterdir())
+    assert saved == ["best-1.npz", "best-3.npz"]
+    out = capsys.readouterr().out
+    assert "Epoch 2: val_loss did not improve from 0.50000" in out
+    assert "Epoch 4: val_loss did not improve from 0.40000" in out  # equal is no improvement
+    with np.load(tmp_path / "best-3.npz", allow_pickle=False) as archive:
+        np.testing.assert_array_equal(archive["dense/kernel"], weights_at[3][0])
+        assert not np.array_equal(archive["dense/kernel"], weights_at[5][0])
+
+
+def test_a_changed_learning_rate_is_restored_on_resume(tmp_path):
+    # ReduceLROnPlateau lowers the rate at the end of epoch 2 (it logs the rate each epoch ran
+    # with); a run cut in epoch 3 resumes with the lowered rate, not the compiled one, and ends
+    # where the uninterrupted run ends.
+    def callbacks():
+        return [gn.callbacks.ReduceLROnPlateau("loss", factor=0.5, patience=0, min_delta=10.0)]
+
+    reference = _model(optimizer=gn.optimizers.SGD(0.1))
+    expected = _fit(reference, callbacks()).history
+    assert expected["learning_rate"] == [0.1, 0.1, 0.05]
+    backup = gn.callbacks.BackupAndRestore(tmp_path, save_freq=1)
+    _fit(_model(optimizer=gn.optimizers.SGD(0.1)), [*callbacks(), backup, Interrupt(2, 3)])
+    resumed = _model(optimizer=gn.optimizers.SGD(0.1))
+    history = _fit(resumed, [*callbacks(), gn.callbacks.BackupAndRestore(tmp_path, save_freq=1)])
+    assert history.history["learning_rate"] == expected["learning_rate"]
+    for a, b in zip(reference.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_save_checkpoint_after_fit_resumes_the_next_fit(tmp_path):
     model = _model()
     _fit(model, epochs=1)

@@ -74,6 +74,29 @@ def _with(change):
         (lambda r: r["data"].update(validation_split=1.2), "data.validation_split", r"\[0, 1\)"),
         (lambda r: r.update(model=[]), "model", "non-empty list"),
         (lambda r: r.update(seeed=1), "seeed", "Did you mean 'seed'"),
+        (lambda r: r.update(seed=-1), "seed", "expected an int >= 0, found -1"),
+        (lambda r: r.update(fit={"epochs": 0}), "fit.epochs", "expected an int >= 1, found 0"),
+        (
+            lambda r: r["data"].update(validation_samples=0),
+            "data.validation_samples",
+            "expected an int >= 1, found 0",
+        ),
+        (
+            lambda r: r.update(fit={"validation_batch_size": 0}),
+            "fit.validation_batch_size",
+            "expected an int >= 1, found 0",
+        ),
+        (lambda r: r.update(fit={"verbose": 3}), "fit.verbose", "3 is not allowed"),
+        (
+            lambda r: r["model"].insert(0, {"type": "Dense"}),
+            "model[0].units",
+            "required by Dense, missing; its arguments: units, activation",
+        ),
+        (
+            lambda r: r.update(fit={"callbacks": [{"type": "CSVLogger"}]}),
+            "fit.callbacks[0].filename",
+            "required by CSVLogger, missing",
+        ),
     ],
 )
 def test_bad_values_name_the_key_path(change, key, message, tmp_path, capsys):
@@ -139,3 +162,32 @@ def test_cli_bad_config_is_one_line_exit_2(tmp_path):
         timeout=60,
     )
     assert missing.returncode == 2 and "no.yaml: no such file" in missing.stderr
+
+
+@pytest.mark.parametrize("fit", [{"epochs": 1}, {"verbose": 0}, {"validation_batch_size": 1}])
+def test_edge_values_that_are_allowed(fit):
+    # The lowest allowed values pass, so each rule above rejects only what it names.
+    cfg = config.from_dict(_with(lambda r: r.update(seed=0, fit=fit)), "c.yaml")
+    assert cfg.seed == 0 and all(getattr(cfg.fit, k) == v for k, v in fit.items())
+
+
+def test_validation_samples_take_the_last_samples(tmp_path):
+    import numpy as np
+
+    from gpunet import run
+
+    x = np.arange(40, dtype=np.float32).reshape(10, 4)
+    y = np.arange(10) % 3
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    raw = {
+        "data": {"path": str(tmp_path / "d.npz"), "validation_samples": 3},
+        "model": [{"type": "Dense", "units": 3, "activation": "softmax"}],
+        "compile": {"loss": "sparse_categorical_crossentropy", "optimizer": "sgd"},
+    }
+    data = run.load_data(config.from_dict(raw, "c.yaml"))
+    np.testing.assert_array_equal(data.x_train, x[:7])
+    np.testing.assert_array_equal(data.validation[0], x[7:])
+    np.testing.assert_array_equal(data.validation[1], y[7:])
+    raw["data"]["validation_samples"] = 10
+    with pytest.raises(config.ConfigError, match="leaves no training data out of 10 samples"):
+        run.load_data(config.from_dict(raw, "c.yaml"))

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Mutation score of the core (issue 21): mutmut mutates gpunet's core modules one change at a
+# time and runs the fast suite (-m "not slow") on the CuPy path (the strict stand-in, whose
+# refusals kill mutants that the NumPy path would let through) against each mutant.
+#
+#   bash bench/mutation.sh                 # the whole core; about half an hour on 2 cores
+#   bash bench/mutation.sh gpunet/losses.py gpunet/metrics.py
+#
+# Works in a copy of the tree (mutmut writes a mutants/ folder); prints mutmut's results and the
+# score. Needs the project's .venv (scripts/setup.sh); installs mutmut into it when missing.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+python="$root/.venv/bin/python"
+"$python" -m pip show mutmut >/dev/null 2>&1 || "$python" -m pip install -q "mutmut>=3.3"
+core=(gpunet/kernels/*.py gpunet/losses.py gpunet/optimizers/*.py gpunet/metrics.py
+      gpunet/layers.py gpunet/inputs.py gpunet/step.py gpunet/trainer.py gpunet/tracker.py
+      gpunet/checkpoint.py gpunet/config.py gpunet/callbacks/*.py gpunet/progress.py)
+targets=("${@:-${core[@]}}")
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+git -C "$root" ls-files -z | (cd "$root" && xargs -0 cp --parents -t "$work")
+only=$(printf '"%s", ' "${targets[@]}")
+cat >> "$work/pyproject.toml" <<TOML
+
+[tool.mutmut]
+source_paths = ["gpunet"]
+only_mutate = [${only%, }]
+also_copy = ["configs", "Dockerfile", ".hadolint.yaml", "README.md", "scripts", "bench"]
+pytest_add_cli_args = ["-m", "not slow", "-q", "-x", "-p", "no:cacheprovider",
+                       "--ignore=tests/test_style.py", "--ignore=tests/test_packaging.py"]
+pytest_add_cli_args_test_selection = ["tests"]
+TOML
+cd "$work"
+export GPUNET_TEST_BACKEND=standin
+"$root/.venv/bin/mutmut" run > mutmut-run.log 2>&1 || { tail -40 mutmut-run.log; exit 1; }
+"$root/.venv/bin/mutmut" results --all true > results.txt 2>/dev/null || true
+killed=$(grep -c ': killed$' results.txt || true)
+survived=$(grep -c ': survived$' results.txt || true)
+other=$(grep -vc -e ': killed$' -e ': survived$' results.txt || true)
+grep ': survived$' results.txt || true
+echo "mutation: killed $killed, survived $survived, other $other;" \
+  "score $(( 100 * killed / (killed + survived) ))% of the checked mutants"
