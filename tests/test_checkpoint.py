@@ -144,7 +144,29 @@ def test_early_stopping_restores_the_best_weights(capsys):
     assert "Restoring model weights from the end of the best epoch: 1." in out
 
 
-def test_early_stopping_mode_auto_and_patience():
+@pytest.mark.parametrize(
+    "values, patience, stops_after",
+    [
+        ([1.0, 0.9, 0.95, 0.96, 0.5, 0.4], 2, 4),  # two epochs without improvement after epoch 2
+        ([1.0, 0.9, 0.95, 0.8, 0.96, 0.97, 0.98], 2, 6),  # epoch 4 improves: the count restarts
+        ([1.0, 1.1, 0.5], 0, 2),  # patience 0 stops at the first epoch that does not improve
+    ],
+)
+def test_early_stopping_waits_patience_epochs(values, patience, stops_after):
+    # A scripted val_loss: training stops exactly after `stops_after` epochs.
+    scripted = iter(values)
+
+    class Scripted(gn.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["val_loss"] = next(scripted)
+
+    stopper = gn.callbacks.EarlyStopping(monitor="val_loss", patience=patience)
+    history = _fit(_model(), [Scripted(), stopper], epochs=len(values))
+    assert len(history.epoch) == stops_after
+    assert stopper.stopped_epoch == stops_after - 1
+
+
+def test_early_stopping_mode_auto_and_min_delta_sign():
     stopper = gn.callbacks.EarlyStopping(monitor="val_accuracy", patience=2)
     assert stopper.upward
     assert not gn.callbacks.EarlyStopping(monitor="val_loss").upward
