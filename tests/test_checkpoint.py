@@ -232,6 +232,30 @@ def test_terminate_on_nan(capsys):
     assert "Invalid loss, terminating training" in capsys.readouterr().out
 
 
+def test_terminate_on_nan_names_the_first_bad_step_though_it_looks_later(capsys, monkeypatch):
+    # The loss turns NaN at step 3 of epoch 1; TerminateOnNaN reads the device only at progress
+    # refreshes (here only the first and the last step), yet reports step 3, from the per-step
+    # totals.
+    import gpunet.trainer
+
+    monkeypatch.setattr(gpunet.trainer, "REFRESH_INTERVAL", 1e9)
+    flags = []
+
+    class Poison(gn.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == 3:
+                self.model.set_weights([np.full_like(w, np.nan) for w in self.model.get_weights()])
+
+        def on_train_batch_end(self, batch, logs=None):
+            flags.append(logs.synced)
+
+    terminator = gn.callbacks.TerminateOnNaN()
+    history = _fit(_model(optimizer="sgd"), [Poison(), terminator], epochs=3)
+    assert terminator.failed_at == (0, 3) and len(history.epoch) == 1
+    assert flags[0] and not any(flags[1:-1]) and flags[-1]  # refreshes at the ends only
+    assert "Batch 3: Invalid loss, terminating training" in capsys.readouterr().out
+
+
 def test_model_checkpoint_best_only(tmp_path, capsys):
     model = _model()
     path = str(tmp_path / "best-{epoch:02d}.npz")
