@@ -281,3 +281,37 @@ def test_an_update_reads_its_step_scalars_from_device_memory(make):
     assert counts["syncs"] == counts["h2d"] == counts["allocs"] == 0, cp.ledger.sites(
         "allocs", mark
     )
+
+
+@pytest.mark.parametrize(
+    "cls, arg, bad",
+    [
+        (cls, arg, bad)
+        for cls, args in (
+            (optimizers.SGD, {"momentum": 1.5}),
+            (optimizers.RMSprop, {"rho": 1.0, "momentum": -0.1, "epsilon": -1.0}),
+            (optimizers.Adam, {"beta_1": 1.0, "beta_2": -0.5, "epsilon": -1.0}),
+            (optimizers.Adagrad, {"initial_accumulator_value": -1.0, "epsilon": -1.0}),
+            (optimizers.Adamax, {"beta_1": 1.0, "beta_2": 1.0, "epsilon": -1.0}),
+            (optimizers.Nadam, {"beta_1": 1.0, "beta_2": 1.0, "epsilon": -1.0}),
+        )
+        for arg, bad in args.items()
+    ],
+)
+def test_a_bad_argument_is_named_with_its_class(cls, arg, bad):
+    with pytest.raises(ValueError, match=rf"^{cls.__name__}: {arg} must be in \["):
+        cls(**{arg: bad})
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [
+        getattr(optimizers, n)
+        for n in ("SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "Adamax", "Nadam")
+    ],
+)
+def test_every_optimizer_passes_the_common_arguments_on(cls):
+    opt = cls(learning_rate=0.5, clipnorm=2.0, name="mine")
+    assert (opt.learning_rate, opt.clipnorm, opt.name) == (0.5, 2.0, "mine")
+    assert cls(global_clipnorm=3.0).global_clipnorm == 3.0
+    assert cls(clipvalue=0.1).clipvalue == 0.1

@@ -139,3 +139,37 @@ def test_softmax_values_match_the_formula():
         for row in x.tolist()
     ]
     np.testing.assert_allclose(activations.get("softmax")(x), expected, rtol=1e-12, atol=1e-300)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_forward_and_backward_write_into_the_buffer_they_are_given(name):
+    # The training step hands every activation kept buffers: writing elsewhere would allocate
+    # each step (and on a GPU break the step's budget), so the result must BE `out`.
+    act = activations.get(name)
+    rs = np.random.default_rng(3)
+    x = _inputs(name, rs).astype(np.float32)
+    gy = rs.standard_normal(x.shape).astype(np.float32)
+    out = np.full_like(x, np.nan)
+    y = act.fwd(x, out)
+    assert y is out
+    np.testing.assert_array_equal(y, act.fwd(x, None))
+    g_out = np.full_like(x, np.nan)
+    gx = act.bwd(gy, x, y, g_out)
+    assert gx is g_out
+    np.testing.assert_array_equal(gx, act.bwd(gy.copy(), x, y.copy(), None))
+    if not act.needs_input:  # these may overwrite their input: the layer relies on it
+        z = x.copy()
+        assert act.fwd(z, z) is z
+        np.testing.assert_array_equal(z, y)
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [("elu", 1.0), ("selu", 1.6732632423543772 * 1.0507009873554805), ("relu", 0.0)],
+)
+def test_gradient_at_zero_takes_the_negative_branch_as_keras(name, expected):
+    # Keras differentiates where(x > 0, ...): at exactly 0 the other branch's slope applies.
+    act = activations.get(name)
+    x = np.zeros((1, 1))
+    y = act.fwd(x, None)
+    np.testing.assert_allclose(act.bwd(np.ones_like(x), x, y, None), [[expected]], rtol=1e-12)
