@@ -64,6 +64,13 @@ def test_auc_close_to_exact_roc_auc():
     auc.update_state(y_true[:1000, None], y_pred[:1000, None])
     auc.update_state(y_true[1000:, None], y_pred[1000:, None])
     assert auc.result() == pytest.approx(roc_auc_score(y_true, y_pred), abs=2e-3)
+    # Sample weights count: weighing the hard half up moves the area as sklearn's does.
+    weights = np.where(np.abs(y_pred - 0.5) < 0.2, 5.0, 0.5).astype(np.float32)
+    weighted = roc_auc_score(y_true, y_pred, sample_weight=weights)
+    assert abs(weighted - roc_auc_score(y_true, y_pred)) > 0.02  # the weights matter here
+    auc.reset_state()
+    auc.update_state(y_true[:, None], y_pred[:, None], weights)
+    assert auc.result() == pytest.approx(weighted, abs=2e-3)
 
 
 def test_regression_metrics():
