@@ -331,3 +331,64 @@ def test_save_checkpoint_after_fit_resumes_the_next_fit(tmp_path):
         "val_accuracy",
         "val_auc",
     ]
+
+
+def _scripted(monitor, values):
+    scripted = iter(values)
+
+    class Scripted(gn.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs[monitor] = next(scripted)
+
+    return Scripted()
+
+
+@pytest.mark.parametrize("baseline, epochs_run", [(None, 3), (0.5, 2)])
+def test_early_stopping_baseline_must_be_beaten_to_reset_the_wait(baseline, epochs_run):
+    # Keras: the first epoch improves on "no best yet", but resets the wait only if it also
+    # beats the baseline; a flat loss then stops one epoch sooner.
+    stopper = gn.callbacks.EarlyStopping(patience=2, baseline=baseline)
+    history = _fit(_model(), [_scripted("val_loss", [1.0] * 4), stopper], epochs=4)
+    assert len(history.epoch) == epochs_run
+
+
+def test_reduce_lr_on_plateau_cooldown_and_its_default_min_delta():
+    # Flat loss, patience 1, cooldown 2: a reduction, two epochs of cooldown, the next one.
+    reducer = gn.callbacks.ReduceLROnPlateau(factor=0.5, patience=1, cooldown=2)
+    model = _model(optimizer=gn.optimizers.SGD(0.1))
+    history = _fit(model, [_scripted("val_loss", [1.0] * 6), reducer], epochs=6)
+    assert history.history["learning_rate"] == [0.1, 0.1, 0.05, 0.05, 0.025, 0.025]
+    # Steps of 2e-4 beat the default min_delta of 1e-4: no reduction.
+    reducer = gn.callbacks.ReduceLROnPlateau(factor=0.5, patience=1)
+    values = [1.0, 0.9998, 0.9996, 0.9994]
+    history = _fit(
+        _model(optimizer=gn.optimizers.SGD(0.1)), [_scripted("val_loss", values), reducer], epochs=4
+    )
+    assert history.history["learning_rate"] == [0.1] * 4
+
+
+def test_monitors_take_an_explicit_mode_and_warn_about_a_missing_value():
+    assert gn.callbacks.EarlyStopping(monitor="val_loss", mode="max").upward
+    assert not gn.callbacks.ReduceLROnPlateau(monitor="val_accuracy", mode="min").upward
+    with pytest.warns(UserWarning, match="Early stopping conditioned on metric `val_x` which"):
+        gn.callbacks.EarlyStopping(monitor="val_x").on_epoch_end(0, {"loss": 1.0})
+    reducer = gn.callbacks.ReduceLROnPlateau(monitor="val_x")
+    reducer.set_model(_model())
+    with pytest.warns(UserWarning, match="Learning rate reduction conditioned on metric `val_x`"):
+        reducer.on_epoch_end(0, {"loss": 1.0})
+
+
+def test_monitor_states_round_trip():
+    stopper = gn.callbacks.EarlyStopping()
+    stopper.wait, stopper.stopped_epoch, stopper.best, stopper.best_epoch = 2, 5, 0.25, 3
+    stopper.best_weights = [np.ones(2), np.zeros(3)]
+    other = gn.callbacks.EarlyStopping()
+    other.set_state(stopper.get_state())
+    other.set_arrays(stopper.get_arrays())
+    assert (other.wait, other.stopped_epoch, other.best, other.best_epoch) == (2, 5, 0.25, 3)
+    assert [w.tolist() for w in other.best_weights] == [[1.0, 1.0], [0.0, 0.0, 0.0]]
+    reducer = gn.callbacks.ReduceLROnPlateau()
+    reducer.best, reducer.wait, reducer.cooldown_counter = 0.5, 1, 2
+    again = gn.callbacks.ReduceLROnPlateau()
+    again.set_state(reducer.get_state())
+    assert (again.best, again.wait, again.cooldown_counter) == (0.5, 1, 2)
