@@ -392,3 +392,11 @@ def test_monitor_states_round_trip():
     again = gn.callbacks.ReduceLROnPlateau()
     again.set_state(reducer.get_state())
     assert (again.best, again.wait, again.cooldown_counter) == (0.5, 1, 2)
+
+
+def test_checkpoint_callbacks_refuse_bad_arguments_and_name_their_file(tmp_path):
+    with pytest.raises(ValueError, match="ModelCheckpoint: save_freq must be 'epoch'"):
+        gn.callbacks.ModelCheckpoint("m.npz", save_freq=5)
+    with pytest.raises(ValueError, match="BackupAndRestore: save_freq must be 'epoch' or a pos"):
+        gn.callbacks.BackupAndRestore(tmp_path, save_freq=0)
+    assert gn.callbacks.BackupAndRestore(tmp_path).path == str(tmp_path / "checkpoint.npz")

@@ -440,3 +440,15 @@ def test_sgd_loss_scale_trains_like_the_unscaled_update(momentum):
         results.append(gn.backend.to_host(model._params).copy())
     np.testing.assert_allclose(results[0], results[1], rtol=1e-4, atol=1e-6)
     assert not np.array_equal(results[0], results[1])  # the two paths really differ
+
+
+def test_sample_weight_shapes_and_binary_class_weights():
+    from gpunet import inputs
+
+    assert inputs.check_sample_weight([[1.0], [2.0]], 2, "fit").tolist() == [1.0, 2.0]
+    with pytest.raises(ValueError, match=r"sample_weight must have shape \(2,\)"):
+        inputs.check_sample_weight([[1.0, 2.0], [3.0, 4.0]], 2, "fit")
+    # Labels of one column (binary) are the labels themselves, not an argmax over one value.
+    weights = inputs.class_weights(np.array([[0.0], [1.0], [1.0]]), {1: 4.0})
+    assert weights.tolist() == [1.0, 4.0, 4.0]
+    assert inputs.class_weights(np.eye(3)[[2, 0]], {2: 0.5}).tolist() == [0.5, 1.0]

@@ -1,0 +1,63 @@
+"""CSVLogger and LearningRateScheduler, driven hook by hook: the files and rates they produce."""
+
+import pytest
+
+import gpunet as gn
+
+
+class _Optimizer:
+    def __init__(self, rate):
+        self.learning_rate = rate
+
+
+class _Model:
+    def __init__(self, rate=0.1):
+        self.optimizer = _Optimizer(rate)
+
+
+def _log_epochs(path, rows, append=False, separator=","):
+    logger = gn.callbacks.CSVLogger(path, separator=separator, append=append)
+    logger.on_train_begin()
+    for epoch, logs in rows:
+        logger.on_epoch_end(epoch, logs)
+    logger.on_train_end()
+
+
+def test_csv_logger_writes_a_header_sorted_keys_and_na_for_missing(tmp_path):
+    path = tmp_path / "log.csv"
+    _log_epochs(path, [(0, {"loss": 0.5, "accuracy": 0.25}), (1, {"loss": 0.4})], separator=";")
+    assert path.read_bytes() == b"epoch;accuracy;loss\n0;0.25;0.5\n1;NA;0.4\n"
+
+
+def test_csv_logger_append_keeps_the_header_and_its_columns(tmp_path):
+    path = tmp_path / "log.csv"
+    _log_epochs(path, [(0, {"loss": 0.5, "accuracy": 0.25})])
+    _log_epochs(path, [(1, {"accuracy": 0.5, "loss": 0.4, "val_loss": 9.0})], append=True)
+    assert path.read_text().splitlines() == ["epoch,accuracy,loss", "0,0.25,0.5", "1,0.5,0.4"]
+    _log_epochs(path, [(0, {"loss": 1.0})])  # not appending: a fresh file
+    assert path.read_text().splitlines() == ["epoch,loss", "0,1.0"]
+
+
+def test_learning_rate_scheduler_passes_the_current_rate_and_checks_the_result(capsys):
+    seen = []
+
+    def halve(epoch, rate):
+        seen.append(rate)
+        return rate / 2
+
+    scheduler = gn.callbacks.LearningRateScheduler(halve, verbose=1)
+    scheduler.set_model(_Model(0.1))
+    for epoch in range(3):
+        scheduler.on_epoch_begin(epoch)
+    assert seen == [0.1, 0.05, 0.025] and scheduler.model.optimizer.learning_rate == 0.0125
+    assert (
+        "Epoch 3: LearningRateScheduler setting learning rate to 0.0125." in capsys.readouterr().out
+    )
+    one_argument = gn.callbacks.LearningRateScheduler(lambda epoch: 0.5**epoch)
+    one_argument.set_model(_Model())
+    one_argument.on_epoch_begin(3)
+    assert one_argument.model.optimizer.learning_rate == 0.125
+    bad = gn.callbacks.LearningRateScheduler(lambda epoch: "fast")
+    bad.set_model(_Model())
+    with pytest.raises(ValueError, match='The output of the "schedule" function should be a float'):
+        bad.on_epoch_begin(0)
