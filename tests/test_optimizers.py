@@ -250,6 +250,7 @@ def test_schedules_match_keras_formulas():
     "make",
     [
         lambda: optimizers.SGD(0.1, momentum=0.9, clipnorm=1.0),
+        lambda: optimizers.SGD(0.1, momentum=0.5, nesterov=True, global_clipnorm=1.0),
         lambda: optimizers.RMSprop(centered=True, momentum=0.5),
         lambda: optimizers.Adam(amsgrad=True),
         lambda: optimizers.AdamW(schedules.ExponentialDecay(0.01, 10, 0.5)),
@@ -257,7 +258,7 @@ def test_schedules_match_keras_formulas():
         optimizers.Adamax,
         optimizers.Nadam,
     ],
-    ids=["sgd", "rmsprop", "adam", "adamw-schedule", "adagrad", "adamax", "nadam"],
+    ids=["sgd", "sgd-nesterov", "rmsprop", "adam", "adamw-schedule", "adagrad", "adamax", "nadam"],
 )
 def test_an_update_reads_its_step_scalars_from_device_memory(make):
     # Learning rate and bias corrections live in one-element device arrays: after the first

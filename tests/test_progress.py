@@ -279,3 +279,18 @@ def test_time_per_step_units_switch_at_one_second_and_one_millisecond(seconds, t
 )
 def test_eta_format_switches_at_a_minute_and_an_hour(seconds, text):
     assert progress.format_eta(seconds) == text
+
+
+@pytest.mark.parametrize(
+    "size, text",
+    [
+        (0, "0.00 B"),
+        (1023, "1023.00 B"),
+        (1024, "1.00 KB"),
+        (2.55 * 2**20, "2.55 MB"),
+        (3 * 2**30, "3.00 GB"),
+        (5 * 2**40, "5120.00 GB"),
+    ],
+)
+def test_summary_sizes_switch_unit_at_1024_and_stop_at_gigabytes(size, text):
+    assert progress.readable_size(size) == text
