@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from gpunet import backend
 from gpunet.backend import get_array_module, to_host
 from gpunet.buffers import Buffers
 
@@ -50,21 +49,6 @@ class Metric:
     def result(self) -> float:
         return self.result_from(self.read_state())
 
-    def get_state(self) -> dict:
-        """Host float64 copies of the accumulators (a resumed epoch continues its means)."""
-        return {"state": self.read_state()}
-
-    def set_state(self, state: dict) -> None:
-        value = np.asarray(state["state"], dtype="float64")
-        if value.shape != (self.state_size,):
-            raise ValueError(
-                f"metric {self.name!r}: a state of shape {value.shape}, expected "
-                f"({self.state_size},)."
-            )
-        if self._state is None:
-            self._state = backend.xp().zeros(self.state_size, dtype="float64")
-        self._state[...] = backend.to_device(value, "float64")
-
     def _update(self, state, y_true, y_pred, sample_weight) -> None:
         raise NotImplementedError
 
@@ -84,9 +68,6 @@ class Mean(Metric):
     """Weighted mean of the values it is given: sum(v * w) / sum(w). State: [total, count]."""
 
     state_size = 2
-
-    def update_values(self, values, sample_weight=None):
-        self._add(self._accumulators(values), values, sample_weight)
 
     def _add(self, state, values, sample_weight):
         xp = get_array_module(values)

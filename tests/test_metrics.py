@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from gpunet import metrics
+from gpunet.backend import to_host
 
 
 def test_accuracy_resolution_follows_keras():
@@ -86,3 +87,13 @@ def test_regression_metrics():
 def test_unknown_metric_lists_choices():
     with pytest.raises(ValueError, match="Unknown metric 'acuracy'.*accuracy"):
         metrics.check_name("acuracy")
+
+
+def test_regression_metric_functions_per_sample(xp):
+    y_true = xp.asarray(np.array([[0.0, 2.0], [1.0, 1.0]]))
+    y_pred = xp.asarray(np.array([[1.0, 0.0], [1.0, 4.0]]))
+    np.testing.assert_allclose(to_host(metrics.mean_squared_error(y_true, y_pred)), [2.5, 4.5])
+    np.testing.assert_allclose(to_host(metrics.mean_absolute_error(y_true, y_pred)), [1.5, 1.5])
+    # Class labels against a wider output broadcast as one column (Keras's same-rank rule).
+    labels = xp.asarray(np.array([1.0, 0.0]))
+    np.testing.assert_allclose(to_host(metrics.mean_absolute_error(labels, y_pred)), [0.5, 2.5])

@@ -316,3 +316,18 @@ def test_every_optimizer_passes_the_common_arguments_on(cls):
     assert (opt.learning_rate, opt.clipnorm, opt.name) == (0.5, 2.0, "mine")
     assert cls(global_clipnorm=3.0).global_clipnorm == 3.0
     assert cls(clipvalue=0.1).clipvalue == 0.1
+
+
+def test_only_sgd_takes_scaled_gradients():
+    params = np.ones(4, np.float32)
+    adam = optimizers.Adam()
+    adam.build(params, [(0, 4)])
+    assert adam.loss_scale() == 1.0
+    with pytest.raises(ValueError, match="Adam takes gradients of the unscaled loss only"):
+        adam.apply(params, np.ones(4, np.float32), loss_scale=-0.001)
+    sgd = optimizers.SGD(0.5)
+    sgd.build(params, [(0, 4)])
+    with pytest.raises(ValueError, match="scaled by 0.25, expected -learning_rate"):
+        sgd.apply(params, np.ones(4, np.float32), loss_scale=0.25)
+    sgd.apply(params, np.full(4, -0.5, np.float32), loss_scale=-0.5)  # the step -lr * g
+    np.testing.assert_array_equal(params, [0.5] * 4)
