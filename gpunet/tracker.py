@@ -87,5 +87,6 @@ class Tracker:
                     f"checkpoint: tracker {name} of shape {arrays[name].shape}, expected "
                     f"{target.shape} (another model, metrics or batch size)."
                 )
-            target[...] = backend.to_device(arrays[name], "float64")
+            # Into the tracker's own module (not the global backend's).
+            target[...] = backend.get_array_module(target).asarray(arrays[name], "float64")
         self.seen, self._host = int(seen), None
