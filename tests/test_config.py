@@ -191,3 +191,81 @@ def test_validation_samples_take_the_last_samples(tmp_path):
     raw["data"]["validation_samples"] = 10
     with pytest.raises(config.ConfigError, match="leaves no training data out of 10 samples"):
         run.load_data(config.from_dict(raw, "c.yaml"))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda r: r.update(fit=[1]), "c.yaml: fit: expected a mapping, found [1]."),
+        (
+            lambda r: r.update(fit={"epochs": [3]}),
+            "c.yaml: fit.epochs: expected an int, found [3].",
+        ),
+        (
+            lambda r: r.update(fit={"shuffle": "yes"}),
+            "c.yaml: fit.shuffle: expected true/false, found 'yes'.",
+        ),
+        (
+            lambda r: r.update(fit={"callbacks": [7]}),
+            "c.yaml: fit.callbacks[0]: expected a mapping with a 'type' key (e.g. type: "
+            "EarlyStopping), found 7.",
+        ),
+        (
+            lambda r: r.update(fit={"callbacks": [{"type": "Early"}]}),
+            "c.yaml: fit.callbacks[0].type: unknown callback 'Early'; expected one of "
+            "EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, CSVLogger, TerminateOnNaN, "
+            "BackupAndRestore.",
+        ),
+        (
+            lambda r: r.update(fit={"callbacks": [{"type": "EarlyStopping", "mode": "up"}]}),
+            "c.yaml: fit.callbacks[0]: EarlyStopping: mode must be 'auto', 'min' or 'max', "
+            "received 'up'.",
+        ),
+        (
+            lambda r: r.update(fit={"callbacks": [{"type": "EarlyStopping", "patienc": 1}]}),
+            "c.yaml: fit.callbacks[0].patienc: unknown key. Did you mean 'patience'? Allowed: "
+            "monitor, min_delta, patience, verbose, mode, baseline, restore_best_weights, "
+            "start_from_epoch.",
+        ),
+        (
+            lambda r: r.update(fit={"callbacks": [{"type": "EarlyStopping", "zzz": 1}]}),
+            "c.yaml: fit.callbacks[0].zzz: unknown key. Allowed: monitor, min_delta, patience, "
+            "verbose, mode, baseline, restore_best_weights, start_from_epoch.",
+        ),
+        (
+            lambda r: r["data"].update(validation_split="x"),
+            "c.yaml: data.validation_split: expected a number, found 'x'.",
+        ),
+        (
+            lambda r: r.update(
+                compile={"loss": "mse", "optimizer": {"name": "sgd", "momentum": "x"}}
+            ),
+            "c.yaml: compile.optimizer.momentum: expected a number, found 'x'.",
+        ),
+    ],
+)
+def test_messages_in_full(change, message):
+    # The whole line a user reads: what was wrong, where, and what is allowed.
+    with pytest.raises(config.ConfigError) as info:
+        config.from_dict(_with(change), "c.yaml")
+    assert str(info.value) == message
+
+
+def test_file_and_override_messages_in_full(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("[1, 2]\n")
+    with pytest.raises(config.ConfigError) as info:
+        config.load(str(path))
+    assert str(info.value) == f"{path}: expected a mapping at the top level, found [1, 2]."
+    path.write_text(yaml.safe_dump(BASE))
+    for override, message in [
+        ("fit.epochs", "--set: fit.epochs: expected KEY=VALUE, e.g. fit.epochs=5."),
+        ("data.name.x=3", "--set: data.name.x: 'name' is not a section."),
+        (
+            "zzz.y=1",
+            f"{path}: zzz: unknown key. Allowed: seed, backend, data, model, compile, fit, output.",
+        ),
+    ]:
+        with pytest.raises(config.ConfigError) as info:
+            config.load(str(path), [override])
+        assert str(info.value) == message
