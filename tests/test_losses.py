@@ -146,3 +146,34 @@ def test_one_hot_loss_with_label_vector_gives_a_hint():
 def test_unknown_loss_lists_the_choices():
     with pytest.raises(ValueError, match="Unknown loss 'crossentropy'.*categorical_crossentropy"):
         losses.get("crossentropy")
+
+
+def test_probability_losses_clip_at_both_ends_like_keras():
+    # Keras clips probabilities to [1e-7, 1 - 1e-7] before the log; a probability of 0 or 1
+    # costs -log(1e-7) when it is wrong, and -log(1 - 1e-7) when it is right.
+    eps = 1e-7
+    bce = losses.BinaryCrossentropy()
+    values = bce.per_sample(
+        np.array([[1.0], [0.0], [1.0], [0.0]]), np.array([[0.0], [1.0], [1.0], [0.0]])
+    )
+    np.testing.assert_allclose(
+        values, [-np.log(eps), -np.log(eps), -np.log(1 - eps), -np.log(1 - eps)], rtol=1e-9
+    )
+    cce = losses.CategoricalCrossentropy()
+    values = cce.per_sample(np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([[0.0, 1.0], [0.0, 1.0]]))
+    np.testing.assert_allclose(values, [-np.log(eps), -np.log(1 - eps)], rtol=1e-9)
+    # Where the clip bites, no gradient passes (Keras's clip has a zero gradient there).
+    grad = bce.grad(np.array([[1.0], [0.0]]), np.array([[1.0], [0.0]]))
+    np.testing.assert_array_equal(grad, [[0.0], [0.0]])
+
+
+def test_sparse_targets_may_be_a_column_but_not_wider():
+    loss = losses.SparseCategoricalCrossentropy()
+    loss.check_targets(np.array([[0], [2]]), (3,), "fit")  # (N, 1) is fine
+    loss.check_targets(np.array([0, 2]), (3,), "fit")
+    with pytest.raises(ValueError, match=r"integer class indices shaped \(N,\) or \(N, 1\)"):
+        loss.check_targets(np.array([[0, 1], [2, 0]]), (3,), "fit")
+    with pytest.raises(ValueError, match=r"integer class indices"):
+        loss.check_targets(np.zeros((2, 1, 1)), (3,), "fit")
+    with pytest.raises(ValueError, match=r"integer labels in \[0, 3\)"):
+        loss.check_targets(np.array([0.5, 1.0]), (3,), "fit")
