@@ -284,7 +284,6 @@ class Dropout(Layer):
         self.seed = seed
         self.stream_seed: int | None = None  # fixed when the model is built
         self.offset = 0  # units drawn so far
-        self._key = None  # the draw's key, a one-element device array the host writes
         self._mask = None
 
     def build(self, input_shape):
