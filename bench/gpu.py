@@ -7,7 +7,9 @@ W1 784-128-128-10 SGD batch 128, 48,000 samples; W2 W1 + Dropout 0.3, Adam; W3 7
 SGD batch 32, 55,000 samples; big 4096-4096-4096-10 SGD batch 4096, 65,536 samples. Each system
 runs in its own process; s/epoch is the median of epochs 2..N (the first pays for warm-up and
 compilation), peak memory is the memory pool's high-water mark (CuPy: the default pool's total
-bytes; PyTorch: max_memory_allocated). Needs a CUDA GPU, CuPy and PyTorch.
+bytes; PyTorch: max_memory_allocated). Needs a CUDA GPU, CuPy and PyTorch. A dry run of the
+script on a CPU: `GPUNET_CUPY_MODULE=tests.standin PYTHONPATH=. python bench/gpu.py --workloads
+w1 --epochs 2` (gpunet runs on the test suite's stand-in; its times mean nothing).
 """
 
 from __future__ import annotations
@@ -24,14 +26,18 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path[:0] = [HERE, ROOT]
 
+from workloads import LEARNING_RATE, build_model  # noqa: E402
+from workloads import WORKLOADS as BENCH_WORKLOADS  # noqa: E402
+
+# bench/workloads.py's W1-W3 at their sizes, and the large case.
 WORKLOADS = {
-    "w1": dict(inputs=784, units=(128, 128), dropout=0.0, opt="sgd", batch=128, samples=48000),
-    "w2": dict(inputs=784, units=(128, 128), dropout=0.3, opt="adam", batch=128, samples=48000),
-    "w3": dict(inputs=784, units=(300, 100), dropout=0.0, opt="sgd", batch=32, samples=55000),
-    "big": dict(inputs=4096, units=(4096, 4096), dropout=0.0, opt="sgd", batch=4096, samples=65536),
+    **{name: dict(spec, inputs=784) for name, spec in BENCH_WORKLOADS.items()},
+    "big": dict(
+        inputs=4096, units=(4096, 4096), dropout=0.0, optimizer="sgd", batch=4096, samples=65536
+    ),
 }
-LEARNING_RATE = {"sgd": 0.01, "adam": 0.001}
 
 
 def _data(spec, seed=0):
@@ -44,40 +50,27 @@ def _data(spec, seed=0):
 
 
 def run_gpunet(spec, epochs):
-    import cupy
-
-    sys.path.insert(0, ROOT)
     import gpunet as gn
 
     gn.backend.set_backend("cupy")
+    xp = gn.backend.xp()  # CuPy (or, for a dry run on a CPU, the test suite's stand-in)
     x, y = _data(spec)
     gn.utils.set_random_seed(0)
-    layers = [gn.layers.Input((spec["inputs"],))]
-    for width in spec["units"]:
-        layers.append(gn.layers.Dense(width, activation="relu"))
-        if spec["dropout"]:
-            layers.append(gn.layers.Dropout(spec["dropout"]))
-    layers.append(gn.layers.Dense(10, activation="softmax"))
-    model = gn.Sequential(layers)
-    optimizer = {"sgd": gn.optimizers.SGD, "adam": gn.optimizers.Adam}[spec["opt"]]
-    model.compile(
-        loss="sparse_categorical_crossentropy",
-        optimizer=optimizer(LEARNING_RATE[spec["opt"]]),
-        metrics=["accuracy"],
-    )
+    model = build_model(gn, spec)
     times = []
 
     def begin(epoch, logs):
-        cupy.cuda.Device().synchronize()
+        xp.cuda.Device().synchronize()
         times.append(-time.perf_counter())
 
     def end(epoch, logs):
-        cupy.cuda.Device().synchronize()
+        xp.cuda.Device().synchronize()
         times[-1] += time.perf_counter()
 
     timer = gn.callbacks.LambdaCallback(on_epoch_begin=begin, on_epoch_end=end)
     model.fit(x, y, batch_size=spec["batch"], epochs=epochs, verbose=0, callbacks=[timer])
-    return times, cupy.get_default_memory_pool().total_bytes()
+    pool = getattr(xp, "get_default_memory_pool", None)
+    return times, pool().total_bytes() if pool else 0
 
 
 def run_torch(spec, epochs):
@@ -97,8 +90,8 @@ def run_torch(spec, epochs):
         width_in = width
     layers.append(torch.nn.Linear(width_in, 10))
     model = torch.nn.Sequential(*layers).to(device)
-    optimizer = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[spec["opt"]](
-        model.parameters(), lr=LEARNING_RATE[spec["opt"]]
+    optimizer = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[spec["optimizer"]](
+        model.parameters(), lr=LEARNING_RATE[spec["optimizer"]]
     )
     loss_fn = torch.nn.CrossEntropyLoss()
     n, batch = len(x), spec["batch"]
@@ -185,13 +178,19 @@ def main() -> None:
     ]
     for workload, results in rows:
         ours, theirs = results["gpunet"], results["torch"]
-        if "error" in ours or "error" in theirs:
-            lines.append(f"| {workload} | {ours.get('error', '')} | {theirs.get('error', '')} |")
-            continue
+
+        def cell(result, key, scale=1.0, digits=4):
+            return result.get("error") or f"{result[key] / scale:.{digits}f}"
+
+        ratio = (
+            f"{theirs['s_per_epoch'] / ours['s_per_epoch']:.2f}x"
+            if "error" not in ours and "error" not in theirs
+            else "-"
+        )
         lines.append(
-            f"| {workload} | {ours['s_per_epoch']:.4f} | {theirs['s_per_epoch']:.4f} | "
-            f"{theirs['s_per_epoch'] / ours['s_per_epoch']:.2f}x | "
-            f"{ours['peak_bytes'] / 2**20:.0f} | {theirs['peak_bytes'] / 2**20:.0f} |"
+            f"| {workload} | {cell(ours, 's_per_epoch')} | {cell(theirs, 's_per_epoch')} | "
+            f"{ratio} | {cell(ours, 'peak_bytes', 2**20, 0)} | "
+            f"{cell(theirs, 'peak_bytes', 2**20, 0)} |"
         )
     text = "\n".join(lines) + "\n"
     print(text)

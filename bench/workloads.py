@@ -34,7 +34,7 @@ def load(spec: dict):
 def build_model(lib, spec: dict):
     """The workload's model compiled in `lib`: gpunet or keras, whose names are the same (Keras
     defaults otherwise)."""
-    layers = [lib.layers.Input((784,))]
+    layers = [lib.layers.Input((spec.get("inputs", 784),))]
     for width in spec["units"]:
         layers.append(lib.layers.Dense(width, activation="relu"))
         if spec["dropout"]:
