@@ -36,6 +36,7 @@ class Sequential:
         self._input_shape: tuple[int, ...] | None = None
         self._params = self._grads = None
         self.optimizer = self.loss = None
+        self.steps_per_execution, self.cuda_graphs = 1, True
         self._metric_ids: list = []
         self._metrics: list | None = None
         self.stop_training = False
@@ -188,8 +189,34 @@ class Sequential:
 
     # ----- compile -----------------------------------------------------------------------------
 
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None) -> None:
-        """Set the optimizer (default "rmsprop", as Keras), the loss and the metrics."""
+    def compile(
+        self,
+        optimizer="rmsprop",
+        loss=None,
+        metrics=None,
+        steps_per_execution: int = 1,
+        cuda_graphs: bool = True,
+    ) -> None:
+        """Set the optimizer (default "rmsprop", as Keras), the loss and the metrics.
+
+        steps_per_execution: steps run between callback and progress calls (Keras's knob); on
+        CuPy, one CUDA graph replay each. cuda_graphs: False keeps the fused CuPy step eager
+        (for debugging); no effect on NumPy.
+        """
+        if (
+            isinstance(steps_per_execution, bool)
+            or not isinstance(steps_per_execution, int)
+            or steps_per_execution < 1
+        ):
+            raise ValueError(
+                f"compile: steps_per_execution must be an int >= 1, received "
+                f"{steps_per_execution!r}."
+            )
+        if not isinstance(cuda_graphs, bool):
+            raise TypeError(
+                f"compile: cuda_graphs must be True or False, received {cuda_graphs!r}."
+            )
+        self.steps_per_execution, self.cuda_graphs = steps_per_execution, cuda_graphs
         self.optimizer = optimizers.get(optimizer)
         self.loss = None if loss is None else losses.get(loss)
         metric_ids = list(metrics or [])

@@ -49,6 +49,15 @@ class Tracker:
         for metric, state in zip(self.metrics, self._states):
             metric._update(state, y_true, y_pred, sample_weight)
 
+    def metric_state(self, index: int):
+        """The device view of metric `index`'s state (a fused step writes it directly)."""
+        return self._states[index]
+
+    def add_rows(self, rows: int) -> None:
+        """Count a step whose loss and metric states a fused step wrote on the device."""
+        self.seen += rows
+        self._host = None
+
     def _read(self) -> np.ndarray:
         if self._host is None:
             self.step_totals.sum(out=self.values[0, ...])

@@ -14,8 +14,7 @@ import numpy as np
 
 from gpunet import backend, checkpoint, inputs, rng
 from gpunet import callbacks as callbacks_module
-from gpunet.buffers import Buffers
-from gpunet.step import ReferenceStep
+from gpunet.step import ReferenceStep, select_training
 from gpunet.tracker import Tracker
 
 REFRESH_INTERVAL = 0.05  # seconds between progress refreshes (Keras's redraw rate)
@@ -38,31 +37,9 @@ class Trainer:
         self.model = model
         self.step = ReferenceStep(model)
         self.clock = clock
-        self.buffers = Buffers()
+        self.training = None  # the fit's training step (step/): reference, fused or graph
         self.progress: checkpoint.FitProgress | None = None
         self.tracker: Tracker | None = None  # the training pass's, during fit
-
-    # ----- batches --------------------------------------------------------------------------
-
-    def _batch(self, x, y, w, order, start: int, stop: int, xp):
-        """The batch [start, stop) of the epoch: slices (views) unshuffled, gathered into kept
-        buffers otherwise."""
-        if order is None:
-            return x[start:stop], y[start:stop], None if w is None else w[start:stop]
-        rows = stop - start
-        idx = order[start:stop]
-
-        def into(name, source):
-            out = self.buffers.get(xp, name, (rows,) + source.shape[1:], source.dtype)
-            return inputs.gather(xp, source, idx, out)
-
-        return into("x", x), into("y", y), None if w is None else into("w", w)
-
-    def _device_order(self, xp, order: np.ndarray):
-        """The epoch's permutation, copied into a kept device buffer (one copy per epoch)."""
-        target = self.buffers.get(xp, "order", order.shape, order.dtype)
-        backend.copy_to_device(target, order)
-        return target
 
     # ----- fit ------------------------------------------------------------------------------
 
@@ -105,6 +82,8 @@ class Trainer:
             )
         hooks.on_train_begin({})
         progress = self._start_progress(initial_epoch, history, user)
+        training = self.training = select_training(model, self.step, x, y, w, batch_size)
+        per_execution = model.steps_per_execution
         batch_end = hooks.has("on_train_batch_end")
         names = ["loss"] + [metric.name for metric in model._metrics]
         readers = {name: (lambda name=name: tracker.read()[name]) for name in names}
@@ -117,24 +96,26 @@ class Trainer:
                 if progress.step == 0:  # a fresh epoch (else one resumed from a checkpoint)
                     tracker.reset()
                     progress.order = progress.shuffle_rng.permutation(n) if shuffle else None
-                order = None if progress.order is None else self._device_order(xp, progress.order)
+                training.begin_epoch(progress.order)
                 hooks.on_epoch_begin(epoch, {})
-                for step in range(progress.step, len(steps)):
-                    start, stop = steps[step]
+                step = progress.step
+                while step < len(steps):
+                    # Keras: one begin and one end call per execution of up to
+                    # steps_per_execution steps, with its first and last step.
+                    count = min(per_execution, len(steps) - step)
                     hooks.on_train_batch_begin(step, {})
-                    xb, yb, wb = self._batch(x, y, w, order, start, stop, xp)
-                    y_pred = self.step.train(xb, yb, wb, tracker.step_total(step))
-                    tracker.update(stop - start, yb, y_pred, wb)
-                    progress.step = step + 1
+                    training.run(tracker, step, count)
+                    step += count
+                    progress.step = step
                     if batch_end:
                         now = self.clock()
-                        synced = step == len(steps) - 1 or now - last_refresh >= REFRESH_INTERVAL
+                        synced = step == len(steps) or now - last_refresh >= REFRESH_INTERVAL
                         if synced:
                             last_refresh = now
                         logs = callbacks_module.LazyLogs(
                             readers, synced=synced, first_nonfinite=tracker.first_nonfinite_step
                         )
-                        hooks.on_train_batch_end(step, logs)
+                        hooks.on_train_batch_end(step - 1, logs)
                     if model.stop_training:
                         break
                 if model.interrupted:  # a checkpoint holds the partial epoch; no epoch end

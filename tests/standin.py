@@ -32,6 +32,7 @@ import collections
 import os
 import sys
 import types
+import weakref
 
 import numpy as _np
 
@@ -126,13 +127,17 @@ def _h2d(what: str) -> None:
 def _launch(what: str, compute, out=None, cublas: bool = False):
     """Run one device op: `compute()` writes into `out` (returned) or returns a new array."""
     if _capturing:
+        if not _streams[-1].capturing:
+            raise CaptureError(f"{what}: issued on a stream other than the one capturing")
         if cublas:
             raise NotImplementedError(
                 f"{what}: cuBLAS cannot be called during stream capture (CuPy's setStream)"
             )
         if out is None:
             _alloc(what)
+        # CUDA records the work and runs none of it until the graph is launched.
         _capturing[-1].ops.append(compute)
+        return out
     result = compute()
     ledger.add("launches", what)
     if out is not None:
@@ -264,6 +269,8 @@ class ndarray:  # noqa: N801 (CuPy's name)
     flags = property(lambda self: self._a.flags)
     T = property(lambda self: _wrap(self._a.T))
     base = property(lambda self: self._a.base)
+    # The device address (a host address here): raw kernels and cuBLASLt take pointers.
+    data = property(lambda self: types.SimpleNamespace(ptr=self._a.ctypes.data))
 
     def __len__(self):
         return len(self._a)
@@ -698,6 +705,107 @@ random = types.SimpleNamespace(
 )
 
 
+# ----- raw kernels: CUDA source run on the CPU ----------------------------------------------------
+
+
+def _root(array: _np.ndarray) -> _np.ndarray:
+    """The array that owns the memory behind `array` (views chain through .base)."""
+    while isinstance(array.base, _np.ndarray):
+        array = array.base
+    return array
+
+
+class _Address:
+    """A pointer argument: the address, and a weak reference to the memory's owner, so that a
+    graph replaying into memory freed since its capture is refused (CuPy's pool would hand
+    that memory to another array)."""
+
+    def __init__(self, array: _np.ndarray):
+        self.value = array.ctypes.data
+        self._owner = weakref.ref(_root(array))
+
+    def alive(self) -> bool:
+        return self._owner() is not None
+
+
+class RawKernel:
+    """One kernel of a RawModule: `kernel(grid, block, args)` runs it over the grid on the CPU
+    (tests/cuda_host.py). Stricter than CuPy, which passes whatever it is given: each argument
+    must match the kernel's C signature: a C-contiguous device array of the pointee's dtype (or
+    numpy.uint64(0), a null pointer) for a pointer; for a scalar, a NumPy scalar of its exact
+    width, or a Python int for `long long` and a float for `double` (as CuPy widens them)."""
+
+    def __init__(self, host_kernel):
+        self._kernel = host_kernel
+        self.name = host_kernel.name
+
+    def _value(self, param, value):
+        from tests import cuda_host
+
+        name, ctype, pointer = param
+        where = f"kernel {self.name}, argument {name}"
+        if pointer:
+            if isinstance(value, _np.uint64) and value == 0:
+                return None
+            if not isinstance(value, ndarray):
+                raise TypeError(f"{where}: a device array is required, received {type(value)}")
+            dtype = cuda_host.CTYPES[ctype][1]
+            if dtype is not None and value.dtype != dtype:
+                raise TypeError(f"{where}: points to {ctype}, received a {value.dtype} array")
+            if not value._a.flags.c_contiguous:
+                raise ValueError(f"{where}: the array is not C-contiguous")
+            return _Address(value._a)
+        dtype = cuda_host.CTYPES[ctype][1]
+        widened = {"long long": int, "double": float}.get(ctype)
+        if type(value) is not widened and not (
+            isinstance(value, _np.generic) and value.dtype == dtype
+        ):
+            raise TypeError(
+                f"{where}: the kernel takes {ctype}; received {value!r} ({type(value).__name__}), "
+                "which CuPy would pass with another width"
+            )
+        return value
+
+    def __call__(self, grid, block, args, shared_mem=0, stream=None):
+        grid = (grid,) if isinstance(grid, int) else tuple(grid)
+        block = (block,) if isinstance(block, int) else tuple(block)
+        if len(grid) != 1 or len(block) != 1:
+            raise ValueError(f"kernel {self.name}: the stand-in runs 1-D grids and blocks only")
+        params = self._kernel.params
+        if len(args) != len(params):
+            raise TypeError(f"kernel {self.name}: {len(params)} arguments, received {len(args)}")
+        values = [self._value(p, v) for p, v in zip(params, args)]
+
+        def compute():
+            if builtins.any(isinstance(v, _Address) and not v.alive() for v in values):
+                raise CaptureError(f"kernel {self.name}: replayed into memory freed since capture")
+            self._kernel.run(
+                grid[0], block[0], [v.value if isinstance(v, _Address) else v for v in values]
+            )
+
+        _launch(f"kernel {self.name}", compute, out=self)
+
+
+class RawModule:
+    """CuPy's RawModule over CUDA source: compiled for the host (tests/cuda_host.py), once per
+    source text."""
+
+    _compiled: dict = {}
+
+    def __init__(self, code=None, *, options=(), **kwargs):
+        from tests import cuda_host
+
+        host = RawModule._compiled.get(code)
+        if host is None:
+            host = RawModule._compiled[code] = cuda_host.HostModule(code)
+        self._host = host
+
+    def get_function(self, name):
+        if name not in self._host.kernels:
+            raise AttributeError(f"RawModule: no kernel named {name!r}")
+        return RawKernel(self._host.kernels[name])
+
+
 # ----- cuda: device, streams, capture -----------------------------------------------------------
 
 
@@ -714,10 +822,18 @@ class Graph:
 
 
 class Stream:
+    """A CUDA stream. `with stream:` makes it current; ops run on the current stream. Capture
+    (CUDA's rules): not on the null stream, and while a stream captures, an op issued on any
+    other stream raises (cudaErrorStreamCaptureImplicit)."""
+
     def __init__(self, non_blocking=False, null=False):
         self.capturing = False
+        self.null = null
+        self.ptr = 0 if null else id(self)
 
     def begin_capture(self, mode=None):
+        if self.null:
+            raise CaptureError("the null stream cannot be captured")
         if _capturing:
             raise CaptureError("a stream is already capturing")
         self.capturing = True
@@ -735,10 +851,15 @@ class Stream:
     def synchronize(self):
         _sync("Stream.synchronize")
 
-    def __enter__(self):
+    def use(self):
+        _streams.append(self)
         return self
 
+    def __enter__(self):
+        return self.use()
+
     def __exit__(self, *exc):
+        _streams.pop()
         return False
 
 
@@ -757,6 +878,7 @@ class Device:
 
 
 _null_stream = Stream(null=True)
+_streams: list = [_null_stream]  # the current stream is the last
 _MEMORY = 139 * 2**30
 
 runtime = types.SimpleNamespace(
@@ -771,5 +893,6 @@ cuda = types.SimpleNamespace(
     Stream=Stream,
     Graph=Graph,
     runtime=runtime,
-    get_current_stream=lambda: _null_stream,
+    get_current_stream=lambda: _streams[-1],
 )
+Stream.null = _null_stream

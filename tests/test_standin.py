@@ -77,18 +77,23 @@ def test_stream_capture_refuses_syncs_allocations_and_cublas_then_replays():
     a = cp.asarray(np.ones(3, np.float32))
     product = cp.empty((1, 1), cp.float32)
     stream = cp.cuda.Stream()
-    stream.begin_capture()
-    a += 1.0  # captured
-    with pytest.raises(cp.CaptureError, match="sync"):
-        float(a[0])
-    with pytest.raises(cp.CaptureError, match="allocating"):
-        a * 2.0
-    with pytest.raises(NotImplementedError, match="cuBLAS"):
-        cp.matmul(a.reshape(1, 3), a.reshape(3, 1), out=product)
-    graph = stream.end_capture()
-    np.testing.assert_array_equal(a.get(), [2, 2, 2])
+    with pytest.raises(cp.CaptureError, match="null stream"):
+        cp.cuda.Stream.null.begin_capture()
+    with stream:
+        stream.begin_capture()
+        a += 1.0  # captured, not run
+        with pytest.raises(cp.CaptureError, match="sync"):
+            float(a[0])
+        with pytest.raises(cp.CaptureError, match="allocating"):
+            a * 2.0
+        with pytest.raises(NotImplementedError, match="cuBLAS"):
+            cp.matmul(a.reshape(1, 3), a.reshape(3, 1), out=product)
+        with cp.cuda.Stream.null, pytest.raises(cp.CaptureError, match="other than"):
+            a += 1.0  # on another stream while one captures
+        graph = stream.end_capture()
+    np.testing.assert_array_equal(a.get(), [1, 1, 1])  # capturing ran nothing
     mark = cp.ledger.mark()
     graph.launch()
     graph.launch()
-    np.testing.assert_array_equal(a.get(), [4, 4, 4])
+    np.testing.assert_array_equal(a.get(), [3, 3, 3])
     assert cp.ledger.since(mark)["graph_launches"] == 2

@@ -1,0 +1,41 @@
+"""The training step, chosen once per fit: the xp reference step (NumPy, and CuPy where the
+fused step cannot take the model), the fused CuPy step (kernels and cuBLASLt GEMMs), or that
+step captured into CUDA graphs, one replay per execution.
+
+Where CuPy trains without the fastest route, a one-line notice on the `gpunet` logger says
+why: never silently.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from gpunet import backend
+from gpunet.step.reference import ReferenceStep
+from gpunet.step.training import ReferenceTraining
+
+__all__ = ["ReferenceStep", "ReferenceTraining", "select_training"]
+
+logger = logging.getLogger("gpunet")
+
+
+def select_training(model, step: ReferenceStep, x, y, w, batch_size: int):
+    """The training step for this fit: GraphTraining, FusedTraining or ReferenceTraining."""
+    if backend.get_array_module(x) is np:
+        return ReferenceTraining(step, x, y, w, batch_size)
+    from gpunet.step import fused, graph
+
+    reason = fused.unsupported(model, x, y)
+    if reason is not None:
+        logger.warning("gpunet: the reference CuPy step trains this model: %s.", reason)
+        return ReferenceTraining(step, x, y, w, batch_size)
+    if not model.cuda_graphs:
+        return fused.FusedTraining(model, x, y, w, batch_size)
+    training = graph.GraphTraining(model, x, y, w, batch_size)
+    reason = graph.unsupported(training, model.steps_per_execution)
+    if reason is not None:
+        logger.warning("gpunet: no CUDA graph, the fused step runs eagerly: %s.", reason)
+        return fused.FusedTraining(model, x, y, w, batch_size)
+    return training

@@ -1,0 +1,457 @@
+"""`FusedTraining`: the CuPy training step as a dozen launches: one batch gather, one GEMM per
+Dense product with bias, ReLU, ReLU-backward and bias-gradient fused into it (cuBLASLt), one
+kernel for each other activation (dropout fused in) and its backward, one for softmax
+cross-entropy with its gradient and accuracy, one for the optimizer's update over the flat
+parameters, one for the step's bookkeeping.
+
+Everything a step reads that changes between steps lives in device memory and advances on the
+device (the batch position, each dropout stream's offset, Adam's beta powers), so the same
+launches, replayed, train the next batch: `graph.py` captures them. The host writes a device
+scalar only when its value differs from what the device holds (`sync`): a resumed position, a
+new learning rate. The xp reference step (reference.py) is the oracle this must match.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gpunet import backend
+from gpunet.buffers import Buffers
+from gpunet.cuda import gemm as gemm_module
+from gpunet.cuda import kernels
+from gpunet.kernels import dropout as dropout_kernels
+from gpunet.layers import Dense, Dropout, Flatten
+from gpunet.losses import CategoricalCrossentropy, SparseCategoricalCrossentropy
+from gpunet.metrics import MeanMetricWrapper, categorical_accuracy, sparse_categorical_accuracy
+from gpunet.optimizers import SGD, Adam, AdamW
+from gpunet.optimizers.base import DeviceScalar
+
+# How each Dense layer runs: its forward and what its backward needs.
+RELU_EPILOGUE = "relu_epilogue"  # GEMM + bias + ReLU (mask kept); backward in the next GEMM
+LINEAR_EPILOGUE = "linear_epilogue"  # GEMM + bias; nothing to undo
+KERNEL = "kernel"  # GEMM (+ bias), then bias_act_fwd (activation, dropout), act_bwd back
+LOGITS = "logits"  # the last layer: GEMM + bias; the loss kernel takes the logits
+
+
+def _fused_optimizer(optimizer) -> str | None:
+    """'sgd' or 'adam' where a fused update kernel computes the optimizer's rule, else None."""
+    clipped = any(
+        v is not None for v in (optimizer.clipnorm, optimizer.clipvalue, optimizer.global_clipnorm)
+    )
+    if clipped:
+        return None
+    if type(optimizer) is SGD and not optimizer.weight_decay:
+        return "sgd"
+    if type(optimizer) in (Adam, AdamW):
+        return "adam"
+    return None
+
+
+def unsupported(model, x, y) -> str | None:
+    """Why the fused step cannot train this model on this data, or None."""
+    layers = list(model.layers)
+    if layers and isinstance(layers[0], Flatten):
+        layers = layers[1:]
+    if not layers or not isinstance(layers[-1], Dense):
+        return "the last layer is not Dense"
+    if not isinstance(layers[0], Dense):
+        return f"layer {layers[0].name} ({type(layers[0]).__name__}) comes before any Dense"
+    for previous, layer in zip([None] + layers, layers):
+        if isinstance(layer, Dropout):
+            if not isinstance(previous, Dense):
+                return f"{layer.name} does not follow a Dense layer"
+        elif not isinstance(layer, Dense):
+            return f"layer {layer.name} ({type(layer).__name__}) has no fused kernel"
+        elif layer.regularized:
+            return f"{layer.name} has a regularizer"
+    dense = [layer for layer in layers if isinstance(layer, Dense)]
+    for layer in dense[:-1]:
+        if layer.activation.name not in kernels.ACTIVATIONS:
+            return f"{layer.name}'s activation {layer.activation.name} has no fused kernel"
+    loss, last = model.loss, dense[-1].activation.name
+    if not isinstance(loss, CategoricalCrossentropy):
+        return f"the loss {loss.name} has no fused kernel (categorical cross-entropies only)"
+    if not (last == "softmax" and not loss.from_logits) and not (
+        last == "linear" and loss.from_logits
+    ):
+        return f"the loss {loss.name} with a {last} output has no fused kernel"
+    accuracy = sparse_categorical_accuracy if loss.sparse else categorical_accuracy
+    metrics = model._metrics or []
+    if len(metrics) > 1 or any(
+        not (isinstance(m, MeanMetricWrapper) and m.fn is accuracy) for m in metrics
+    ):
+        return "only the accuracy metric is computed by the fused loss kernel"
+    if x.dtype != np.float32 or not x.flags.c_contiguous:
+        return "x is not a C-contiguous float32 array"
+    return None
+
+
+class _DenseRun:
+    """One Dense layer as the fused step runs it."""
+
+    def __init__(self, layer: Dense, dropout: Dropout | None, mode: str, stream: int):
+        self.layer, self.dropout, self.mode = layer, dropout, mode
+        self.stream = stream  # index of its dropout stream, or -1
+        self.act = layer.activation.name
+        self.code = kernels.activation_code(self.act) if self.act in kernels.ACTIVATIONS else 0
+        self.units = layer.units
+        self.bias_grad_by_next = False  # computed by the next layer's DRELU_BGRAD GEMM
+
+
+class FusedTraining:
+    """The fused CuPy training step over an epoch's batches (the interface of
+    `ReferenceTraining`).
+
+    Args:
+        model: a built, compiled Sequential that `unsupported` accepts.
+        x, y, w: the training data on the device (w may be None).
+        batch_size: the fit's batch size.
+    """
+
+    name = "fused"
+
+    def __init__(self, model, x, y, w, batch_size: int):
+        xp = self.xp = backend.get_array_module(x)
+        self.model, self.optimizer = model, model.optimizer
+        self.x = x.reshape(len(x), -1)
+        self.y = y if y.dtype == np.int64 or not model.loss.sparse else y.astype(np.int64)
+        self.w, self.batch_size = w, batch_size
+        self.features = self.x.shape[1]
+        self.y_bytes = self.y.itemsize * int(np.prod(self.y.shape[1:], dtype=np.int64))
+        self.sparse = isinstance(model.loss, SparseCategoricalCrossentropy)
+        self.update = _fused_optimizer(self.optimizer)
+        lt = gemm_module.load()
+        self.gemm = gemm_module.Gemm(xp, lt) if lt is not None else None
+        self.dense = self._plan_layers(model)
+        self.dropouts = [run.dropout for run in self.dense if run.dropout is not None]
+        self.buffers = Buffers()
+        self.stream = xp.cuda.Stream(non_blocking=False)
+        # Device counters, with the host's record of what they hold.
+        self.position = xp.zeros(1, np.int32)
+        self.offsets = xp.zeros(max(len(self.dropouts), 1), np.uint64)
+        self._position_held: int | None = None
+        self._offsets_held: list = [None] * len(self.dropouts)
+        self._scales: dict = {}  # rows -> DeviceScalar of the loss scale / rows
+        self._plans: dict = {}  # rows -> the GEMM plans (None without cuBLASLt)
+        self.order = None
+        self._identity = None
+        self.tracker = None
+
+    # ----- setup --------------------------------------------------------------------------------
+
+    def _plan_layers(self, model) -> list[_DenseRun]:
+        layers = [layer for layer in model.layers if not isinstance(layer, Flatten)]
+        runs, streams = [], 0
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Dense):
+                continue
+            following = layers[i + 1] if i + 1 < len(layers) else None
+            dropout = following if isinstance(following, Dropout) and following.rate else None
+            last = i == len(layers) - 1 or all(not isinstance(k, Dense) for k in layers[i + 1 :])
+            act = layer.activation.name
+            if last:
+                mode = LOGITS
+            elif self.gemm is not None and dropout is None and act == "relu":
+                mode = RELU_EPILOGUE
+            elif self.gemm is not None and dropout is None and act == "linear":
+                mode = LINEAR_EPILOGUE
+            else:
+                mode = KERNEL
+            runs.append(_DenseRun(layer, dropout, mode, streams if dropout else -1))
+            streams += dropout is not None
+        return runs
+
+    def _get(self, name: str, shape: tuple, dtype):
+        return self.buffers.get(self.xp, name, shape, dtype)
+
+    def prepare(self, rows: int) -> None:
+        """Everything a step of `rows` rows uses: buffers, GEMM plans, compiled kernels (made
+        here, so that a capture allocates and compiles nothing)."""
+        for name in kernels.KERNELS:
+            kernels.function(self.xp, name)  # compiled now, not during a capture
+        self._batch_buffers(rows)
+        self._plans[rows] = self._gemm_plans(rows) if self.gemm is not None else None
+        for run in self.dense:
+            self._layer_buffers(run, rows)
+        self._loss_buffers(rows)
+        self._increments(rows)
+
+    def _batch_buffers(self, rows: int):
+        return (
+            self._get("xb", (rows, self.features), np.float32),
+            self._get("yb", (rows,) + self.y.shape[1:], self.y.dtype),
+            None if self.w is None else self._get("wb", (rows,), np.float32),
+        )
+
+    def _layer_buffers(self, run: _DenseRun, rows: int) -> dict:
+        units, key = run.units, run.layer.name
+        found = {
+            "out": self._get(f"{key}/out", (rows, units), np.float32),
+            "gz": self._get(f"{key}/gz", (rows, units), np.float32),
+        }
+        if run.mode == KERNEL:
+            found["z"] = self._get(f"{key}/z", (rows, units), np.float32)
+        if run.mode == RELU_EPILOGUE:
+            found["aux"] = self._get(f"{key}/aux", gemm_module.aux_shape(units, rows), np.uint8)
+        if run.dropout is not None:
+            found["mask"] = self._get(f"{key}/mask", (rows, units), np.float32)
+        return found
+
+    def _loss_buffers(self, rows: int):
+        classes = self.dense[-1].units
+        return (
+            self._get("probs", (rows, classes), np.float32),
+            self._get("row_loss", (rows,), np.float64),
+            self._get("row_hit", (rows,), np.int32),
+        )
+
+    def _increments(self, rows: int):
+        """Each dropout stream's units per step of `rows` rows (device, uint64)."""
+        units = [rows * run.units for run in self.dense if run.dropout is not None] or [0]
+
+        def make(xp, shape, dtype):
+            out = xp.empty(shape, dtype)
+            backend.copy_to_device(out, np.array(units, np.uint64))
+            return out
+
+        return self.buffers.constant(self.xp, f"increments/{rows}", (len(units),), np.uint64, make)
+
+    def _gemm_plans(self, rows: int) -> None:
+        """The plans of every product at this batch shape, downgrading a layer to the kernel
+        path where cuBLASLt has no algorithm for its epilogue."""
+        inputs = self.features
+        plans = {}
+        for i, run in enumerate(self.dense):
+            layer, bias = run.layer, run.layer.use_bias
+            try:
+                plans[i, "fwd"] = self.gemm.forward(
+                    rows, inputs, run.units, bias, run.mode == RELU_EPILOGUE
+                )
+            except gemm_module.Unsupported:
+                run.mode = KERNEL if run.mode != LOGITS else LOGITS
+                plans[i, "fwd"] = self.gemm.forward(rows, inputs, run.units, bias, False)
+            inputs = layer.units
+        for i, run in enumerate(self.dense):
+            previous = self.dense[i - 1] if i else None
+            relu = previous is not None and previous.mode == RELU_EPILOGUE
+            if previous is not None:
+                try:
+                    plans[i, "inputs"] = self.gemm.inputs(
+                        rows, previous.units, run.units, relu, relu and previous.layer.use_bias
+                    )
+                    previous.bias_grad_by_next = relu and previous.layer.use_bias
+                except gemm_module.Unsupported:  # plain product; the kernel path before it
+                    previous.mode = KERNEL
+                    previous.bias_grad_by_next = False
+                    plans[i, "inputs"] = self.gemm.inputs(
+                        rows, previous.units, run.units, False, False
+                    )
+        for i, run in enumerate(self.dense):
+            inputs = self.dense[i - 1].units if i else self.features
+            with_bias = run.layer.use_bias and not run.bias_grad_by_next
+            try:
+                plans[i, "weights"] = (self.gemm.weights(rows, inputs, run.units, with_bias), True)
+            except gemm_module.Unsupported:
+                plans[i, "weights"] = (self.gemm.weights(rows, inputs, run.units, False), False)
+        return plans
+
+    # ----- per execution ------------------------------------------------------------------------
+
+    def begin_epoch(self, order) -> None:
+        """The epoch's permutation (host), or None: the identity (the data in order)."""
+        xp, n = self.xp, len(self.x)
+        if order is None:
+            if self._identity is None:
+                self._identity = xp.arange(n, dtype=np.int64)
+            self.order = self._identity
+            return
+        target = self._get("order", order.shape, np.int64)
+        backend.copy_to_device(target, order.astype(np.int64, copy=False))
+        self.order = target
+
+    def sync(self, position: int, rows: int) -> None:
+        """Write the device scalars whose host value changed (outside any capture)."""
+        if self._position_held != position:
+            self.position.fill(position)
+            self._position_held = position
+        for k, layer in enumerate(self.dropouts):
+            if self._offsets_held[k] != layer.offset:
+                self.offsets[k : k + 1].fill(np.uint64(layer.offset))
+                self._offsets_held[k] = layer.offset
+        optimizer = self.optimizer
+        scale = optimizer.loss_scale() if self.update == "sgd" else 1.0
+        held = self._scales.get(rows)
+        value = float(np.float32(scale / rows))
+        if held is None:
+            self._scales[rows] = DeviceScalar(self.xp, value, np.float32)
+        else:
+            held.set(value)
+        if self.update == "adam":
+            optimizer._scalar("learning_rate", optimizer.learning_rate)
+            optimizer._scalar("learning_rate_64", optimizer.learning_rate, "float64")
+
+    def account(self, rows: int) -> None:
+        """The host's side of a step the device ran: counters it mirrors."""
+        if self.update is not None:
+            self.optimizer.iterations += 1
+        for k, run in enumerate(r for r in self.dense if r.dropout is not None):
+            run.dropout.offset += rows * run.units
+            self._offsets_held[k] = run.dropout.offset
+        self._position_held += 1
+        self.tracker.add_rows(rows)
+
+    def run(self, tracker, first: int, count: int) -> None:
+        """Steps first .. first + count - 1 of the epoch, eagerly."""
+        self.tracker = tracker
+        with self.stream:
+            for step in range(first, first + count):
+                rows = self._rows(step)
+                if rows not in self._plans:
+                    self.prepare(rows)
+                self.sync(step, rows)
+                self.enqueue(rows)
+                self.account(rows)
+
+    def _rows(self, step: int) -> int:
+        return min(self.batch_size, len(self.x) - step * self.batch_size)
+
+    # ----- the launches of one step ---------------------------------------------------------------
+
+    def enqueue(self, rows: int) -> None:
+        """Issue one training step's launches on the current stream (run, or captured)."""
+        xp, launch = self.xp, kernels.launch
+        xb, yb, wb = self._batch_buffers(rows)
+        launch(
+            xp, "gather_batch", rows * max(self.features, self.y_bytes), self.x, self.y, self.w,
+            self.order, self.position, self.batch_size, rows, self.features, self.y_bytes,
+            xb, yb, wb,
+        )  # fmt: skip
+        plans = self._plans[rows]
+        h, saved = xb, []
+        for i, run in enumerate(self.dense):
+            h = self._forward(i, run, h, rows, plans)
+            saved.append(h)
+        logits = h
+        gz = self._layer_buffers(self.dense[-1], rows)["gz"]
+        probs, row_loss, row_hit = self._loss_buffers(rows)
+        classes = self.dense[-1].units
+        kernel = "softmax_xent_sparse" if self.sparse else "softmax_xent_dense"
+        launch(
+            xp, kernel, rows, logits, yb, wb, self._scales[rows].array, probs, gz, row_loss,
+            row_hit, rows, classes,
+        )  # fmt: skip
+        for i in reversed(range(len(self.dense))):
+            self._backward(i, xb if i == 0 else saved[i - 1], rows, plans)
+        self._update()
+        self._step_end(row_loss, row_hit, wb, rows)
+
+    def _forward(self, i: int, run: _DenseRun, h, rows: int, plans):
+        layer, xp = run.layer, self.xp
+        buffers = self._layer_buffers(run, rows)
+        bias = layer.bias if layer.use_bias else None
+        out = buffers["out"]
+        if run.mode in (RELU_EPILOGUE, LINEAR_EPILOGUE) or (
+            run.mode == LOGITS and plans is not None
+        ):
+            plans[i, "fwd"](h, layer.kernel, out, bias, buffers.get("aux"))
+            return out
+        target = buffers["z"] if run.mode == KERNEL else out
+        if plans is not None:
+            plans[i, "fwd"](h, layer.kernel, target, bias, None)
+            bias = None  # added by the epilogue
+        else:
+            xp.matmul(h, layer.kernel, out=target)
+        if run.mode == LOGITS:  # without cuBLASLt: the bias, in place
+            kernels.launch(
+                xp, "bias_act_fwd", target.size, target, bias, None, target, None, rows,
+                run.units, 0, 0, None, 0, 1.0,
+            )  # fmt: skip
+            return target
+        dropout = run.dropout
+        seed = threshold = 0
+        scale = 1.0
+        if dropout is not None:
+            seed = dropout.stream_seed
+            threshold = dropout_kernels.threshold(dropout.rate)
+            scale = float(np.float32(1.0 / (1.0 - dropout.rate)))
+        kernels.launch(
+            xp, "bias_act_fwd", target.size, target, bias, None, out, buffers.get("mask"), rows,
+            run.units, run.code, np.uint64(seed), self._offset(run), np.uint32(threshold), scale,
+        )  # fmt: skip
+        return out
+
+    def _offset(self, run: _DenseRun):
+        return self.offsets[run.stream : run.stream + 1] if run.stream >= 0 else None
+
+    def _backward(self, i: int, h, rows: int, plans) -> None:
+        """Layer i's weight and bias gradients from its gz, and the gz of layer i - 1."""
+        xp, run = self.xp, self.dense[i]
+        layer = run.layer
+        gz = self._layer_buffers(run, rows)["gz"]
+        g_bias = layer.g_bias if layer.use_bias and not run.bias_grad_by_next else None
+        if plans is not None:
+            plan, fused_bias = plans[i, "weights"]
+            plan(h, gz, layer.g_kernel, g_bias if fused_bias else None)
+            if g_bias is not None and not fused_bias:
+                kernels.launch(xp, "bias_grad", run.units, gz, g_bias, rows, run.units)
+        else:
+            xp.matmul(h.T, gz, out=layer.g_kernel)
+            if g_bias is not None:
+                kernels.launch(xp, "bias_grad", run.units, gz, g_bias, rows, run.units)
+        if i == 0:
+            return
+        previous = self.dense[i - 1]
+        before = self._layer_buffers(previous, rows)
+        target = before["gz"]
+        if plans is not None:
+            g_bias_previous = previous.layer.g_bias if previous.bias_grad_by_next else None
+            plans[i, "inputs"](gz, layer.kernel, target, before.get("aux"), g_bias_previous)
+        else:
+            xp.matmul(gz, layer.kernel.T, out=target)
+        if previous.mode == KERNEL:
+            kernels.launch(
+                xp, "act_bwd", target.size, target, before["z"], before["out"],
+                before.get("mask"), target, target.size, previous.code,
+            )  # fmt: skip
+
+    def _update(self) -> None:
+        xp, optimizer, model = self.xp, self.optimizer, self.model
+        params, grads = model._params, model._grads
+        n = params.size
+        if self.update == "sgd":
+            momentum = optimizer.slots.get("momentum")
+            kernels.launch(
+                xp, "sgd_update", n, params, grads, momentum, n,
+                float(np.float32(optimizer.momentum)), int(optimizer.nesterov),
+            )  # fmt: skip
+        elif self.update == "adam":
+            slots, products = optimizer.slots, optimizer.products
+            kernels.launch(
+                xp, "adam_update", n, params, grads, slots["momentum"], slots["velocity"],
+                slots.get("velocity_hat"), n,
+                optimizer._host_scalars["learning_rate"].array,
+                optimizer._host_scalars["learning_rate_64"].array,
+                products["beta_1_power"], products["beta_2_power"], optimizer.beta_1,
+                optimizer.beta_2, float(np.float32(1.0 - optimizer.beta_1)),
+                float(np.float32(1.0 - optimizer.beta_2)), float(np.float32(optimizer.epsilon)),
+                float(np.float32(optimizer.weight_decay or 0.0)),
+            )  # fmt: skip
+        else:
+            optimizer.apply(params, grads, optimizer.loss_scale())
+
+    def _step_end(self, row_loss, row_hit, wb, rows: int) -> None:
+        tracker, optimizer = self.tracker, self.optimizer
+        accuracy = tracker.metric_state(0) if tracker.metrics else None
+        product_1 = product_2 = None
+        factor_1 = factor_2 = 1.0
+        if self.update == "adam":
+            product_1, product_2 = (
+                optimizer.products["beta_1_power"],
+                optimizer.products["beta_2_power"],
+            )
+            factor_1, factor_2 = optimizer.beta_1, optimizer.beta_2
+        kernels.launch(
+            self.xp, "step_end", 1, row_loss, row_hit, wb, rows, tracker.step_totals, accuracy,
+            self.position, self.offsets, self._increments(rows), len(self.dropouts), product_1,
+            factor_1, product_2, factor_2,
+        )  # fmt: skip

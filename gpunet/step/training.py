@@ -1,0 +1,58 @@
+"""`ReferenceTraining`: the reference step driven over an epoch's batches, the interface every
+training step offers the trainer: `begin_epoch(order)`, then `run(tracker, first, count)` for
+each execution of `count` consecutive steps."""
+
+from __future__ import annotations
+
+from gpunet import backend, inputs
+from gpunet.buffers import Buffers
+
+
+class ReferenceTraining:
+    """Batches sliced (in order) or gathered (shuffled) into kept buffers, then the xp step.
+
+    Args:
+        step: the ReferenceStep of the model.
+        x, y, w: the training data on the device (w may be None).
+        batch_size: the fit's batch size.
+    """
+
+    name = "reference"
+
+    def __init__(self, step, x, y, w, batch_size: int):
+        self.step, self.x, self.y, self.w = step, x, y, w
+        self.batch_size = batch_size
+        self.xp = backend.get_array_module(x)
+        self.buffers = Buffers()
+        self.order = None
+
+    def begin_epoch(self, order) -> None:
+        """The epoch's permutation (host int64), copied to a kept device buffer, or None."""
+        if order is None:
+            self.order = None
+            return
+        target = self.buffers.get(self.xp, "order", order.shape, order.dtype)
+        backend.copy_to_device(target, order)
+        self.order = target
+
+    def _batch(self, start: int, stop: int):
+        x, y, w = self.x, self.y, self.w
+        if self.order is None:
+            return x[start:stop], y[start:stop], None if w is None else w[start:stop]
+        idx = self.order[start:stop]
+
+        def into(name, source):
+            out = self.buffers.get(self.xp, name, (stop - start,) + source.shape[1:], source.dtype)
+            return inputs.gather(self.xp, source, idx, out)
+
+        return into("x", x), into("y", y), None if w is None else into("w", w)
+
+    def run(self, tracker, first: int, count: int) -> None:
+        """Steps first .. first + count - 1 of the epoch."""
+        n = len(self.x)
+        for step in range(first, first + count):
+            start = step * self.batch_size
+            stop = min(start + self.batch_size, n)
+            xb, yb, wb = self._batch(start, stop)
+            y_pred = self.step.train(xb, yb, wb, tracker.step_total(step))
+            tracker.update(stop - start, yb, y_pred, wb)

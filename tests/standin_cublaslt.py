@@ -1,0 +1,255 @@
+"""A CPU stand-in for nvmath-python's cuBLASLt bindings (`nvmath.bindings.cublasLt`), over the
+strict CuPy stand-in's memory: the same functions, taking the same raw pointers, computing
+each product with NumPy from the descriptors it was given.
+
+It follows cuBLASLt's documented semantics (column-major matrices, D = alpha op(A) op(B) +
+beta C, then the epilogue) and refuses what cuBLASLt refuses or what would corrupt memory on
+a GPU: a workspace smaller than the algorithm asked for, a ReLU mask whose leading dimension
+is not a multiple of 128 bits or is shorter than D's rows, an epilogue pointer left unset, a
+launch on another stream than the current one. A `matmul` is one launch in the stand-in's
+ledger, and, unlike CuPy's cuBLAS calls, it may be captured into a graph.
+
+Attribute values are cuBLASLt's own (cublasLt.h), so code written against this module uses
+the real enum values.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import enum
+import itertools
+
+import numpy as np
+
+from tests import standin
+
+
+class Epilogue(enum.IntEnum):
+    DEFAULT = 1
+    RELU = 2
+    RELU_AUX = 130
+    BIAS = 4
+    RELU_BIAS = 6
+    RELU_AUX_BIAS = 134
+    DRELU = 136
+    DRELU_BGRAD = 152
+    BGRADA = 256
+    BGRADB = 512
+
+
+class MatmulDescAttribute(enum.IntEnum):
+    COMPUTE_TYPE = 0
+    SCALE_TYPE = 1
+    POINTER_MODE = 2
+    TRANSA = 3
+    TRANSB = 4
+    TRANSC = 5
+    EPILOGUE = 7
+    BIAS_POINTER = 8
+    EPILOGUE_AUX_POINTER = 11
+    EPILOGUE_AUX_LD = 12
+
+
+class MatmulPreferenceAttribute(enum.IntEnum):
+    MAX_WORKSPACE_BYTES = 1
+
+
+_DESC_DTYPES = {
+    MatmulDescAttribute.COMPUTE_TYPE: np.int32,
+    MatmulDescAttribute.SCALE_TYPE: np.int32,
+    MatmulDescAttribute.POINTER_MODE: np.int32,
+    MatmulDescAttribute.TRANSA: np.int32,
+    MatmulDescAttribute.TRANSB: np.int32,
+    MatmulDescAttribute.TRANSC: np.int32,
+    MatmulDescAttribute.EPILOGUE: np.uint32,
+    MatmulDescAttribute.BIAS_POINTER: np.intp,
+    MatmulDescAttribute.EPILOGUE_AUX_POINTER: np.intp,
+    MatmulDescAttribute.EPILOGUE_AUX_LD: np.int64,
+}
+CUDA_R_32F, COMPUTE_32F = 0, 68
+_RELU_AUX_BIAS = Epilogue.RELU_AUX_BIAS
+REQUIRED_WORKSPACE = 1 << 20  # what this stand-in's "algorithm" asks for
+
+_objects: dict = {}
+_ids = itertools.count(1)
+
+
+def _new(value) -> int:
+    handle = next(_ids)
+    _objects[handle] = value
+    return handle
+
+
+def _read(ptr: int, size: int, dtype):
+    return np.frombuffer(ctypes.string_at(ptr, size), dtype=dtype)[0]
+
+
+def _matrix(ptr: int, layout: dict, dtype=np.float32):
+    """The column-major (rows x cols, leading dimension ld) matrix at ptr, as a writable view."""
+    rows, cols, ld = layout["rows"], layout["cols"], layout["ld"]
+    count = ld * (cols - 1) + rows
+    flat = np.ctypeslib.as_array((ctypes.c_float * count).from_address(ptr))
+    return np.lib.stride_tricks.as_strided(flat, (rows, cols), (4, 4 * ld))
+
+
+def create() -> int:
+    return _new("handle")
+
+
+def get_matmul_desc_attribute_dtype(attr):
+    return _DESC_DTYPES[attr]
+
+
+def get_matmul_preference_attribute_dtype(attr):
+    return np.uint64
+
+
+def matmul_desc_create(compute_type: int, scale_type: int) -> int:
+    if compute_type != COMPUTE_32F or scale_type != CUDA_R_32F:
+        raise ValueError("the stand-in computes CUBLAS_COMPUTE_32F with float32 scales only")
+    return _new({MatmulDescAttribute.TRANSA: 0, MatmulDescAttribute.TRANSB: 0,
+                 MatmulDescAttribute.EPILOGUE: int(Epilogue.DEFAULT),
+                 MatmulDescAttribute.POINTER_MODE: 0})  # fmt: skip
+
+
+def matmul_desc_set_attribute(desc: int, attr: int, buf: int, size: int) -> None:
+    attr = MatmulDescAttribute(attr)
+    dtype = np.dtype(_DESC_DTYPES[attr])
+    if size != dtype.itemsize:
+        raise ValueError(f"attribute {attr.name}: {size} bytes given, {dtype.itemsize} expected")
+    _objects[desc][attr] = int(_read(buf, size, dtype))
+
+
+def matrix_layout_create(dtype: int, rows: int, cols: int, ld: int) -> int:
+    if dtype != CUDA_R_32F:
+        raise ValueError("the stand-in takes float32 matrices only")
+    if ld < rows:
+        raise ValueError(f"leading dimension {ld} < rows {rows}")
+    return _new({"rows": int(rows), "cols": int(cols), "ld": int(ld)})
+
+
+def matmul_preference_create() -> int:
+    return _new({})
+
+
+def matmul_preference_set_attribute(pref: int, attr: int, buf: int, size: int) -> None:
+    _objects[pref][MatmulPreferenceAttribute(attr)] = int(_read(buf, size, np.uint64))
+
+
+class MatmulHeuristicResult:
+    """One heuristic result: `algo` (here, what the heuristic checked) and `workspace_size`."""
+
+    def __init__(self, size=1):
+        self._data = np.zeros(8, np.uint64)
+        self.workspace_size = 0
+        _objects[self.ptr] = self
+
+    @property
+    def ptr(self) -> int:
+        return self._data.ctypes.data
+
+
+def _op_shape(layout: dict, trans: int) -> tuple[int, int]:
+    return (layout["rows"], layout["cols"]) if trans == 0 else (layout["cols"], layout["rows"])
+
+
+def matmul_algo_get_heuristic(handle, desc, adesc, bdesc, cdesc, ddesc, pref, requested,
+                              results, count) -> None:  # fmt: skip
+    d = _objects[desc]
+    (m, k), (k2, n) = (_op_shape(_objects[adesc], d[MatmulDescAttribute.TRANSA]),
+                       _op_shape(_objects[bdesc], d[MatmulDescAttribute.TRANSB]))  # fmt: skip
+    found = np.frombuffer((ctypes.c_int32 * 1).from_address(count), np.int32)
+    layout_d = _objects[ddesc]
+    ok = k == k2 and (layout_d["rows"], layout_d["cols"]) == (m, n)
+    ok = ok and _objects[pref].get(MatmulPreferenceAttribute.MAX_WORKSPACE_BYTES, 0) >= (
+        REQUIRED_WORKSPACE
+    )
+    found[0] = 1 if ok else 0
+    if ok:
+        result = _objects[results]
+        result.workspace_size = REQUIRED_WORKSPACE
+        result.checked = (desc, adesc, bdesc, ddesc)
+
+
+def _aux(d: dict, rows: int, cols: int, epilogue: str):
+    ld = d.get(MatmulDescAttribute.EPILOGUE_AUX_LD, 0)
+    ptr = d.get(MatmulDescAttribute.EPILOGUE_AUX_POINTER, 0)
+    if not ptr:
+        raise ValueError(f"{epilogue}: EPILOGUE_AUX_POINTER is not set")
+    if ld % 128 or ld < rows:
+        raise ValueError(
+            f"{epilogue}: EPILOGUE_AUX_LD {ld} must be a multiple of 128 and >= {rows}"
+        )
+    nbytes = ld * cols // 8
+    return np.ctypeslib.as_array((ctypes.c_uint8 * nbytes).from_address(ptr)).reshape(cols, ld // 8)
+
+
+def _bias(d: dict, length: int, epilogue: str):
+    ptr = d.get(MatmulDescAttribute.BIAS_POINTER, 0)
+    if not ptr:
+        raise ValueError(f"{epilogue}: BIAS_POINTER is not set")
+    return np.ctypeslib.as_array((ctypes.c_float * length).from_address(ptr))
+
+
+def matmul(handle, desc, alpha, a, adesc, b, bdesc, beta, c, cdesc, d, ddesc, algo, workspace,
+           workspace_size, stream) -> None:  # fmt: skip
+    attrs = dict(_objects[desc])
+    if attrs[MatmulDescAttribute.POINTER_MODE] != 0:
+        raise ValueError("the stand-in reads alpha and beta from host memory only")
+    result = _objects.get(algo)
+    if result is None or getattr(result, "checked", None) != (desc, adesc, bdesc, ddesc):
+        raise ValueError(
+            "matmul: the algorithm was not found by the heuristic for these descriptors"
+        )
+    if workspace_size < result.workspace_size or not workspace:
+        raise ValueError(f"matmul: a workspace of {result.workspace_size} bytes is required")
+    if stream != standin.cuda.get_current_stream().ptr:
+        raise standin.CaptureError("matmul: issued on a stream other than the current one")
+    layouts = [_objects[x] for x in (adesc, bdesc, cdesc, ddesc)]
+    scale = float(_read(alpha, 4, np.float32)), float(_read(beta, 4, np.float32))
+    epilogue = Epilogue(attrs[MatmulDescAttribute.EPILOGUE])
+    transa, transb = attrs[MatmulDescAttribute.TRANSA], attrs[MatmulDescAttribute.TRANSB]
+
+    def compute():
+        A, B = _matrix(a, layouts[0]), _matrix(b, layouts[1])
+        A, B = (A if transa == 0 else A.T), (B if transb == 0 else B.T)
+        C, D = _matrix(c, layouts[2]), _matrix(d, layouts[3])
+        out = np.matmul(A, B, dtype=np.float32)
+        if scale[0] != 1.0:
+            out *= np.float32(scale[0])
+        if scale[1] != 0.0:
+            out += np.float32(scale[1]) * C
+        m, n = out.shape
+        name = epilogue.name
+        if epilogue in (Epilogue.BIAS, Epilogue.RELU_BIAS, Epilogue.RELU_AUX_BIAS):
+            out += _bias(attrs, m, name)[:, None]
+        if epilogue in (Epilogue.RELU_AUX, Epilogue.RELU_AUX_BIAS):
+            aux = _aux(attrs, m, n, name)
+            aux[...] = _pack(out > 0, aux.shape[1])
+        if epilogue in (
+            Epilogue.RELU,
+            Epilogue.RELU_BIAS,
+            Epilogue.RELU_AUX,
+            Epilogue.RELU_AUX_BIAS,
+        ):
+            np.maximum(out, 0.0, out=out)
+        if epilogue in (Epilogue.DRELU, Epilogue.DRELU_BGRAD):
+            mask = np.unpackbits(_aux(attrs, m, n, name), axis=1, bitorder="little")[:, :m].T
+            out *= mask.astype(np.float32)
+        if epilogue == Epilogue.DRELU_BGRAD:
+            _bias(attrs, m, name)[...] = out.sum(axis=1, dtype=np.float32)
+        if epilogue == Epilogue.BGRADA:
+            _bias(attrs, m, name)[...] = A.sum(axis=1, dtype=np.float32)
+        if epilogue == Epilogue.BGRADB:
+            _bias(attrs, n, name)[...] = B.sum(axis=0, dtype=np.float32)
+        D[...] = out
+
+    standin._launch(f"cublasLt matmul ({epilogue.name})", compute, out=True)
+
+
+def _pack(bits: np.ndarray, row_bytes: int) -> np.ndarray:
+    """(m, n) booleans -> (n, row_bytes) bytes: column j's m bits, little-endian in each byte."""
+    packed = np.packbits(bits, axis=0, bitorder="little").T  # (n, ceil(m / 8))
+    out = np.zeros((bits.shape[1], row_bytes), np.uint8)
+    out[:, : packed.shape[1]] = packed
+    return out
