@@ -56,3 +56,12 @@ def test_dockerfile_install_line_works_in_a_fresh_venv(tmp_path):
     assert info.returncode == 0 and "backend: numpy (GPUNET_BACKEND=auto)" in info.stdout
     assert "gpunet: backend auto -> numpy (CuPy cannot reach a CUDA device" in info.stderr
     assert "cupy: unavailable (CuPy cannot reach a CUDA device" in info.stdout
+    # The CUDA source is package data: the installed package (not the checkout) reads it.
+    source = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "from gpunet.cuda import kernels as k; "
+         "print(k.__file__, len(k.KERNELS))"],
+        capture_output=True, text=True, cwd=str(tmp_path),
+    )  # fmt: skip
+    assert source.returncode == 0, source.stderr
+    path, count = source.stdout.split()
+    assert str(venv) in path and int(count) == 9

@@ -31,7 +31,7 @@ __device__ __forceinline__ float sigmoid_of(float z) {
 // y = act(z).
 __device__ __forceinline__ float act_fwd(float z, int act) {
     switch (act) {
-    case ACT_RELU: return z > 0.f ? z : 0.f;
+    case ACT_RELU: return z < 0.f ? 0.f : z;  // NaN passes, as NumPy's maximum
     case ACT_SIGMOID: return sigmoid_of(z);
     case ACT_TANH: return tanhf(z);
     case ACT_SOFTPLUS: return fmaxf(z, 0.f) + log1pf(expf(-fabsf(z)));
@@ -42,7 +42,10 @@ __device__ __forceinline__ float act_fwd(float z, int act) {
     case ACT_LEAKY_RELU: return fmaxf(z, z * LEAKY_SLOPE);
     case ACT_GELU: return z * ((erff(z * 0.70710678118654752f) + 1.f) * 0.5f);
     case ACT_SILU: return z * sigmoid_of(z);
-    case ACT_HARD_SIGMOID: return fminf(fmaxf(z * (1.f / 6.f) + 0.5f, 0.f), 1.f);
+    case ACT_HARD_SIGMOID: {
+        float t = z * (1.f / 6.f) + 0.5f;
+        return t < 0.f ? 0.f : (t > 1.f ? 1.f : t);  // NaN passes, as NumPy's clip
+    }
     case ACT_EXPONENTIAL: return expf(z);
     default: return z;
     }

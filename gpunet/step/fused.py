@@ -136,6 +136,7 @@ class FusedTraining:
         self.order = None
         self._identity = None
         self.tracker = None
+        self.prepare(batch_size if batch_size <= len(self.x) else len(self.x))
 
     # ----- setup --------------------------------------------------------------------------------
 
@@ -211,7 +212,8 @@ class FusedTraining:
 
         def make(xp, shape, dtype):
             out = xp.empty(shape, dtype)
-            backend.copy_to_device(out, np.array(units, np.uint64))
+            for k, value in enumerate(units):  # device writes: no host-to-device copy
+                out[k : k + 1].fill(np.uint64(value))
             return out
 
         return self.buffers.constant(self.xp, f"increments/{rows}", (len(units),), np.uint64, make)

@@ -1,0 +1,139 @@
+"""The cuBLASLt route of the Dense products, every epilogue against NumPy: through the stand-in
+cuBLASLt here, through nvmath-python on a GPU (`-m gpu`, where it is installed)."""
+
+import numpy as np
+import pytest
+
+from gpunet.cuda import gemm
+
+
+@pytest.fixture
+def lt(device):
+    module = gemm.load()
+    if module is None:
+        pytest.skip("nvmath-python is not installed (pip install nvmath-python[cu13])")
+    return device, gemm.Gemm(device, module)
+
+
+def _arrays(seed, rows, inputs, units):
+    rs = np.random.default_rng(seed)
+    x = rs.standard_normal((rows, inputs)).astype(np.float32)
+    kernel = rs.standard_normal((inputs, units)).astype(np.float32)
+    bias = rs.standard_normal(units).astype(np.float32)
+    return x, kernel, bias
+
+
+SHAPES = [(128, 784, 128), (37, 100, 10), (5, 3, 300)]
+
+
+@pytest.mark.parametrize("rows, inputs, units", SHAPES)
+@pytest.mark.parametrize("bias, relu", [(False, False), (True, False), (True, True), (False, True)])
+def test_forward_with_bias_and_relu_epilogues(lt, rows, inputs, units, bias, relu):
+    device, products = lt
+    x, kernel, b = _arrays(0, rows, inputs, units)
+    out = device.empty((rows, units), np.float32)
+    aux = device.zeros(gemm.aux_shape(units, rows), np.uint8) if relu else None
+    plan = products.forward(rows, inputs, units, bias, relu)
+    plan(device.asarray(x), device.asarray(kernel), out, device.asarray(b) if bias else None, aux)
+    expected = x.astype(np.float64) @ kernel + (b if bias else 0.0)
+    if relu:
+        expected = np.maximum(expected, 0.0)
+    np.testing.assert_allclose(out.get(), expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("rows, inputs, units", SHAPES)
+@pytest.mark.parametrize("bias", [False, True])
+def test_weight_gradient_with_the_bias_gradient_epilogue(lt, rows, inputs, units, bias):
+    device, products = lt
+    x, _, _ = _arrays(1, rows, inputs, units)
+    gz = np.random.default_rng(2).standard_normal((rows, units)).astype(np.float32)
+    g_kernel = device.empty((inputs, units), np.float32)
+    g_bias = device.empty(units, np.float32) if bias else None
+    products.weights(rows, inputs, units, bias)(
+        device.asarray(x), device.asarray(gz), g_kernel, g_bias
+    )
+    np.testing.assert_allclose(g_kernel.get(), x.T.astype(np.float64) @ gz, rtol=1e-4, atol=1e-4)
+    if bias:
+        np.testing.assert_allclose(
+            g_bias.get(), gz.sum(axis=0, dtype=np.float64), rtol=1e-4, atol=1e-5
+        )
+
+
+@pytest.mark.parametrize("rows, inputs, units", SHAPES)
+@pytest.mark.parametrize("relu, bias", [(False, False), (True, False), (True, True)])
+def test_input_gradient_through_the_previous_relu(lt, rows, inputs, units, relu, bias):
+    """gx = gz @ W^T, times relu' of the layer before (from its forward's mask), and that
+    layer's bias gradient: what DRELU_BGRAD fuses."""
+    device, products = lt
+    previous = np.random.default_rng(3).standard_normal((rows, inputs)).astype(np.float32)
+    aux = None
+    if relu:  # the mask, made by the layer before's forward (an identity product here)
+        aux = device.zeros(gemm.aux_shape(inputs, rows), np.uint8)
+        eye = device.asarray(np.eye(inputs, dtype=np.float32))
+        products.forward(rows, inputs, inputs, False, True)(
+            device.asarray(previous), eye, device.empty((rows, inputs), np.float32), None, aux
+        )
+    _, kernel, _ = _arrays(4, rows, inputs, units)
+    gz = np.random.default_rng(5).standard_normal((rows, units)).astype(np.float32)
+    gx = device.empty((rows, inputs), np.float32)
+    g_bias = device.empty(inputs, np.float32) if bias else None
+    plan = products.inputs(rows, inputs, units, relu, bias)
+    plan(device.asarray(gz), device.asarray(kernel), gx, aux, g_bias)
+    expected = gz.astype(np.float64) @ kernel.T
+    if relu:
+        expected *= previous > 0
+    np.testing.assert_allclose(gx.get(), expected, rtol=1e-4, atol=1e-4)
+    if bias:
+        np.testing.assert_allclose(g_bias.get(), expected.sum(axis=0), rtol=1e-4, atol=1e-4)
+
+
+def test_a_plan_is_made_once_per_shape_and_a_product_is_one_capturable_launch():
+    from tests import standin
+    from tests.conftest import use_standin
+
+    use_standin()
+    products = gemm.Gemm(standin, gemm.load())
+    x = standin.asarray(np.ones((4, 3), np.float32))
+    kernel = standin.asarray(np.full((3, 2), 0.5, np.float32))
+    out = standin.zeros((4, 2), np.float32)
+    plan = products.forward(4, 3, 2, False, False)
+    mark = standin.ledger.mark()
+    assert products.forward(4, 3, 2, False, False).__closure__ is not None  # cached plan
+    assert len(products._plans) == 1
+    stream = standin.cuda.Stream()
+    with stream:
+        stream.begin_capture()
+        plan(x, kernel, out, None, None)
+        graph = stream.end_capture()
+    assert standin.ledger.since(mark)["launches"] == 0 and out.get().sum() == 0  # recorded only
+    graph.launch()
+    np.testing.assert_array_equal(out.get(), np.full((4, 2), 1.5, np.float32))
+    with pytest.raises(NotImplementedError, match="cuBLAS"):  # CuPy's own GEMM would not do
+        with stream:
+            stream.begin_capture()
+            try:
+                standin.matmul(x, kernel, out=out)
+            finally:
+                stream.end_capture()
+
+
+def test_the_standin_cublaslt_refuses_what_would_corrupt_memory(monkeypatch):
+    from tests import standin, standin_cublaslt
+    from tests.conftest import use_standin
+
+    use_standin()
+    products = gemm.Gemm(standin, standin_cublaslt)
+    plan = products.forward(4, 3, 130, False, True)
+    x = standin.zeros((4, 3), np.float32)
+    kernel = standin.zeros((3, 130), np.float32)
+    out = standin.zeros((4, 130), np.float32)
+    with pytest.raises(ValueError, match="EPILOGUE_AUX_POINTER is not set"):
+        plan(x, kernel, out, None, None)
+    short_ld = gemm._Plan(products, 130, 4, 3, gemm.OP_N, gemm.OP_N, 130, 3,
+                          standin_cublaslt.Epilogue.RELU_AUX, 130)  # fmt: skip
+    with pytest.raises(ValueError, match="multiple of 128"):
+        short_ld(kernel, x, out, None, standin.zeros(260, np.uint8))
+    # No algorithm within the workspace gpunet offers: planning says so (the caller falls back).
+    monkeypatch.setattr(standin_cublaslt, "REQUIRED_WORKSPACE", 2 * gemm.WORKSPACE_BYTES)
+    with pytest.raises(gemm.Unsupported, match="no cuBLASLt algorithm"):
+        products.forward(8, 3, 2, True, False)

@@ -1,0 +1,361 @@
+"""Every CUDA kernel against its xp oracle, on random and edge-case inputs: on the CPU (the
+kernel source compiled for the host, through the stand-in) and, with `-m gpu`, on a GPU."""
+
+import math
+
+import numpy as np
+import pytest
+
+from gpunet import losses, optimizers
+from gpunet.cuda import kernels
+from gpunet.kernels import activations
+from gpunet.kernels import dropout as dropout_kernels
+
+EDGES = np.array([0.0, -0.0, 1e-30, -1e-30, 3.0, -3.0, 20.0, -20.0, 88.0, -88.0, 1e4, -1e4])
+
+
+def _put(device, array):
+    return device.asarray(np.ascontiguousarray(array))
+
+
+def _inputs(seed=0, rows=9, units=16):
+    rs = np.random.default_rng(seed)
+    x = (rs.standard_normal((rows, units)) * 3).astype(np.float32)
+    x.flat[: EDGES.size] = EDGES
+    return x, rs.standard_normal(units).astype(np.float32)
+
+
+@pytest.mark.parametrize("act", kernels.ACTIVATIONS)
+def test_bias_activation_forward_and_backward_match_the_xp_activation(device, act):
+    x, bias = _inputs()
+    rows, units = x.shape
+    z_dev, y_dev = device.empty_like(_put(device, x)), device.empty_like(_put(device, x))
+    kernels.launch(
+        device, "bias_act_fwd", x.size, _put(device, x), _put(device, bias), z_dev, y_dev, None,
+        rows, units, kernels.activation_code(act), 0, None, 0, 1.0,
+    )  # fmt: skip
+    z = x + bias
+    np.testing.assert_array_equal(z_dev.get(), z)  # the kept pre-activation, exactly
+    reference = activations.get(act)
+    with np.errstate(over="ignore"):
+        y = reference.fwd(z.copy(), None)
+    np.testing.assert_allclose(y_dev.get(), y, rtol=5e-6, atol=1e-37)  # a few float32 ulps
+    gy = np.random.default_rng(1).standard_normal(x.shape).astype(np.float32)
+    gz_dev = device.empty_like(y_dev)
+    kernels.launch(
+        device, "act_bwd", x.size, _put(device, gy), z_dev, y_dev, None, gz_dev, x.size,
+        kernels.activation_code(act),
+    )  # fmt: skip
+    with np.errstate(over="ignore", invalid="ignore"):  # from the kernel's y: its arithmetic alone
+        expected = reference.bwd(gy, z, y_dev.get(), None)
+    # atol: a few ulps of |gy| ~ 1, where the derivative cancels (1 - y*y as y -> 1).
+    np.testing.assert_allclose(gz_dev.get(), expected, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("act", ["relu", "leaky_relu", "elu", "hard_sigmoid", "tanh"])
+def test_nan_propagates_through_the_activation_as_in_numpy(device, act):
+    x = np.array([[np.nan, 1.0, -1.0, np.nan]], np.float32)
+    y_dev = device.empty((1, 4), np.float32)
+    kernels.launch(
+        device, "bias_act_fwd", 4, _put(device, x), None, None, y_dev, None, 1, 4,
+        kernels.activation_code(act), 0, None, 0, 1.0,
+    )  # fmt: skip
+    expected = activations.get(act).fwd(x.copy(), None)
+    np.testing.assert_array_equal(np.isnan(y_dev.get()), np.isnan(expected))
+
+
+def _xp_dropout_mask(shape, seed, offset, rate):
+    lanes = dropout_kernels.lanes(np, shape)
+    key = np.array([dropout_kernels.draw_key(seed, offset)], np.uint32)
+    bits = dropout_kernels.counter_bits(lanes, key, np.empty_like(lanes), np.empty_like(lanes))
+    mask = np.empty(shape, np.float32)
+    dropout_kernels.dropout_fwd(np.ones(shape, np.float32), rate, bits, mask)
+    return mask
+
+
+@pytest.mark.parametrize("act", ["relu", "sigmoid", "gelu"])
+def test_fused_dropout_draws_the_xp_masks_bit_for_bit(device, act):
+    x, bias = _inputs(2, rows=33, units=40)
+    rows, units = x.shape
+    seed, rate, offset = 2**63 + 12345, 0.3, 7 * x.size
+    mask_dev, y_dev, z_dev = (device.empty((rows, units), np.float32) for _ in range(3))
+    offsets = device.zeros(2, np.uint64)
+    offsets[1:2].fill(np.uint64(offset))
+    kernels.launch(
+        device, "bias_act_fwd", x.size, _put(device, x), _put(device, bias), z_dev, y_dev,
+        mask_dev, rows, units, kernels.activation_code(act), np.uint64(seed), offsets[1:2],
+        np.uint32(dropout_kernels.threshold(rate)), float(np.float32(1 / (1 - rate))),
+    )  # fmt: skip
+    mask = _xp_dropout_mask(x.shape, seed, offset, rate)
+    np.testing.assert_array_equal(mask_dev.get(), mask)
+    assert 0.25 < (mask == 0).mean() < 0.35
+    reference = activations.get(act).fwd(x + bias, None)
+    np.testing.assert_allclose(y_dev.get(), reference * mask, rtol=5e-6, atol=1e-37)
+    # Backward: dropout's, then the activation's, recomputed from z where units were dropped.
+    gy = np.random.default_rng(3).standard_normal(x.shape).astype(np.float32)
+    gz_dev = _put(device, gy)
+    kernels.launch(
+        device, "act_bwd", x.size, gz_dev, z_dev, y_dev, mask_dev, gz_dev, x.size,
+        kernels.activation_code(act),
+    )  # fmt: skip
+    z = x + bias
+    expected = activations.get(act).bwd(gy * mask, z, activations.get(act).fwd(z, None), None)
+    # atol: a few ulps of |gy * mask| ~ 1.4, where sigmoid's y (1 - y) cancels.
+    np.testing.assert_allclose(gz_dev.get(), expected, rtol=1e-5, atol=5e-7)
+
+
+def test_bias_grad_sums_each_unit_over_the_rows(device):
+    g = np.random.default_rng(4).standard_normal((130, 7)).astype(np.float32)
+    out = device.empty(7, np.float32)
+    kernels.launch(device, "bias_grad", 7, _put(device, g), out, 130, 7)
+    np.testing.assert_allclose(out.get(), g.sum(axis=0, dtype=np.float64), rtol=1e-5)
+
+
+def _logits(seed=5, rows=40, classes=10):
+    rs = np.random.default_rng(seed)
+    z = (rs.standard_normal((rows, classes)) * 4).astype(np.float32)
+    z[0] = 0.0  # a tie: every class
+    z[1, [2, 7]] = 9.0  # a tie between two
+    z[2] += 3e4  # large logits, whose loss top + log(total) - z[label] would round away
+    z[3] -= 3e4
+    labels = rs.integers(0, classes, rows)
+    labels[1] = 7  # the second of the tied maxima: not a hit (argmax takes the first)
+    weights = rs.random(rows).astype(np.float32)
+    weights[4:6] = 0.0
+    return z, labels, weights
+
+
+def _loss64(z, labels):
+    """-log_softmax(z)[label] in float64, from the float32 logits."""
+    z = z.astype(np.float64)
+    top = z.max(axis=1, keepdims=True)
+    lse = np.log(np.exp(z - top).sum(axis=1)) + top[:, 0]
+    return lse - z[np.arange(len(z)), labels]
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_softmax_cross_entropy_sparse_against_the_loss_and_a_float64_reference(device, weighted):
+    z, labels, weights = _logits()
+    rows, classes = z.shape
+    w = weights if weighted else np.ones(rows, np.float32)
+    scale = np.float32(-0.01 / rows)
+    probs, grad = (device.empty((rows, classes), np.float32) for _ in range(2))
+    row_loss, row_hit = device.empty(rows, np.float64), device.empty(rows, np.int32)
+    kernels.launch(
+        device, "softmax_xent_sparse", rows, _put(device, z), _put(device, labels),
+        _put(device, weights) if weighted else None, _put(device, np.array([scale])), probs, grad,
+        row_loss, row_hit, rows, classes,
+    )  # fmt: skip
+    loss = losses.SparseCategoricalCrossentropy()
+    p_ref, g_ref = np.empty_like(z), np.empty_like(z)
+    per_sample = loss.fused(labels, z, p_ref, g_ref, float(scale))
+    np.testing.assert_allclose(probs.get(), p_ref, rtol=2e-6, atol=1e-37)
+    np.testing.assert_allclose(grad.get(), g_ref * w[:, None], rtol=2e-5, atol=1e-12)
+    # Within float32 rounding of the float64 loss, large logits included (rows 2 and 3).
+    np.testing.assert_allclose(row_loss.get(), _loss64(z, labels) * w, rtol=2e-6, atol=1e-6)
+    assert abs(per_sample[2] - _loss64(z, labels)[2]) > 1e-4  # what the old formula lost
+    hits = (p_ref.argmax(axis=1) == labels).astype(np.int32)
+    np.testing.assert_array_equal(row_hit.get(), hits)
+    assert hits[1] == 0 and hits[0] == (labels[0] == 0)
+
+
+def test_softmax_cross_entropy_without_a_gradient_and_with_a_nan_row(device):
+    z, labels, _ = _logits(6)
+    z[8, 3] = np.nan
+    rows, classes = z.shape
+    probs = device.empty((rows, classes), np.float32)
+    row_loss, row_hit = device.empty(rows, np.float64), device.empty(rows, np.int32)
+    kernels.launch(
+        device, "softmax_xent_sparse", rows, _put(device, z), _put(device, labels), None,
+        _put(device, np.ones(1, np.float32)), probs, None, row_loss, row_hit, rows, classes,
+    )  # fmt: skip
+    values = row_loss.get()
+    assert np.isnan(values[8]) and np.isfinite(np.delete(values, 8)).all()
+
+
+def test_softmax_cross_entropy_dense_against_the_loss(device):
+    z, labels, weights = _logits(7)
+    rows, classes = z.shape
+    rs = np.random.default_rng(8)
+    t = rs.random((rows, classes)).astype(np.float32)
+    t /= t.sum(axis=1, keepdims=True)
+    probs, grad = (device.empty((rows, classes), np.float32) for _ in range(2))
+    row_loss, row_hit = device.empty(rows, np.float64), device.empty(rows, np.int32)
+    kernels.launch(
+        device, "softmax_xent_dense", rows, _put(device, z), _put(device, t),
+        _put(device, weights), _put(device, np.array([0.5], np.float32)), probs, grad, row_loss,
+        row_hit, rows, classes,
+    )  # fmt: skip
+    loss = losses.CategoricalCrossentropy()
+    p_ref, g_ref = np.empty_like(z), np.empty_like(z)
+    per_sample = loss.fused(t, z, p_ref, g_ref, 0.5)
+    # atol: a few ulps of the scale 0.5, where p * sum(t) - t cancels.
+    np.testing.assert_allclose(grad.get(), g_ref * weights[:, None], rtol=2e-5, atol=1e-8)
+    keep = np.abs(z).max(axis=1) < 1e3  # rows the float32 oracle computes well
+    np.testing.assert_allclose(
+        row_loss.get()[keep], (per_sample * weights)[keep], rtol=2e-5, atol=1e-6
+    )
+    hits = p_ref.argmax(axis=1) == t.argmax(axis=1)
+    np.testing.assert_array_equal(row_hit.get(), hits)
+
+
+def test_gather_batch_reads_the_position_from_the_device(device):
+    rs = np.random.default_rng(9)
+    n, features, batch = 50, 6, 8
+    x = rs.standard_normal((n, features)).astype(np.float32)
+    y_labels = rs.integers(0, 10, n)
+    y_dense = rs.random((n, 3)).astype(np.float32)
+    w = rs.random(n).astype(np.float32)
+    order = rs.permutation(n)
+    position = device.zeros(1, np.int32)
+    position.fill(5)  # the last, partial batch: rows 40..49
+    for y in (y_labels, y_dense):
+        rows = 10
+        xb, yb, wb = (device.empty((rows, features), np.float32),
+                      device.empty((rows,) + y.shape[1:], y.dtype), device.empty(rows, np.float32))  # fmt: skip
+        y_bytes = y.itemsize * int(np.prod(y.shape[1:]))
+        kernels.launch(
+            device, "gather_batch", rows * max(features, y_bytes), _put(device, x),
+            _put(device, y), _put(device, w), _put(device, order), position, batch, rows,
+            features, y_bytes, xb, yb, wb,
+        )  # fmt: skip
+        index = order[40:50]
+        np.testing.assert_array_equal(xb.get(), x[index])
+        np.testing.assert_array_equal(yb.get(), y[index])
+        np.testing.assert_array_equal(wb.get(), w[index])
+
+
+def test_step_end_sums_rows_in_order_and_advances_every_counter(device):
+    rs = np.random.default_rng(10)
+    rows = 37
+    row_loss = rs.random(rows) * 10.0 ** rs.integers(-8, 8, rows)
+    row_hit = rs.integers(0, 2, rows).astype(np.int32)
+    w = rs.random(rows).astype(np.float32)
+    totals, accuracy = device.zeros(4, np.float64), device.zeros(2, np.float64)
+    accuracy.fill(1.5)
+    position, offsets = device.zeros(1, np.int32), device.zeros(2, np.uint64)
+    position.fill(2)
+    offsets[1:2].fill(np.uint64(2**63))
+    increments = _put(device, np.array([10, 2**62], np.uint64))
+    p1, p2 = device.ones(1, np.float64), device.ones(1, np.float64)
+    p1.fill(0.9)
+    kernels.launch(
+        device, "step_end", 1, _put(device, row_loss), _put(device, row_hit), _put(device, w),
+        rows, totals, accuracy, position, offsets, increments, 2, p1, 0.9, p2, 0.999,
+    )  # fmt: skip
+    expected = 0.0
+    for value in row_loss:  # sequential, in row order: bit for bit
+        expected += value
+    assert totals.get()[2] == expected and totals.get()[[0, 1, 3]].tolist() == [0, 0, 0]
+    hits = sum(float(np.float32(wi)) for wi, h in zip(w, row_hit) if h)
+    assert accuracy.get()[0] == pytest.approx(1.5 + hits, rel=1e-15)
+    assert accuracy.get()[1] == pytest.approx(1.5 + w.astype(np.float64).sum(), rel=1e-15)
+    assert position.get()[0] == 3
+    assert offsets.get().tolist() == [10, 2**63 + 2**62]
+    assert p1.get()[0] == 0.9 * 0.9 and p2.get()[0] == 0.999
+
+
+@pytest.mark.parametrize(
+    "momentum, nesterov",
+    [(0.0, False), (0.9, False), (0.9, True)],
+    ids=["plain", "momentum", "nesterov"],
+)
+def test_sgd_update_is_the_xp_rule_bit_for_bit(device, momentum, nesterov):
+    rs = np.random.default_rng(11)
+    n = 1000
+    w = rs.standard_normal(n).astype(np.float32)
+    reference = optimizers.SGD(0.05, momentum=momentum, nesterov=nesterov)
+    w_ref = w.copy()
+    reference.build(w_ref, [(0, n)])
+    w_dev = _put(device, w)
+    m_dev = device.zeros(n, np.float32) if momentum else None
+    scale = reference.loss_scale()
+    for step in range(3):
+        g = rs.standard_normal(n).astype(np.float32)
+        scaled = (g * np.float32(scale)).astype(np.float32)  # the step -lr * g
+        reference.apply(w_ref, scaled.copy(), scale)
+        kernels.launch(
+            device, "sgd_update", n, w_dev, _put(device, scaled), m_dev, n,
+            float(np.float32(momentum)), int(nesterov),
+        )  # fmt: skip
+        np.testing.assert_array_equal(w_dev.get(), w_ref, err_msg=f"step {step}")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: optimizers.Adam(0.01),
+        lambda: optimizers.Adam(0.01, amsgrad=True, epsilon=1e-4),
+        lambda: optimizers.AdamW(0.01, weight_decay=0.1),
+    ],
+    ids=["adam", "amsgrad", "adamw"],
+)
+def test_adam_update_is_the_xp_rule_bit_for_bit(device, make):
+    rs = np.random.default_rng(12)
+    n = 1000
+    w = rs.standard_normal(n).astype(np.float32)
+    reference = make()
+    w_ref = w.copy()
+    reference.build(w_ref, [(0, n)])
+    opt = make()
+    w_dev = _put(device, w)
+    opt.build(w_dev, [(0, n)])
+    lr32 = opt._scalar("learning_rate", opt.learning_rate)
+    lr64 = opt._scalar("learning_rate_64", opt.learning_rate, "float64")
+    for step in range(4):
+        g = rs.standard_normal(n).astype(np.float32) * 10.0 ** (step - 2)
+        g = g.astype(np.float32)
+        reference.apply(w_ref, g.copy())
+        b1, b2 = opt.products["beta_1_power"], opt.products["beta_2_power"]
+        kernels.launch(
+            device, "adam_update", n, w_dev, _put(device, g), opt.slots["momentum"],
+            opt.slots["velocity"], opt.slots.get("velocity_hat"), n, lr32, lr64, b1, b2,
+            opt.beta_1, opt.beta_2, float(np.float32(1 - opt.beta_1)),
+            float(np.float32(1 - opt.beta_2)), float(np.float32(opt.epsilon)),
+            float(np.float32(opt.weight_decay or 0.0)),
+        )  # fmt: skip
+        b1 *= opt.beta_1  # what step_end does after the update
+        b2 *= opt.beta_2
+        np.testing.assert_array_equal(w_dev.get(), w_ref, err_msg=f"step {step}")
+        np.testing.assert_array_equal(opt.slots["velocity"].get(), reference.slots["velocity"])
+
+
+# ----- the typed launch wrappers ----------------------------------------------------------------
+
+
+def test_launch_checks_each_argument_against_the_signature(device):
+    g = device.zeros((4, 3), np.float32)
+    out = device.zeros(3, np.float32)
+    with pytest.raises(TypeError, match="bias_grad takes 4 arguments"):
+        kernels.launch(device, "bias_grad", 3, g, out, 4)
+    with pytest.raises(TypeError, match="argument gb .*dtype float32 required"):
+        kernels.launch(device, "bias_grad", 3, g, device.zeros(3, np.float64), 4, 3)
+    with pytest.raises(TypeError, match="a device array is required"):
+        kernels.launch(device, "bias_grad", 3, np.zeros((4, 3), np.float32), out, 4, 3)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        kernels.launch(device, "bias_grad", 3, device.zeros((3, 4), np.float32).T, out, 4, 3)
+    with pytest.raises(OverflowError):
+        kernels.launch(device, "bias_grad", 3, g, out, 2**31, 3)
+    with pytest.raises(TypeError, match="a number is required"):
+        kernels.launch(device, "bias_grad", 3, g, out, True, 3)
+
+
+def test_the_standin_refuses_python_scalars_cupy_would_pass_at_another_width():
+    from tests import standin
+
+    function = standin.RawModule(code=kernels.SOURCE).get_function("bias_grad")
+    g, out = standin.zeros((4, 3), np.float32), standin.zeros(3, np.float32)
+    with pytest.raises(TypeError, match="takes int; received 4"):
+        function((1,), (32,), (g, out, 4, 3))
+    function((1,), (32,), (g, out, np.int32(4), np.int32(3)))  # exact widths: accepted
+
+
+def test_every_kernel_parameter_has_a_known_c_type():
+    assert set(kernels.KERNELS) == {
+        "bias_act_fwd", "act_bwd", "bias_grad", "softmax_xent_sparse", "softmax_xent_dense",
+        "gather_batch", "step_end", "sgd_update", "adam_update",
+    }  # fmt: skip
+    for name, params in kernels.SIGNATURES.items():
+        assert params, name
+        assert all(p.ctype in kernels._C_TYPES for p in params)
+    assert math.isclose(float(np.float32(1 / 6)), 1 / 6, rel_tol=1e-7)
