@@ -7,9 +7,9 @@ hashes each unit index i with the draw's key k = draw_key(seed, o):
 and keeps unit i when the top 24 bits of bits_i, as k / 2^24, are >= rate. lowbias32 is a
 bijection, so the units of one draw never share an input; draw_key mixes seed and offset with
 splitmix64. The bits depend on (seed, offset, i) alone, never on a generator's hidden state, so
-NumPy, CuPy and the fused CUDA kernel (`bias_act_fwd`, gpunet/cuda/layers.cu) draw the same masks bit for
-bit, and a checkpoint needs two integers per stream to resume exactly. 32-bit lanes: NumPy
-multiplies uint32 with SIMD, uint64 without.
+NumPy, CuPy and the fused CUDA kernel (`bias_act_fwd` in gpunet/cuda/layers.cu) draw the same
+masks bit for bit, and a checkpoint needs two integers per stream to resume exactly. 32-bit
+lanes: NumPy multiplies uint32 with SIMD, uint64 without.
 """
 
 from __future__ import annotations

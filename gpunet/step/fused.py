@@ -376,8 +376,10 @@ class FusedTraining:
             seed = dropout.stream_seed
             threshold = dropout_kernels.threshold(dropout.rate)
             scale = float(np.float32(1.0 / (1.0 - dropout.rate)))
+        # z = target + bias kept in place (when the GEMM did not add the bias) for act_bwd.
         kernels.launch(
-            xp, "bias_act_fwd", target.size, target, bias, None, out, buffers.get("mask"), rows,
+            xp, "bias_act_fwd", target.size, target, bias, target if bias is not None else None,
+            out, buffers.get("mask"), rows,
             run.units, run.code, np.uint64(seed), self._offset(run), np.uint32(threshold), scale,
         )  # fmt: skip
         return out

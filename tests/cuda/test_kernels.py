@@ -211,8 +211,9 @@ def test_gather_batch_reads_the_position_from_the_device(device):
     position.fill(5)  # the last, partial batch: rows 40..49
     for y in (y_labels, y_dense):
         rows = 10
-        xb, yb, wb = (device.empty((rows, features), np.float32),
-                      device.empty((rows,) + y.shape[1:], y.dtype), device.empty(rows, np.float32))  # fmt: skip
+        xb = device.empty((rows, features), np.float32)
+        yb = device.empty((rows,) + y.shape[1:], y.dtype)
+        wb = device.empty(rows, np.float32)
         y_bytes = y.itemsize * int(np.prod(y.shape[1:]))
         kernels.launch(
             device, "gather_batch", rows * max(features, y_bytes), _put(device, x),

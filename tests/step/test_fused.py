@@ -1,0 +1,201 @@
+"""The fused CuPy step (gpunet/step/fused.py) against the reference step on NumPy: the same
+training, within float32 rounding, for every layer, activation, loss, optimizer and data form
+it takes; and the models it does not take fall back to the reference step, saying why."""
+
+import logging
+
+import numpy as np
+import pytest
+
+import gpunet as gn
+from gpunet import backend
+from gpunet.cuda import gemm
+from tests.conftest import use_standin
+
+
+def _data(n=300, classes=10, features=784, seed=0):
+    rs = np.random.default_rng(seed)
+    x = rs.random((n, features), dtype=np.float32)
+    labels = ((x - 0.5) @ rs.standard_normal((features, classes))).argmax(axis=1)
+    return x, labels
+
+
+def _model(hidden, optimizer, loss="sparse_categorical_crossentropy", output="softmax",
+           inputs=(784,), flatten=False, graphs=True, per_execution=1):  # fmt: skip
+    gn.utils.clear_session()
+    gn.utils.set_random_seed(3)
+    layers = [gn.layers.Input(inputs)] + ([gn.layers.Flatten()] if flatten else [])
+    for spec in hidden:
+        layers.append(gn.layers.Dense(spec["units"], activation=spec.get("act", "relu"),
+                                      use_bias=spec.get("bias", True)))  # fmt: skip
+        if spec.get("dropout"):
+            layers.append(gn.layers.Dropout(spec["dropout"]))
+    layers.append(gn.layers.Dense(10, activation=output))
+    model = gn.Sequential(layers)
+    model.compile(optimizer=optimizer(), loss=loss, metrics=["accuracy"],
+                  cuda_graphs=graphs, steps_per_execution=per_execution)  # fmt: skip
+    return model
+
+
+CASES = {
+    "w1": dict(hidden=[dict(units=32), dict(units=32)], optimizer=gn.optimizers.SGD),
+    "w2-dropout-adam": dict(
+        hidden=[dict(units=32, dropout=0.3), dict(units=24, dropout=0.3)],
+        optimizer=gn.optimizers.Adam,
+    ),
+    "nesterov": dict(
+        hidden=[dict(units=20, act="tanh")],
+        optimizer=lambda: gn.optimizers.SGD(0.05, momentum=0.9, nesterov=True),
+    ),
+    "adamw-amsgrad-activations": dict(
+        hidden=[
+            dict(units=16, act="gelu", dropout=0.2),
+            dict(units=12, act="sigmoid"),
+            dict(units=12, act="elu", bias=False),
+            dict(units=8, act="linear"),
+        ],  # fmt: skip
+        optimizer=lambda: gn.optimizers.AdamW(0.003, amsgrad=True),
+    ),
+    "one-hot-targets": dict(
+        hidden=[dict(units=16)], optimizer=gn.optimizers.SGD, loss="categorical_crossentropy"
+    ),
+    "from-logits": dict(
+        hidden=[dict(units=16, act="softplus")],
+        optimizer=gn.optimizers.Adam,
+        output="linear",
+        loss=gn.losses.SparseCategoricalCrossentropy(from_logits=True),
+    ),
+    "flatten-images": dict(
+        hidden=[dict(units=16, bias=False)],
+        optimizer=gn.optimizers.SGD,
+        inputs=(28, 28),
+        flatten=True,
+    ),  # fmt: skip
+    "rmsprop-xp-update": dict(hidden=[dict(units=16)], optimizer=gn.optimizers.RMSprop),
+}
+
+
+def _fit(case, switch, weighted=False, shuffle=True, batch_size=64, graphs=True, epochs=2):
+    switch()
+    spec = dict(case)
+    x, labels = _data()
+    if spec.get("inputs") == (28, 28):
+        x = x.reshape(-1, 28, 28)
+    y = labels
+    if spec.get("loss") == "categorical_crossentropy":
+        y = gn.utils.to_categorical(labels, 10)
+    model = _model(graphs=graphs, **spec)
+    weights = np.random.default_rng(5).random(len(x)).astype(np.float32) if weighted else None
+    history = model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, shuffle=shuffle,
+                        sample_weight=weights)  # fmt: skip
+    return model, history.history, model.get_weights()
+
+
+def _assert_alike(reference, fused, rtol=1e-5):
+    (_, history_a, weights_a), (_, history_b, weights_b) = reference, fused
+    for name, values in history_a.items():
+        np.testing.assert_allclose(history_b[name], values, rtol=rtol, err_msg=name)
+    for a, b in zip(weights_a, weights_b):
+        np.testing.assert_allclose(b, a, rtol=rtol, atol=1e-6)
+
+
+def _numpy():
+    backend.set_backend("numpy")
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_the_fused_step_trains_as_the_reference_step(name):
+    reference = _fit(CASES[name], _numpy)
+    fused = _fit(CASES[name], use_standin)
+    expected = "FusedTraining" if name == "rmsprop-xp-update" else "GraphTraining"
+    assert type(fused[0]._trainer.training).__name__ == expected
+    _assert_alike(reference, fused)
+
+
+@pytest.mark.parametrize("weighted, shuffle, batch_size", [(True, True, 64), (False, False, 70)],
+                         ids=["sample-weights", "in-order-partial-batch"])  # fmt: skip
+def test_sample_weights_order_and_a_partial_last_batch(weighted, shuffle, batch_size):
+    case = CASES["w2-dropout-adam"]
+    reference = _fit(case, _numpy, weighted, shuffle, batch_size)
+    fused = _fit(case, use_standin, weighted, shuffle, batch_size)
+    _assert_alike(reference, fused)
+
+
+def test_without_cublaslt_the_step_uses_cupys_gemms_eagerly_and_says_so(monkeypatch, caplog):
+    monkeypatch.setenv("GPUNET_CUBLASLT_MODULE", "no_such_module_for_cublaslt")
+    gemm.load.cache_clear()
+    try:
+        with caplog.at_level(logging.WARNING, logger="gpunet"):
+            fused = _fit(CASES["w2-dropout-adam"], use_standin)
+    finally:
+        gemm.load.cache_clear()
+    assert type(fused[0]._trainer.training).__name__ == "FusedTraining"
+    assert "no CUDA graph" in caplog.text and "nvmath-python is not installed" in caplog.text
+    _assert_alike(_fit(CASES["w2-dropout-adam"], _numpy), fused)
+
+
+def test_without_an_epilogue_algorithm_a_layer_takes_the_kernel_path(monkeypatch):
+    from tests import standin_cublaslt
+
+    original = standin_cublaslt.matmul_algo_get_heuristic
+
+    def no_relu_epilogues(handle, desc, *args):
+        original(handle, desc, *args)
+        epilogue = standin_cublaslt._objects[desc][standin_cublaslt.MatmulDescAttribute.EPILOGUE]
+        if epilogue in (standin_cublaslt.Epilogue.RELU_AUX_BIAS, standin_cublaslt.Epilogue.BGRADA):
+            found = args[-1]
+            import ctypes
+
+            ctypes.c_int32.from_address(found).value = 0
+
+    monkeypatch.setattr(standin_cublaslt, "matmul_algo_get_heuristic", no_relu_epilogues)
+    fused = _fit(CASES["w1"], use_standin)
+    training = fused[0]._trainer.training
+    assert [run.mode for run in training.dense] == ["kernel", "kernel", "logits"]
+    _assert_alike(_fit(CASES["w1"], _numpy), fused)
+
+
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        (lambda: [gn.layers.Dense(8, kernel_regularizer="l2")], "has a regularizer"),
+        (lambda: [gn.layers.Dense(8), gn.layers.Activation("relu")], "has no fused kernel"),
+        (lambda: [gn.layers.Dense(8, activation="softmax")], "activation softmax has no fused"),
+        (lambda: [gn.layers.Dropout(0.2)], "comes before any Dense"),
+    ],
+    ids=["regularizer", "activation-layer", "hidden-softmax", "input-dropout"],
+)
+def test_a_model_the_fused_step_cannot_take_trains_on_the_reference_step(change, reason, caplog):
+    use_standin()
+    x, y = _data(100)
+    gn.utils.clear_session()
+    model = gn.Sequential([gn.layers.Input((784,)), *change(), gn.layers.Dense(10, "softmax")])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    with caplog.at_level(logging.WARNING, logger="gpunet"):
+        model.fit(x, y, batch_size=50, epochs=1, verbose=0)
+    assert type(model._trainer.training).__name__ == "ReferenceTraining"
+    assert "the reference CuPy step trains this model" in caplog.text and reason in caplog.text
+
+
+@pytest.mark.parametrize(
+    "metrics, loss",
+    [(["mae"], "sparse_categorical_crossentropy"), (["accuracy"], "mse")],
+    ids=["other-metric", "other-loss"],
+)
+def test_other_losses_and_metrics_fall_back_with_a_notice(metrics, loss, caplog):
+    use_standin()
+    x, labels = _data(100)
+    y = labels if loss != "mse" else gn.utils.to_categorical(labels, 10)
+    gn.utils.clear_session()
+    model = gn.Sequential([gn.layers.Input((784,)), gn.layers.Dense(10, "softmax")])
+    model.compile(optimizer="sgd", loss=loss, metrics=metrics)
+    with caplog.at_level(logging.WARNING, logger="gpunet"):
+        model.fit(x, y, batch_size=50, epochs=1, verbose=0)
+    assert type(model._trainer.training).__name__ == "ReferenceTraining"
+    assert caplog.text.count("the reference CuPy step") == 1
+
+
+def test_numpy_never_takes_the_fused_step(caplog):
+    with caplog.at_level(logging.WARNING, logger="gpunet"):
+        model, _, _ = _fit(CASES["w1"], _numpy)
+    assert type(model._trainer.training).__name__ == "ReferenceTraining" and not caplog.text
