@@ -56,6 +56,8 @@ class CompileConfig:
     loss: str = "categorical_crossentropy"
     optimizer: str | dict = "rmsprop"  # a name, or {name: adam, learning_rate: ...}
     metrics: list = field(default_factory=list)
+    steps_per_execution: int = 1  # steps between callbacks; on CuPy one CUDA graph replay each
+    cuda_graphs: bool = True  # false: the fused CuPy step runs eagerly (debugging)
 
 
 @dataclass
@@ -349,6 +351,12 @@ def validate(config: Config, source: str) -> Config:
             metrics.check_name(name)
         except ValueError as exc:
             raise ConfigError(source, f"compile.metrics[{index}]", str(exc)) from None
+    if config.compile.steps_per_execution < 1:
+        raise ConfigError(
+            source,
+            "compile.steps_per_execution",
+            f"expected an int >= 1, found {config.compile.steps_per_execution}.",
+        )
     fit = config.fit
     for key, value, low in (("epochs", fit.epochs, 1), ("batch_size", fit.batch_size, 1)):
         if value < low:

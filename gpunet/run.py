@@ -120,6 +120,8 @@ def build_model(cfg: Config, input_shape: tuple, source: str = "config"):
         optimizer=config_module.build_optimizer(source, cfg.compile.optimizer),
         loss=cfg.compile.loss,
         metrics=list(cfg.compile.metrics),
+        steps_per_execution=cfg.compile.steps_per_execution,
+        cuda_graphs=cfg.compile.cuda_graphs,
     )
     return model
 

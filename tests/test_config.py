@@ -269,3 +269,26 @@ def test_file_and_override_messages_in_full(tmp_path):
         with pytest.raises(config.ConfigError) as info:
             config.load(str(path), [override])
         assert str(info.value) == message
+
+
+def test_execution_options_reach_compile(tmp_path):
+    from gpunet import run
+
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "data: {name: fashion_mnist}\nmodel: [{type: Dense, units: 3, activation: softmax}]\n"
+        "compile: {steps_per_execution: 8, cuda_graphs: false}\n"
+    )
+    cfg = config.load(str(path))
+    model = run.build_model(cfg, (4,))
+    assert (model.steps_per_execution, model.cuda_graphs) == (8, False)
+    for text, message in (
+        ("steps_per_execution: 0", "compile.steps_per_execution: expected an int >= 1"),
+        ("cuda_graphs: 3", "compile.cuda_graphs: expected true/false"),
+    ):
+        path.write_text(
+            f"data: {{name: fashion_mnist}}\nmodel: [{{type: Dense, units: 3}}]\n"
+            f"compile: {{{text}}}\n"
+        )
+        with pytest.raises(config.ConfigError, match=message):
+            config.load(str(path))
