@@ -23,7 +23,7 @@ from gpunet.kernels import dropout as dropout_kernels
 from gpunet.layers import Dense, Dropout, Flatten
 from gpunet.losses import CategoricalCrossentropy, SparseCategoricalCrossentropy
 from gpunet.metrics import MeanMetricWrapper, categorical_accuracy, sparse_categorical_accuracy
-from gpunet.optimizers import SGD, Adam, AdamW
+from gpunet.optimizers import SGD, Adagrad, Adam, Adamax, AdamW, Nadam, RMSprop
 from gpunet.optimizers.base import DeviceScalar
 
 # How each Dense layer runs: its forward and what its backward needs.
@@ -33,18 +33,22 @@ KERNEL = "kernel"  # GEMM (+ bias), then bias_act_fwd (activation, dropout), act
 LOGITS = "logits"  # the last layer: GEMM + bias; the loss kernel takes the logits
 
 
+FUSED_UPDATES = {
+    SGD: "sgd",
+    RMSprop: "rmsprop",
+    Adam: "adam",
+    AdamW: "adam",
+    Adagrad: "adagrad",
+    Adamax: "adamax",
+    Nadam: "nadam",
+}
+CLIP_PARTS = 256  # threads per variable summing its squares, for norm clipping
+
+
 def _fused_optimizer(optimizer) -> str | None:
-    """'sgd' or 'adam' where a fused update kernel computes the optimizer's rule, else None."""
-    clipped = any(
-        v is not None for v in (optimizer.clipnorm, optimizer.clipvalue, optimizer.global_clipnorm)
-    )
-    if clipped:
-        return None
-    if type(optimizer) is SGD and not optimizer.weight_decay:
-        return "sgd"
-    if type(optimizer) in (Adam, AdamW):
-        return "adam"
-    return None
+    """The fused update kernel computing this optimizer's rule ('sgd', 'adam', ...), or None
+    (a subclass: its own xp update runs)."""
+    return FUSED_UPDATES.get(type(optimizer))
 
 
 def unsupported(model, x, y) -> str | None:
@@ -86,6 +90,18 @@ def unsupported(model, x, y) -> str | None:
     return None
 
 
+def _starts(values: list[int]):
+    """A maker of a device int32 array holding `values`, written on the device."""
+
+    def make(xp, shape, dtype):
+        out = xp.empty(shape, dtype)
+        for k, value in enumerate(values):
+            out[k : k + 1].fill(np.int32(value))
+        return out
+
+    return make
+
+
 class _DenseRun:
     """One Dense layer as the fused step runs it."""
 
@@ -120,6 +136,9 @@ class FusedTraining:
         self.y_bytes = self.y.itemsize * int(np.prod(self.y.shape[1:], dtype=np.int64))
         self.sparse = isinstance(model.loss, SparseCategoricalCrossentropy)
         self.update = _fused_optimizer(self.optimizer)
+        # The loss kernel applies the optimizer's loss scale (SGD's -lr) unless the update
+        # needs the true gradient (clipping), or runs the optimizer's own xp rule.
+        self._scaled_loss = self.update == "sgd" and self.optimizer.loss_scale() != 1.0
         lt = gemm_module.load()
         self.gemm = gemm_module.Gemm(xp, lt) if lt is not None else None
         self.dense = self._plan_layers(model)
@@ -281,16 +300,23 @@ class FusedTraining:
                 self.offsets[k : k + 1].fill(np.uint64(layer.offset))
                 self._offsets_held[k] = layer.offset
         optimizer = self.optimizer
-        scale = optimizer.loss_scale() if self.update == "sgd" else 1.0
+        scale = optimizer.loss_scale() if self._scaled_loss else 1.0
         held = self._scales.get(rows)
         value = float(np.float32(scale / rows))
         if held is None:
             self._scales[rows] = DeviceScalar(self.xp, value, np.float32)
         else:
             held.set(value)
-        if self.update == "adam":
-            optimizer._scalar("learning_rate", optimizer.learning_rate)
-            optimizer._scalar("learning_rate_64", optimizer.learning_rate, "float64")
+        self.sync_rates()
+
+    def sync_rates(self) -> None:
+        """The learning rates the update kernels read, written where they changed."""
+        optimizer = self.optimizer
+        if self.update is not None:
+            rate = optimizer.learning_rate
+            optimizer._scalar("learning_rate", rate)
+            optimizer._scalar("learning_rate_64", rate, "float64")
+            optimizer._scalar("negative_learning_rate", -rate)
 
     def account(self, rows: int) -> None:
         """The host's side of a step the device ran: counters it mirrors."""
@@ -418,42 +444,83 @@ class FusedTraining:
                 before.get("mask"), target, target.size, previous.code,
             )  # fmt: skip
 
+    def _clip_norms(self) -> None:
+        """clipnorm (each variable) or global_clipnorm, on the device: three launches."""
+        xp, optimizer, grads = self.xp, self.optimizer, self.model._grads
+        limit = optimizer.clipnorm if optimizer.clipnorm is not None else optimizer.global_clipnorm
+        segments = len(optimizer._segments)
+        bounds = [start for start, _ in optimizer._segments] + [grads.size]
+        starts = self.buffers.constant(
+            xp, "segment_starts", (segments + 1,), np.int32, _starts(bounds)
+        )
+        partials = self._get("clip_partials", (segments * CLIP_PARTS,), np.float64)
+        factors = self._get("clip_factors", (segments,), np.float32)
+        launch = kernels.launch
+        launch(xp, "sum_squares", segments * CLIP_PARTS, grads, starts, segments, CLIP_PARTS,
+               partials)  # fmt: skip
+        launch(xp, "clip_factors", 1, partials, segments, CLIP_PARTS, float(np.float32(limit)),
+               int(optimizer.clipnorm is None), factors)  # fmt: skip
+        launch(xp, "scale_segments", grads.size, grads, starts, segments, factors, grads.size)
+
     def _update(self) -> None:
         xp, optimizer, model = self.xp, self.optimizer, self.model
         params, grads = model._params, model._grads
-        n = params.size
-        if self.update == "sgd":
-            momentum = optimizer.slots.get("momentum")
-            kernels.launch(
-                xp, "sgd_update", n, params, grads, momentum, n,
-                float(np.float32(optimizer.momentum)), int(optimizer.nesterov),
-            )  # fmt: skip
-        elif self.update == "adam":
-            slots, products = optimizer.slots, optimizer.products
-            kernels.launch(
-                xp, "adam_update", n, params, grads, slots["momentum"], slots["velocity"],
-                slots.get("velocity_hat"), n,
-                optimizer._host_scalars["learning_rate"].array,
-                optimizer._host_scalars["learning_rate_64"].array,
-                products["beta_1_power"], products["beta_2_power"], optimizer.beta_1,
-                optimizer.beta_2, float(np.float32(1.0 - optimizer.beta_1)),
-                float(np.float32(1.0 - optimizer.beta_2)), float(np.float32(optimizer.epsilon)),
-                float(np.float32(optimizer.weight_decay or 0.0)),
-            )  # fmt: skip
-        else:
+        n, rule = params.size, self.update
+        if rule is None:
             optimizer.apply(params, grads, optimizer.loss_scale())
+            return
+        if optimizer.clipnorm is not None or optimizer.global_clipnorm is not None:
+            self._clip_norms()
+        slots, products, scalars = optimizer.slots, optimizer.products, optimizer._host_scalars
+        lr = scalars["learning_rate"].array
+        clip = -1.0 if optimizer.clipvalue is None else float(np.float32(optimizer.clipvalue))
+        decay = float(np.float32(optimizer.weight_decay or 0.0))
+
+        def f32(value):
+            return float(np.float32(value))
+
+        launch = kernels.launch
+        if rule == "sgd":
+            negative = None if self._scaled_loss else scalars["negative_learning_rate"].array
+            launch(xp, "sgd_update", n, params, grads, slots.get("momentum"), n,
+                   f32(optimizer.momentum), int(optimizer.nesterov), negative, clip, decay,
+                   lr)  # fmt: skip
+        elif rule == "rmsprop":
+            launch(xp, "rmsprop_update", n, params, grads, slots["velocity"],
+                   slots.get("average_gradient"), slots.get("momentum"), n, lr,
+                   f32(optimizer.rho), f32(1.0 - optimizer.rho), f32(optimizer.momentum),
+                   f32(optimizer.epsilon), clip, decay)  # fmt: skip
+        elif rule == "adagrad":
+            launch(xp, "adagrad_update", n, params, grads, slots["accumulator"], n, lr,
+                   f32(optimizer.epsilon), clip, decay)  # fmt: skip
+        elif rule == "adam":
+            launch(xp, "adam_update", n, params, grads, slots["momentum"], slots["velocity"],
+                   slots.get("velocity_hat"), n, lr, scalars["learning_rate_64"].array,
+                   products["beta_1_power"], products["beta_2_power"], optimizer.beta_1,
+                   optimizer.beta_2, f32(1.0 - optimizer.beta_1), f32(1.0 - optimizer.beta_2),
+                   f32(optimizer.epsilon), clip, decay)  # fmt: skip
+        elif rule == "adamax":
+            launch(xp, "adamax_update", n, params, grads, slots["momentum"], slots["norm"], n,
+                   lr, products["beta_1_power"], optimizer.beta_1, f32(optimizer.beta_2),
+                   f32(1.0 - optimizer.beta_1), f32(optimizer.epsilon), clip, decay)  # fmt: skip
+        elif rule == "nadam":
+            launch(xp, "nadam_update", n, params, grads, slots["momentum"], slots["velocity"],
+                   n, lr, products["decay_power"], products["u_product"],
+                   products["beta_2_power"], optimizer.beta_1, optimizer.beta_2,
+                   f32(1.0 - optimizer.beta_1), f32(1.0 - optimizer.beta_2),
+                   f32(optimizer.epsilon), clip, decay)  # fmt: skip
+            launch(xp, "nadam_advance", 1, products["decay_power"], products["u_product"],
+                   products["beta_2_power"], optimizer.beta_1, optimizer.beta_2)  # fmt: skip
 
     def _step_end(self, row_loss, row_hit, wb, rows: int) -> None:
         tracker, optimizer = self.tracker, self.optimizer
         accuracy = tracker.metric_state(0) if tracker.metrics else None
         product_1 = product_2 = None
         factor_1 = factor_2 = 1.0
+        if self.update in ("adam", "adamax"):
+            product_1, factor_1 = optimizer.products["beta_1_power"], optimizer.beta_1
         if self.update == "adam":
-            product_1, product_2 = (
-                optimizer.products["beta_1_power"],
-                optimizer.products["beta_2_power"],
-            )
-            factor_1, factor_2 = optimizer.beta_1, optimizer.beta_2
+            product_2, factor_2 = optimizer.products["beta_2_power"], optimizer.beta_2
         kernels.launch(
             self.xp, "step_end", 1, row_loss, row_hit, wb, rows, tracker.step_totals, accuracy,
             self.position, self.offsets, self._increments(rows), len(self.dropouts), product_1,
