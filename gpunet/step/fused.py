@@ -138,7 +138,7 @@ class FusedTraining:
         self.update = _fused_optimizer(self.optimizer)
         # The loss kernel applies the optimizer's loss scale (SGD's -lr) unless the update
         # needs the true gradient (clipping), or runs the optimizer's own xp rule.
-        self._scaled_loss = self.update == "sgd" and self.optimizer.loss_scale() != 1.0
+        self._scaled_loss = self.update in ("sgd", None) and self.optimizer.loss_scale() != 1.0
         lt = gemm_module.load()
         self.gemm = gemm_module.Gemm(xp, lt) if lt is not None else None
         self.dense = self._plan_layers(model)
@@ -195,6 +195,7 @@ class FusedTraining:
             self._layer_buffers(run, rows)
         self._loss_buffers(rows)
         self._increments(rows)
+        self._clip_buffers()
 
     def _batch_buffers(self, rows: int):
         return (
@@ -444,17 +445,25 @@ class FusedTraining:
                 before.get("mask"), target, target.size, previous.code,
             )  # fmt: skip
 
+    def _clip_buffers(self):
+        """Each variable's start in the flat vector (and the end), its partial sums of
+        squares and its clip factor."""
+        segments = self.optimizer._segments
+        bounds = [start for start, _ in segments] + [self.model._grads.size]
+        return (
+            self.buffers.constant(
+                self.xp, "segment_starts", (len(bounds),), np.int32, _starts(bounds)
+            ),
+            self._get("clip_partials", (len(segments) * CLIP_PARTS,), np.float64),
+            self._get("clip_factors", (len(segments),), np.float32),
+        )
+
     def _clip_norms(self) -> None:
         """clipnorm (each variable) or global_clipnorm, on the device: three launches."""
         xp, optimizer, grads = self.xp, self.optimizer, self.model._grads
         limit = optimizer.clipnorm if optimizer.clipnorm is not None else optimizer.global_clipnorm
         segments = len(optimizer._segments)
-        bounds = [start for start, _ in optimizer._segments] + [grads.size]
-        starts = self.buffers.constant(
-            xp, "segment_starts", (segments + 1,), np.int32, _starts(bounds)
-        )
-        partials = self._get("clip_partials", (segments * CLIP_PARTS,), np.float64)
-        factors = self._get("clip_factors", (segments,), np.float32)
+        starts, partials, factors = self._clip_buffers()
         launch = kernels.launch
         launch(xp, "sum_squares", segments * CLIP_PARTS, grads, starts, segments, CLIP_PARTS,
                partials)  # fmt: skip
@@ -466,8 +475,8 @@ class FusedTraining:
         xp, optimizer, model = self.xp, self.optimizer, self.model
         params, grads = model._params, model._grads
         n, rule = params.size, self.update
-        if rule is None:
-            optimizer.apply(params, grads, optimizer.loss_scale())
+        if rule is None:  # the optimizer's own xp rule, from what the loss kernel scaled
+            optimizer.apply(params, grads, optimizer.loss_scale() if self._scaled_loss else 1.0)
             return
         if optimizer.clipnorm is not None or optimizer.global_clipnorm is not None:
             self._clip_norms()

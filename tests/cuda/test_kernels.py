@@ -286,7 +286,7 @@ def _fused_update(device, optimizer, params, grads):
     training.xp, training.optimizer, training.buffers = device, optimizer, Buffers()
     training.model = SimpleNamespace(_params=params, _grads=grads)
     training.update = fused._fused_optimizer(optimizer)
-    training._scaled_loss = training.update == "sgd" and optimizer.loss_scale() != 1.0
+    training._scaled_loss = training.update in ("sgd", None) and optimizer.loss_scale() != 1.0
     training.sync_rates()
     training._update()
     for name in ADVANCED_BY_STEP_END.get(training.update, ()):
