@@ -62,7 +62,7 @@ def test_dockerfile_install_line_works_in_a_fresh_venv(tmp_path):
     source = subprocess.run(
         [str(venv / "bin" / "python"), "-c", "from gpunet.cuda import kernels as k; "
          "print(k.__file__, len(k.KERNELS))"],
-        capture_output=True, text=True, cwd=str(tmp_path),
+        capture_output=True, text=True, cwd=str(tmp_path), env={"PATH": ""},
     )  # fmt: skip
     assert source.returncode == 0, source.stderr
     path, count = source.stdout.split()

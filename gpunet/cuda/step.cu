@@ -20,24 +20,27 @@ __global__ void gather_batch(const float* x, const char* y, const float* w,
     if (w && i < rows) wb[i] = w[order[start + i]];
 }
 
-// One thread, after the update: the batch's loss total sum(row_loss), rows in order (so a run
-// repeats bit for bit), into step_totals[*position]; the accuracy state [total, count] (may be
-// null) += [sum(hit * w), sum(w)]; then *position += 1, each dropout stream's offset +=
-// its units per step, and each running product given (Adam's beta powers) *= its factor.
-__global__ void step_end(const double* row_loss, const int* row_hit, const float* weights,
-                         int rows, double* step_totals, double* accuracy, int* position,
+// One thread, after the update: the batch's loss total sum(row_loss) + rows * penalty, rows
+// and parts in order (so a run repeats bit for bit), into step_totals[*position], the penalty
+// the sum of `penalty_parts` partial sums (may be 0); the metric state [total, count] (may be
+// null) += [sum(metric * w), sum(w)]; then *position += 1, each dropout stream's offset += its
+// units per step, and each running product given (Adam's beta powers) *= its factor.
+__global__ void step_end(const double* row_loss, const float* row_metric, const float* weights,
+                         int rows, const double* penalty_partials, int penalty_parts,
+                         double* step_totals, double* accuracy, int* position,
                          unsigned long long* offsets, const unsigned long long* increments,
                          int streams, double* product_1, double factor_1, double* product_2,
                          double factor_2) {
     if (blockIdx.x != 0 || threadIdx.x != 0) return;
-    double total = 0.0, hits = 0.0, count = 0.0;
+    double total = 0.0, hits = 0.0, count = 0.0, penalty = 0.0;
+    for (int p = 0; p < penalty_parts; ++p) penalty += penalty_partials[p];
     for (int r = 0; r < rows; ++r) {
         float w = weights ? weights[r] : 1.f;
         total += row_loss[r];
-        hits += (double)(row_hit[r] ? w : 0.f);
+        hits += (double)(row_metric[r] * w);
         count += (double)w;
     }
-    if (step_totals) step_totals[position[0]] = total;
+    if (step_totals) step_totals[position[0]] = total + penalty * rows;
     if (accuracy) {
         accuracy[0] += hits;
         accuracy[1] += count;
@@ -46,4 +49,39 @@ __global__ void step_end(const double* row_loss, const int* row_hit, const float
     for (int k = 0; k < streams; ++k) offsets[k] += increments[k];
     if (product_1) product_1[0] *= factor_1;
     if (product_2) product_2[0] *= factor_2;
+}
+
+// Weight penalties (L1, L2) of the regularized variables [starts[s], stops[s]), coefficients
+// l1[s], l2[s] (float32, as the xp Regularizer's):
+// partials[s * parts + p] = sum over the part's elements of l1 |w| + l2 w^2 (float64).
+__global__ void penalty_partials(const float* w, const int* starts, const int* stops,
+                                 const float* l1, const float* l2, int segments, int parts,
+                                 double* partials) {
+    int t = blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= segments * parts) return;
+    int s = t / parts, p = t % parts;
+    double total = 0.0;
+    for (int i = starts[s] + p; i < stops[s]; i += parts) {
+        double wi = (double)w[i];
+        total += (double)l1[s] * fabs(wi) + (double)l2[s] * wi * wi;
+    }
+    partials[t] = total;
+}
+
+// g += c1[s] * sign(w), then g += c2[s] * w, over the regularized variables (the xp
+// Regularizer.add_grad, c1 = scale * l1 and c2 = 2 * l2 * scale rounded to float32, in device
+// memory: the loss scale moves with the learning rate). One thread per parameter.
+__global__ void penalty_grad(const float* w, float* g, const int* starts, const int* stops,
+                             const float* c1, const float* c2, int segments, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    for (int s = 0; s < segments; ++s) {
+        if (i < starts[s] || i >= stops[s]) continue;
+        float wi = w[i];
+        float sign = wi > 0.f ? 1.f : (wi < 0.f ? -1.f : wi);  // sign(0) = 0, NaN stays
+        float gi = g[i];
+        if (c1[s] != 0.f) gi += c1[s] * sign;
+        if (c2[s] != 0.f) gi += c2[s] * wi;
+        g[i] = gi;
+    }
 }

@@ -25,9 +25,9 @@ def select_training(model, step: ReferenceStep, x, y, w, batch_size: int):
     """The training step for this fit: GraphTraining, FusedTraining or ReferenceTraining."""
     if backend.get_array_module(x) is np:
         return ReferenceTraining(step, x, y, w, batch_size)
-    from gpunet.step import fused, graph
+    from gpunet.step import fused, graph, support
 
-    reason = fused.unsupported(model, x, y)
+    reason = support.unsupported(model, x, y)
     if reason is not None:
         logger.warning("gpunet: the reference CuPy step trains this model: %s.", reason)
         return ReferenceTraining(step, x, y, w, batch_size)

@@ -1,8 +1,9 @@
 """`FusedTraining`: the CuPy training step as a dozen launches: one batch gather, one GEMM per
 Dense product with bias, ReLU, ReLU-backward and bias-gradient fused into it (cuBLASLt), one
-kernel for each other activation (dropout fused in) and its backward, one for softmax
-cross-entropy with its gradient and accuracy, one for the optimizer's update over the flat
-parameters, one for the step's bookkeeping.
+kernel for each other activation (dropout fused in) and its backward, one for the loss
+(softmax or sigmoid cross-entropy, MSE) with its gradient and metric, two for L1/L2 penalties
+where there are any, one for the optimizer's update over the flat parameters (updates.py), one
+for the step's bookkeeping. What it takes: support.py.
 
 Everything a step reads that changes between steps lives in device memory and advances on the
 device (the batch position, each dropout stream's offset, Adam's beta powers), so the same
@@ -21,85 +22,14 @@ from gpunet.cuda import gemm as gemm_module
 from gpunet.cuda import kernels
 from gpunet.kernels import dropout as dropout_kernels
 from gpunet.layers import Dense, Dropout, Flatten
-from gpunet.losses import CategoricalCrossentropy, SparseCategoricalCrossentropy
-from gpunet.metrics import MeanMetricWrapper, categorical_accuracy, sparse_categorical_accuracy
-from gpunet.optimizers import SGD, Adagrad, Adam, Adamax, AdamW, Nadam, RMSprop
 from gpunet.optimizers.base import DeviceScalar
+from gpunet.step import penalties, support, updates
 
 # How each Dense layer runs: its forward and what its backward needs.
 RELU_EPILOGUE = "relu_epilogue"  # GEMM + bias + ReLU (mask kept); backward in the next GEMM
 LINEAR_EPILOGUE = "linear_epilogue"  # GEMM + bias; nothing to undo
 KERNEL = "kernel"  # GEMM (+ bias), then bias_act_fwd (activation, dropout), act_bwd back
 LOGITS = "logits"  # the last layer: GEMM + bias; the loss kernel takes the logits
-
-
-FUSED_UPDATES = {
-    SGD: "sgd",
-    RMSprop: "rmsprop",
-    Adam: "adam",
-    AdamW: "adam",
-    Adagrad: "adagrad",
-    Adamax: "adamax",
-    Nadam: "nadam",
-}
-CLIP_PARTS = 256  # threads per variable summing its squares, for norm clipping
-
-
-def _fused_optimizer(optimizer) -> str | None:
-    """The fused update kernel computing this optimizer's rule ('sgd', 'adam', ...), or None
-    (a subclass: its own xp update runs)."""
-    return FUSED_UPDATES.get(type(optimizer))
-
-
-def unsupported(model, x, y) -> str | None:
-    """Why the fused step cannot train this model on this data, or None."""
-    layers = list(model.layers)
-    if layers and isinstance(layers[0], Flatten):
-        layers = layers[1:]
-    if not layers or not isinstance(layers[-1], Dense):
-        return "the last layer is not Dense"
-    if not isinstance(layers[0], Dense):
-        return f"layer {layers[0].name} ({type(layers[0]).__name__}) comes before any Dense"
-    for previous, layer in zip([None] + layers, layers):
-        if isinstance(layer, Dropout):
-            if not isinstance(previous, Dense):
-                return f"{layer.name} does not follow a Dense layer"
-        elif not isinstance(layer, Dense):
-            return f"layer {layer.name} ({type(layer).__name__}) has no fused kernel"
-        elif layer.regularized:
-            return f"{layer.name} has a regularizer"
-    dense = [layer for layer in layers if isinstance(layer, Dense)]
-    for layer in dense[:-1]:
-        if layer.activation.name not in kernels.ACTIVATIONS:
-            return f"{layer.name}'s activation {layer.activation.name} has no fused kernel"
-    loss, last = model.loss, dense[-1].activation.name
-    if not isinstance(loss, CategoricalCrossentropy):
-        return f"the loss {loss.name} has no fused kernel (categorical cross-entropies only)"
-    if not (last == "softmax" and not loss.from_logits) and not (
-        last == "linear" and loss.from_logits
-    ):
-        return f"the loss {loss.name} with a {last} output has no fused kernel"
-    accuracy = sparse_categorical_accuracy if loss.sparse else categorical_accuracy
-    metrics = model._metrics or []
-    if len(metrics) > 1 or any(
-        not (isinstance(m, MeanMetricWrapper) and m.fn is accuracy) for m in metrics
-    ):
-        return "only the accuracy metric is computed by the fused loss kernel"
-    if x.dtype != np.float32 or not x.flags.c_contiguous:
-        return "x is not a C-contiguous float32 array"
-    return None
-
-
-def _starts(values: list[int]):
-    """A maker of a device int32 array holding `values`, written on the device."""
-
-    def make(xp, shape, dtype):
-        out = xp.empty(shape, dtype)
-        for k, value in enumerate(values):
-            out[k : k + 1].fill(np.int32(value))
-        return out
-
-    return make
 
 
 class _DenseRun:
@@ -134,11 +64,11 @@ class FusedTraining:
         self.w, self.batch_size = w, batch_size
         self.features = self.x.shape[1]
         self.y_bytes = self.y.itemsize * int(np.prod(self.y.shape[1:], dtype=np.int64))
-        self.sparse = isinstance(model.loss, SparseCategoricalCrossentropy)
-        self.update = _fused_optimizer(self.optimizer)
+        self.loss_kernel = support.loss_kernel(model.loss, model.layers[-1].activation.name)
+        self.penalties = penalties.Penalties(xp, model)
+        self.updates = updates.Updates(xp, self.optimizer, model._params, model._grads)
         # The loss kernel applies the optimizer's loss scale (SGD's -lr) unless the update
         # needs the true gradient (clipping), or runs the optimizer's own xp rule.
-        self._scaled_loss = self.update in ("sgd", None) and self.optimizer.loss_scale() != 1.0
         lt = gemm_module.load()
         self.gemm = gemm_module.Gemm(xp, lt) if lt is not None else None
         self.dense = self._plan_layers(model)
@@ -195,7 +125,6 @@ class FusedTraining:
             self._layer_buffers(run, rows)
         self._loss_buffers(rows)
         self._increments(rows)
-        self._clip_buffers()
 
     def _batch_buffers(self, rows: int):
         return (
@@ -223,7 +152,7 @@ class FusedTraining:
         return (
             self._get("probs", (rows, classes), np.float32),
             self._get("row_loss", (rows,), np.float64),
-            self._get("row_hit", (rows,), np.int32),
+            self._get("row_metric", (rows,), np.float32),
         )
 
     def _increments(self, rows: int):
@@ -300,28 +229,19 @@ class FusedTraining:
             if self._offsets_held[k] != layer.offset:
                 self.offsets[k : k + 1].fill(np.uint64(layer.offset))
                 self._offsets_held[k] = layer.offset
-        optimizer = self.optimizer
-        scale = optimizer.loss_scale() if self._scaled_loss else 1.0
+        scale = self.updates.loss_scale()
         held = self._scales.get(rows)
         value = float(np.float32(scale / rows))
         if held is None:
             self._scales[rows] = DeviceScalar(self.xp, value, np.float32)
         else:
             held.set(value)
-        self.sync_rates()
-
-    def sync_rates(self) -> None:
-        """The learning rates the update kernels read, written where they changed."""
-        optimizer = self.optimizer
-        if self.update is not None:
-            rate = optimizer.learning_rate
-            optimizer._scalar("learning_rate", rate)
-            optimizer._scalar("learning_rate_64", rate, "float64")
-            optimizer._scalar("negative_learning_rate", -rate)
+        self.updates.sync_rates()
+        self.penalties.sync(scale)
 
     def account(self, rows: int) -> None:
         """The host's side of a step the device ran: counters it mirrors."""
-        if self.update is not None:
+        if self.updates.rule is not None:  # an xp rule counts its own iterations
             self.optimizer.iterations += 1
         for k, run in enumerate(r for r in self.dense if r.dropout is not None):
             run.dropout.offset += rows * run.units
@@ -362,17 +282,22 @@ class FusedTraining:
             saved.append(h)
         logits = h
         gz = self._layer_buffers(self.dense[-1], rows)["gz"]
-        probs, row_loss, row_hit = self._loss_buffers(rows)
-        classes = self.dense[-1].units
-        kernel = "softmax_xent_sparse" if self.sparse else "softmax_xent_dense"
-        launch(
-            xp, kernel, rows, logits, yb, wb, self._scales[rows].array, probs, gz, row_loss,
-            row_hit, rows, classes,
-        )  # fmt: skip
+        probs, row_loss, row_metric = self._loss_buffers(rows)
+        units = self.dense[-1].units
+        scale = self._scales[rows].array
+        if self.loss_kernel == "mse":
+            launch(xp, "mse", rows, logits, yb, wb, scale, gz, row_loss, row_metric, rows, units)
+        elif self.loss_kernel == "sigmoid_xent":
+            launch(xp, "sigmoid_xent", rows, logits, yb, wb, scale, probs, gz, row_loss,
+                   row_metric, rows, units, int(self.model.loss.from_logits))  # fmt: skip
+        else:
+            launch(xp, self.loss_kernel, rows, logits, yb, wb, scale, probs, gz, row_loss,
+                   row_metric, rows, units)  # fmt: skip
         for i in reversed(range(len(self.dense))):
             self._backward(i, xb if i == 0 else saved[i - 1], rows, plans)
-        self._update()
-        self._step_end(row_loss, row_hit, wb, rows)
+        self.penalties.enqueue(self.model._params, self.model._grads)
+        self.updates.enqueue()
+        self._step_end(row_loss, row_metric, wb, rows)
 
     def _forward(self, i: int, run: _DenseRun, h, rows: int, plans):
         layer, xp = run.layer, self.xp
@@ -445,93 +370,15 @@ class FusedTraining:
                 before.get("mask"), target, target.size, previous.code,
             )  # fmt: skip
 
-    def _clip_buffers(self):
-        """Each variable's start in the flat vector (and the end), its partial sums of
-        squares and its clip factor."""
-        segments = self.optimizer._segments
-        bounds = [start for start, _ in segments] + [self.model._grads.size]
-        return (
-            self.buffers.constant(
-                self.xp, "segment_starts", (len(bounds),), np.int32, _starts(bounds)
-            ),
-            self._get("clip_partials", (len(segments) * CLIP_PARTS,), np.float64),
-            self._get("clip_factors", (len(segments),), np.float32),
-        )
-
-    def _clip_norms(self) -> None:
-        """clipnorm (each variable) or global_clipnorm, on the device: three launches."""
-        xp, optimizer, grads = self.xp, self.optimizer, self.model._grads
-        limit = optimizer.clipnorm if optimizer.clipnorm is not None else optimizer.global_clipnorm
-        segments = len(optimizer._segments)
-        starts, partials, factors = self._clip_buffers()
-        launch = kernels.launch
-        launch(xp, "sum_squares", segments * CLIP_PARTS, grads, starts, segments, CLIP_PARTS,
-               partials)  # fmt: skip
-        launch(xp, "clip_factors", 1, partials, segments, CLIP_PARTS, float(np.float32(limit)),
-               int(optimizer.clipnorm is None), factors)  # fmt: skip
-        launch(xp, "scale_segments", grads.size, grads, starts, segments, factors, grads.size)
-
-    def _update(self) -> None:
-        xp, optimizer, model = self.xp, self.optimizer, self.model
-        params, grads = model._params, model._grads
-        n, rule = params.size, self.update
-        if rule is None:  # the optimizer's own xp rule, from what the loss kernel scaled
-            optimizer.apply(params, grads, optimizer.loss_scale() if self._scaled_loss else 1.0)
-            return
-        if optimizer.clipnorm is not None or optimizer.global_clipnorm is not None:
-            self._clip_norms()
-        slots, products, scalars = optimizer.slots, optimizer.products, optimizer._host_scalars
-        lr = scalars["learning_rate"].array
-        clip = -1.0 if optimizer.clipvalue is None else float(np.float32(optimizer.clipvalue))
-        decay = float(np.float32(optimizer.weight_decay or 0.0))
-
-        def f32(value):
-            return float(np.float32(value))
-
-        launch = kernels.launch
-        if rule == "sgd":
-            negative = None if self._scaled_loss else scalars["negative_learning_rate"].array
-            launch(xp, "sgd_update", n, params, grads, slots.get("momentum"), n,
-                   f32(optimizer.momentum), int(optimizer.nesterov), negative, clip, decay,
-                   lr)  # fmt: skip
-        elif rule == "rmsprop":
-            launch(xp, "rmsprop_update", n, params, grads, slots["velocity"],
-                   slots.get("average_gradient"), slots.get("momentum"), n, lr,
-                   f32(optimizer.rho), f32(1.0 - optimizer.rho), f32(optimizer.momentum),
-                   f32(optimizer.epsilon), clip, decay)  # fmt: skip
-        elif rule == "adagrad":
-            launch(xp, "adagrad_update", n, params, grads, slots["accumulator"], n, lr,
-                   f32(optimizer.epsilon), clip, decay)  # fmt: skip
-        elif rule == "adam":
-            launch(xp, "adam_update", n, params, grads, slots["momentum"], slots["velocity"],
-                   slots.get("velocity_hat"), n, lr, scalars["learning_rate_64"].array,
-                   products["beta_1_power"], products["beta_2_power"], optimizer.beta_1,
-                   optimizer.beta_2, f32(1.0 - optimizer.beta_1), f32(1.0 - optimizer.beta_2),
-                   f32(optimizer.epsilon), clip, decay)  # fmt: skip
-        elif rule == "adamax":
-            launch(xp, "adamax_update", n, params, grads, slots["momentum"], slots["norm"], n,
-                   lr, products["beta_1_power"], optimizer.beta_1, f32(optimizer.beta_2),
-                   f32(1.0 - optimizer.beta_1), f32(optimizer.epsilon), clip, decay)  # fmt: skip
-        elif rule == "nadam":
-            launch(xp, "nadam_update", n, params, grads, slots["momentum"], slots["velocity"],
-                   n, lr, products["decay_power"], products["u_product"],
-                   products["beta_2_power"], optimizer.beta_1, optimizer.beta_2,
-                   f32(1.0 - optimizer.beta_1), f32(1.0 - optimizer.beta_2),
-                   f32(optimizer.epsilon), clip, decay)  # fmt: skip
-            launch(xp, "nadam_advance", 1, products["decay_power"], products["u_product"],
-                   products["beta_2_power"], optimizer.beta_1, optimizer.beta_2)  # fmt: skip
-
-    def _step_end(self, row_loss, row_hit, wb, rows: int) -> None:
-        tracker, optimizer = self.tracker, self.optimizer
+    def _step_end(self, row_loss, row_metric, wb, rows: int) -> None:
+        tracker = self.tracker
         accuracy = tracker.metric_state(0) if tracker.metrics else None
-        product_1 = product_2 = None
-        factor_1 = factor_2 = 1.0
-        if self.update in ("adam", "adamax"):
-            product_1, factor_1 = optimizer.products["beta_1_power"], optimizer.beta_1
-        if self.update == "adam":
-            product_2, factor_2 = optimizer.products["beta_2_power"], optimizer.beta_2
+        (product_1, factor_1), (product_2, factor_2) = (
+            self.updates.products() + [(None, 1.0)] * 2
+        )[:2]
         kernels.launch(
-            self.xp, "step_end", 1, row_loss, row_hit, wb, rows, tracker.step_totals, accuracy,
+            self.xp, "step_end", 1, row_loss, row_metric, wb, rows, self.penalties.partials,
+            self.penalties.parts, tracker.step_totals, accuracy,
             self.position, self.offsets, self._increments(rows), len(self.dropouts), product_1,
             factor_1, product_2, factor_2,
         )  # fmt: skip

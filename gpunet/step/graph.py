@@ -22,7 +22,7 @@ def unsupported(training: FusedTraining, steps_per_execution: int) -> str | None
     """Why this fused step cannot be captured, or None."""
     if training.gemm is None:
         return "nvmath-python is not installed: CuPy's cuBLAS GEMMs cannot be captured"
-    if training.update is None:
+    if training.updates.rule is None:
         name = type(training.optimizer).__name__
         return f"the optimizer {name} (with these options) has no fused update kernel"
     if steps_per_execution > 1 and isinstance(

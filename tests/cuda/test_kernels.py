@@ -138,11 +138,11 @@ def test_softmax_cross_entropy_sparse_against_the_loss_and_a_float64_reference(d
     w = weights if weighted else np.ones(rows, np.float32)
     scale = np.float32(-0.01 / rows)
     probs, grad = (device.empty((rows, classes), np.float32) for _ in range(2))
-    row_loss, row_hit = device.empty(rows, np.float64), device.empty(rows, np.int32)
+    row_loss, row_metric = device.empty(rows, np.float64), device.empty(rows, np.float32)
     kernels.launch(
         device, "softmax_xent_sparse", rows, _put(device, z), _put(device, labels),
         _put(device, weights) if weighted else None, _put(device, np.array([scale])), probs, grad,
-        row_loss, row_hit, rows, classes,
+        row_loss, row_metric, rows, classes,
     )  # fmt: skip
     loss = losses.SparseCategoricalCrossentropy()
     p_ref, g_ref = np.empty_like(z), np.empty_like(z)
@@ -152,8 +152,8 @@ def test_softmax_cross_entropy_sparse_against_the_loss_and_a_float64_reference(d
     # Within float32 rounding of the float64 loss, large logits included (rows 2 and 3).
     np.testing.assert_allclose(row_loss.get(), _loss64(z, labels) * w, rtol=2e-6, atol=1e-6)
     assert abs(per_sample[2] - _loss64(z, labels)[2]) > 1e-4  # what the old formula lost
-    hits = (p_ref.argmax(axis=1) == labels).astype(np.int32)
-    np.testing.assert_array_equal(row_hit.get(), hits)
+    hits = (p_ref.argmax(axis=1) == labels).astype(np.float32)
+    np.testing.assert_array_equal(row_metric.get(), hits)
     assert hits[1] == 0 and hits[0] == (labels[0] == 0)
 
 
@@ -162,10 +162,10 @@ def test_softmax_cross_entropy_without_a_gradient_and_with_a_nan_row(device):
     z[8, 3] = np.nan
     rows, classes = z.shape
     probs = device.empty((rows, classes), np.float32)
-    row_loss, row_hit = device.empty(rows, np.float64), device.empty(rows, np.int32)
+    row_loss, row_metric = device.empty(rows, np.float64), device.empty(rows, np.float32)
     kernels.launch(
         device, "softmax_xent_sparse", rows, _put(device, z), _put(device, labels), None,
-        _put(device, np.ones(1, np.float32)), probs, None, row_loss, row_hit, rows, classes,
+        _put(device, np.ones(1, np.float32)), probs, None, row_loss, row_metric, rows, classes,
     )  # fmt: skip
     values = row_loss.get()
     assert np.isnan(values[8]) and np.isfinite(np.delete(values, 8)).all()
@@ -178,11 +178,11 @@ def test_softmax_cross_entropy_dense_against_the_loss(device):
     t = rs.random((rows, classes)).astype(np.float32)
     t /= t.sum(axis=1, keepdims=True)
     probs, grad = (device.empty((rows, classes), np.float32) for _ in range(2))
-    row_loss, row_hit = device.empty(rows, np.float64), device.empty(rows, np.int32)
+    row_loss, row_metric = device.empty(rows, np.float64), device.empty(rows, np.float32)
     kernels.launch(
         device, "softmax_xent_dense", rows, _put(device, z), _put(device, t),
         _put(device, weights), _put(device, np.array([0.5], np.float32)), probs, grad, row_loss,
-        row_hit, rows, classes,
+        row_metric, rows, classes,
     )  # fmt: skip
     loss = losses.CategoricalCrossentropy()
     p_ref, g_ref = np.empty_like(z), np.empty_like(z)
@@ -194,7 +194,73 @@ def test_softmax_cross_entropy_dense_against_the_loss(device):
         row_loss.get()[keep], (per_sample * weights)[keep], rtol=2e-5, atol=1e-6
     )
     hits = p_ref.argmax(axis=1) == t.argmax(axis=1)
-    np.testing.assert_array_equal(row_hit.get(), hits)
+    np.testing.assert_array_equal(row_metric.get(), hits)
+
+
+@pytest.mark.parametrize("from_logits", [False, True], ids=["sigmoid-output", "from-logits"])
+def test_sigmoid_cross_entropy_against_the_loss_and_binary_accuracy(device, from_logits):
+    from gpunet import metrics
+
+    z, _, weights = _logits(13)
+    rows, units = z.shape
+    t = (np.random.default_rng(14).random(z.shape) > 0.5).astype(np.float32)
+    probs, grad = (device.empty(z.shape, np.float32) for _ in range(2))
+    row_loss, row_metric = device.empty(rows, np.float64), device.empty(rows, np.float32)
+    kernels.launch(
+        device, "sigmoid_xent", rows, _put(device, z), _put(device, t), _put(device, weights),
+        _put(device, np.array([0.25], np.float32)), probs, grad, row_loss, row_metric, rows,
+        units, int(from_logits),
+    )  # fmt: skip
+    loss = losses.BinaryCrossentropy()
+    p_ref, g_ref = np.empty_like(z), np.empty_like(z)
+    per_sample = loss.fused(t, z, p_ref, g_ref, 0.25)
+    np.testing.assert_allclose(probs.get(), p_ref, rtol=5e-6, atol=1e-37)
+    np.testing.assert_allclose(grad.get(), g_ref * weights[:, None], rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(row_loss.get(), per_sample * weights, rtol=1e-5, atol=1e-6)
+    outputs = z if from_logits else p_ref
+    np.testing.assert_array_equal(row_metric.get(), metrics.binary_accuracy(t, outputs))
+
+
+def test_mean_squared_error_against_the_loss(device):
+    rs = np.random.default_rng(15)
+    y, t = (rs.standard_normal((20, 3)).astype(np.float32) for _ in range(2))
+    w = rs.random(20).astype(np.float32)
+    grad = device.empty(y.shape, np.float32)
+    row_loss, row_metric = device.empty(20, np.float64), device.empty(20, np.float32)
+    kernels.launch(
+        device, "mse", 20, _put(device, y), _put(device, t), _put(device, w),
+        _put(device, np.array([0.05], np.float32)), grad, row_loss, row_metric, 20, 3,
+    )  # fmt: skip
+    loss = losses.MeanSquaredError()
+    np.testing.assert_allclose(row_loss.get(), loss.per_sample(t, y) * w, rtol=1e-6)
+    expected = (loss.grad(t, y) * np.float32(0.05)) * w[:, None]
+    np.testing.assert_allclose(grad.get(), expected, rtol=1e-6, atol=1e-12)
+
+
+def test_penalties_match_the_regularizers(device):
+    from gpunet import regularizers
+
+    rs = np.random.default_rng(16)
+    w = rs.standard_normal(100).astype(np.float32)
+    w[[3, 50]] = 0.0  # sign(0) = 0
+    g = rs.standard_normal(100).astype(np.float32)
+    variables = [(0, 40, regularizers.L1(0.01)), (60, 100, regularizers.L1L2(0.003, 0.02))]
+    scale = -0.05
+    starts, stops = (_put(device, np.array(v, np.int32)) for v in ([0, 60], [40, 100]))
+    l1, l2 = (_put(device, np.array(v, np.float32)) for v in ([0.01, 0.003], [0.0, 0.02]))
+    c1 = _put(device, np.array([np.float32(scale * r.l1) for *_, r in variables]))
+    c2 = _put(device, np.array([np.float32(2 * r.l2 * scale) for *_, r in variables]))
+    partials = device.empty(2 * 8, np.float64)
+    w_dev, g_dev = _put(device, w), _put(device, g)
+    kernels.launch(device, "penalty_partials", 16, w_dev, starts, stops, l1, l2, 2, 8, partials)
+    kernels.launch(device, "penalty_grad", 100, w_dev, g_dev, starts, stops, c1, c2, 2, 100)
+    expected = sum(float(r(w[a:b])) for a, b, r in variables)
+    assert partials.get().sum() == pytest.approx(expected, rel=1e-6)
+    g_ref = g.copy()
+    for a, b, r in variables:
+        part = g_ref[a:b]
+        r.add_grad(w[a:b], part, scale)
+    np.testing.assert_array_equal(g_dev.get(), g_ref)  # bit for bit; [40, 60) untouched
 
 
 def test_gather_batch_reads_the_position_from_the_device(device):
@@ -228,8 +294,9 @@ def test_step_end_sums_rows_in_order_and_advances_every_counter(device):
     rs = np.random.default_rng(10)
     rows = 37
     row_loss = rs.random(rows) * 10.0 ** rs.integers(-8, 8, rows)
-    row_hit = rs.integers(0, 2, rows).astype(np.int32)
+    row_metric = (rs.integers(0, 3, rows) / 2).astype(np.float32)  # binary accuracy: 0, .5, 1
     w = rs.random(rows).astype(np.float32)
+    penalty = rs.random(5)
     totals, accuracy = device.zeros(4, np.float64), device.zeros(2, np.float64)
     accuracy.fill(1.5)
     position, offsets = device.zeros(1, np.int32), device.zeros(2, np.uint64)
@@ -239,14 +306,18 @@ def test_step_end_sums_rows_in_order_and_advances_every_counter(device):
     p1, p2 = device.ones(1, np.float64), device.ones(1, np.float64)
     p1.fill(0.9)
     kernels.launch(
-        device, "step_end", 1, _put(device, row_loss), _put(device, row_hit), _put(device, w),
-        rows, totals, accuracy, position, offsets, increments, 2, p1, 0.9, p2, 0.999,
+        device, "step_end", 1, _put(device, row_loss), _put(device, row_metric), _put(device, w),
+        rows, _put(device, penalty), 5, totals, accuracy, position, offsets, increments, 2, p1,
+        0.9, p2, 0.999,
     )  # fmt: skip
-    expected = 0.0
+    expected, expected_penalty = 0.0, 0.0
     for value in row_loss:  # sequential, in row order: bit for bit
         expected += value
-    assert totals.get()[2] == expected and totals.get()[[0, 1, 3]].tolist() == [0, 0, 0]
-    hits = sum(float(np.float32(wi)) for wi, h in zip(w, row_hit) if h)
+    for value in penalty:
+        expected_penalty += value
+    assert totals.get()[2] == expected + expected_penalty * rows
+    assert totals.get()[[0, 1, 3]].tolist() == [0, 0, 0]
+    hits = sum(float(m * wi) for m, wi in zip(row_metric, w))
     assert accuracy.get()[0] == pytest.approx(1.5 + hits, rel=1e-15)
     assert accuracy.get()[1] == pytest.approx(1.5 + w.astype(np.float64).sum(), rel=1e-15)
     assert position.get()[0] == 3
@@ -272,26 +343,19 @@ OPTIMIZERS = {
     "adamax": lambda: optimizers.Adamax(0.01),
     "nadam-decay": lambda: optimizers.Nadam(0.01, weight_decay=0.05),
 }
-ADVANCED_BY_STEP_END = {"adam": ("beta_1_power", "beta_2_power"), "adamax": ("beta_1_power",)}
 
 
 def _fused_update(device, optimizer, params, grads):
-    """The fused step's update code (FusedTraining._update) alone, on these arrays."""
-    from types import SimpleNamespace
+    """The fused step's update (gpunet/step/updates.py) alone, on these arrays."""
 
-    from gpunet.buffers import Buffers
-    from gpunet.step import fused
+    from gpunet.step import updates
 
-    training = object.__new__(fused.FusedTraining)
-    training.xp, training.optimizer, training.buffers = device, optimizer, Buffers()
-    training.model = SimpleNamespace(_params=params, _grads=grads)
-    training.update = fused._fused_optimizer(optimizer)
-    training._scaled_loss = training.update in ("sgd", None) and optimizer.loss_scale() != 1.0
-    training.sync_rates()
-    training._update()
-    for name in ADVANCED_BY_STEP_END.get(training.update, ()):
-        optimizer.products[name] *= getattr(optimizer, "beta_" + name[5])
-    return training._scaled_loss
+    update = updates.Updates(device, optimizer, params, grads)
+    update.sync_rates()
+    update.enqueue()
+    for product, factor in update.products():  # what step_end does after the update
+        product *= factor
+    return update.scaled_loss
 
 
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
