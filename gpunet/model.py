@@ -36,7 +36,7 @@ class Sequential:
         self._input_shape: tuple[int, ...] | None = None
         self._params = self._grads = None
         self.optimizer = self.loss = None
-        self.steps_per_execution, self.cuda_graphs = 1, True
+        self.steps_per_execution, self.cuda_graphs, self.precision = 1, True, "float32"
         self._metric_ids: list = []
         self._metrics: list | None = None
         self.stop_training = False
@@ -196,13 +196,20 @@ class Sequential:
         metrics=None,
         steps_per_execution: int = 1,
         cuda_graphs: bool = True,
+        precision: str = "float32",
     ) -> None:
         """Set the optimizer (default "rmsprop", as Keras), the loss and the metrics.
 
         steps_per_execution: steps run between callback and progress calls (Keras's knob); on
         CuPy, one CUDA graph replay each. cuda_graphs: False keeps the fused CuPy step eager
-        (for debugging); no effect on NumPy.
+        (for debugging); no effect on NumPy. precision: "float32" (exact, the default) or
+        "tf32" (the fused CuPy step's GEMMs round their inputs to TF32 on the tensor cores;
+        float32 weights, accumulation and updates; no effect on NumPy).
         """
+        if precision not in ("float32", "tf32"):
+            raise ValueError(
+                f"compile: precision must be 'float32' or 'tf32', received {precision!r}."
+            )
         if (
             isinstance(steps_per_execution, bool)
             or not isinstance(steps_per_execution, int)
@@ -217,6 +224,7 @@ class Sequential:
                 f"compile: cuda_graphs must be True or False, received {cuda_graphs!r}."
             )
         self.steps_per_execution, self.cuda_graphs = steps_per_execution, cuda_graphs
+        self.precision = precision
         self.optimizer = optimizers.get(optimizer)
         self.loss = None if loss is None else losses.get(loss)
         metric_ids = list(metrics or [])

@@ -122,6 +122,7 @@ def build_model(cfg: Config, input_shape: tuple, source: str = "config"):
         metrics=list(cfg.compile.metrics),
         steps_per_execution=cfg.compile.steps_per_execution,
         cuda_graphs=cfg.compile.cuda_graphs,
+        precision=cfg.compile.precision,
     )
     return model
 

@@ -66,7 +66,7 @@ _DESC_DTYPES = {
     MatmulDescAttribute.EPILOGUE_AUX_POINTER: np.intp,
     MatmulDescAttribute.EPILOGUE_AUX_LD: np.int64,
 }
-CUDA_R_32F, COMPUTE_32F = 0, 68
+CUDA_R_32F, COMPUTE_32F, COMPUTE_32F_FAST_TF32 = 0, 68, 77
 _RELU_AUX_BIAS = Epilogue.RELU_AUX_BIAS
 REQUIRED_WORKSPACE = 1 << 20  # what this stand-in's "algorithm" asks for
 
@@ -105,15 +105,16 @@ def get_matmul_preference_attribute_dtype(attr):
 
 
 def matmul_desc_create(compute_type: int, scale_type: int) -> int:
-    if compute_type != COMPUTE_32F or scale_type != CUDA_R_32F:
-        raise ValueError("the stand-in computes CUBLAS_COMPUTE_32F with float32 scales only")
+    if compute_type not in (COMPUTE_32F, COMPUTE_32F_FAST_TF32) or scale_type != CUDA_R_32F:
+        raise ValueError("the stand-in computes CUBLAS_COMPUTE_32F(_FAST_TF32), float32 scales")
     return _new({MatmulDescAttribute.TRANSA: 0, MatmulDescAttribute.TRANSB: 0,
                  MatmulDescAttribute.EPILOGUE: int(Epilogue.DEFAULT),
-                 MatmulDescAttribute.POINTER_MODE: 0})  # fmt: skip
+                 MatmulDescAttribute.POINTER_MODE: 0,
+                 "tf32": compute_type != COMPUTE_32F})  # fmt: skip
 
 
 def matmul_desc_set_attribute(desc: int, attr: int, buf: int, size: int) -> None:
-    attr = MatmulDescAttribute(attr)
+    attr = MatmulDescAttribute(attr)  # (the stand-in's "tf32" flag is set at creation)
     dtype = np.dtype(_DESC_DTYPES[attr])
     if size != dtype.itemsize:
         raise ValueError(f"attribute {attr.name}: {size} bytes given, {dtype.itemsize} expected")
@@ -210,11 +211,17 @@ def matmul(handle, desc, alpha, a, adesc, b, bdesc, beta, c, cdesc, d, ddesc, al
     epilogue = Epilogue(attrs[MatmulDescAttribute.EPILOGUE])
     transa, transb = attrs[MatmulDescAttribute.TRANSA], attrs[MatmulDescAttribute.TRANSB]
 
+    tf32 = attrs["tf32"]
+
     def compute():
         A, B = _matrix(a, layouts[0]), _matrix(b, layouts[1])
         A, B = (A if transa == 0 else A.T), (B if transb == 0 else B.T)
+        if tf32:  # the tensor cores' inputs: 10-bit mantissas (for BGRADA, A itself is summed)
+            A_in, B_in = _tf32(A), _tf32(B)
+        else:
+            A_in, B_in = A, B
         C, D = _matrix(c, layouts[2]), _matrix(d, layouts[3])
-        out = np.matmul(A, B, dtype=np.float32)
+        out = np.matmul(A_in, B_in, dtype=np.float32)
         if scale[0] != 1.0:
             out *= np.float32(scale[0])
         if scale[1] != 0.0:
@@ -245,6 +252,15 @@ def matmul(handle, desc, alpha, a, adesc, b, bdesc, beta, c, cdesc, d, ddesc, al
         D[...] = out
 
     standin._launch(f"cublasLt matmul ({epilogue.name})", compute, out=True)
+
+
+def _tf32(matrix: np.ndarray) -> np.ndarray:
+    """float32 rounded to TF32 (to nearest, ties to even: 13 low mantissa bits cleared)."""
+    bits = np.ascontiguousarray(matrix, np.float32).view(np.uint32)
+    rounded = (bits + np.uint32(0xFFF) + ((bits >> np.uint32(13)) & np.uint32(1))) & np.uint32(
+        0xFFFFE000
+    )
+    return rounded.view(np.float32)
 
 
 def _pack(bits: np.ndarray, row_bytes: int) -> np.ndarray:

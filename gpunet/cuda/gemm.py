@@ -11,7 +11,9 @@ arrays are column-major matrices transposed, so for a Dense layer (x: N x I, ker
     inputs    gx^T (I x N) = W gz^T    A = W (T), B = gz   epilogue DRELU_BGRAD with the layer
                                                            before's ReLU mask: its gz and gb
 
-Exact float32 (CUBLAS_COMPUTE_32F: no TF32). `load()` names the module: nvmath's, or the one
+Exact float32 by default (CUBLAS_COMPUTE_32F: no TF32); precision="tf32" lets the tensor cores
+round each product's inputs to TF32 (10-bit mantissas; float32 accumulation, outputs and
+weights), for large layers. `load()` names the module: nvmath's, or the one
 `GPUNET_CUBLASLT_MODULE` names (the test stand-in's).
 """
 
@@ -26,6 +28,8 @@ import numpy as np
 # C enum values of the CUDA and cuBLAS headers (library_types.h, cublas_api.h): stable ABI.
 CUDA_R_32F = 0
 CUBLAS_COMPUTE_32F = 68
+CUBLAS_COMPUTE_32F_FAST_TF32 = 77
+COMPUTE_TYPES = {"float32": CUBLAS_COMPUTE_32F, "tf32": CUBLAS_COMPUTE_32F_FAST_TF32}
 OP_N, OP_T = 0, 1
 WORKSPACE_BYTES = 4 << 20  # cuBLASLt's recommendation for Hopper is 32 MiB for large GEMMs
 AUX_ROW_BITS = 128  # a ReLU mask's leading dimension, in bits: a multiple of 128
@@ -58,7 +62,7 @@ class _Plan:
         lt = self.lt = gemm.lt
         self.gemm = gemm
         attr = lt.MatmulDescAttribute
-        self.desc = lt.matmul_desc_create(CUBLAS_COMPUTE_32F, CUDA_R_32F)
+        self.desc = lt.matmul_desc_create(gemm.compute_type, CUDA_R_32F)
         self._set(attr.TRANSA, transa)
         self._set(attr.TRANSB, transb)
         self._set(attr.EPILOGUE, epilogue)
@@ -102,10 +106,12 @@ class Gemm:
     Args:
         xp: CuPy (or the stand-in).
         lt: the cuBLASLt bindings module (`load()`).
+        precision: "float32" (exact) or "tf32".
     """
 
-    def __init__(self, xp, lt):
+    def __init__(self, xp, lt, precision: str = "float32"):
         self.xp, self.lt = xp, lt
+        self.compute_type = COMPUTE_TYPES[precision]
         self.handle = lt.create()
         self.preference = lt.matmul_preference_create()
         bytes_attr = lt.MatmulPreferenceAttribute.MAX_WORKSPACE_BYTES

@@ -25,12 +25,18 @@ def select_training(model, step: ReferenceStep, x, y, w, batch_size: int):
     """The training step for this fit: GraphTraining, FusedTraining or ReferenceTraining."""
     if backend.get_array_module(x) is np:
         return ReferenceTraining(step, x, y, w, batch_size)
+    from gpunet.cuda import gemm
     from gpunet.step import fused, graph, support
 
     reason = support.unsupported(model, x, y)
     if reason is not None:
         logger.warning("gpunet: the reference CuPy step trains this model: %s.", reason)
         return ReferenceTraining(step, x, y, w, batch_size)
+    if model.precision != "float32" and gemm.load() is None:
+        logger.warning(
+            "gpunet: precision %r needs cuBLASLt (nvmath-python); computing in float32.",
+            model.precision,
+        )
     if not model.cuda_graphs:
         return fused.FusedTraining(model, x, y, w, batch_size)
     training = graph.GraphTraining(model, x, y, w, batch_size)

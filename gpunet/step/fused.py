@@ -70,7 +70,7 @@ class FusedTraining:
         # The loss kernel applies the optimizer's loss scale (SGD's -lr) unless the update
         # needs the true gradient (clipping), or runs the optimizer's own xp rule.
         lt = gemm_module.load()
-        self.gemm = gemm_module.Gemm(xp, lt) if lt is not None else None
+        self.gemm = gemm_module.Gemm(xp, lt, model.precision) if lt is not None else None
         self.dense = self._plan_layers(model)
         self.dropouts = [run.dropout for run in self.dense if run.dropout is not None]
         self.buffers = Buffers()

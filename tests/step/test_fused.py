@@ -264,3 +264,29 @@ def test_numpy_never_takes_the_fused_step(caplog):
     with caplog.at_level(logging.WARNING, logger="gpunet"):
         model, _, _ = _fit(CASES["w1"], _numpy)
     assert type(model._trainer.training).__name__ == "ReferenceTraining" and not caplog.text
+
+
+def test_tf32_rounds_the_gemm_inputs_and_stays_within_its_tolerance():
+    """precision="tf32": cuBLASLt's TF32 compute type (emulated by the stand-in: inputs
+    rounded to 10-bit mantissas). Stated tolerance: 2e-2 relative on the loss after two
+    epochs, 5e-2 absolute on the weights, against exact float32."""
+    case = CASES["w2-dropout-adam"]
+    exact = _fit(case, use_standin)
+
+    def tf32_fit():
+        use_standin()
+        x, y = _data()
+        model = _model(**case)
+        model.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"],
+                      precision="tf32")  # fmt: skip
+        history = model.fit(x, y, batch_size=64, epochs=2, verbose=0)
+        return model, history.history, model.get_weights()
+
+    tf32 = tf32_fit()
+    assert tf32[0]._trainer.training.gemm.compute_type == gemm.CUBLAS_COMPUTE_32F_FAST_TF32
+    np.testing.assert_allclose(tf32[1]["loss"], exact[1]["loss"], rtol=2e-2)
+    for a, b in zip(exact[2], tf32[2]):
+        np.testing.assert_allclose(b, a, atol=5e-2)
+    assert any(not np.array_equal(a, b) for a, b in zip(exact[2], tf32[2]))  # it did round
+    with pytest.raises(ValueError, match="precision must be 'float32' or 'tf32'"):
+        tf32[0].compile(loss="mse", precision="bf16")
