@@ -19,9 +19,6 @@ SESSION_BACKEND = os.environ.get("GPUNET_TEST_BACKEND", "numpy")
 if SESSION_BACKEND not in ("numpy", "standin", "cupy"):
     raise SystemExit(f"GPUNET_TEST_BACKEND must be numpy, standin or cupy, not {SESSION_BACKEND!r}")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if SESSION_BACKEND != "cupy":
-    # The stand-in's cuBLASLt (tests/standin_cublaslt.py) pairs with the CuPy stand-in.
-    os.environ.setdefault("GPUNET_CUBLASLT_MODULE", "tests.standin_cublaslt")
 if SESSION_BACKEND == "standin":
     # Subprocesses (`python -m gpunet ...`) load the same stand-in.
     os.environ[backend.MODULE_ENV_VAR] = STANDIN_MODULE

@@ -37,6 +37,7 @@ import weakref
 import numpy as _np
 
 __version__ = "14.2.0 (strict CPU stand-in)"
+CUBLASLT_BINDINGS = "tests.standin_cublaslt"  # the cuBLASLt this stand-in's memory pairs with
 
 _FILE = os.path.abspath(__file__)
 _NUMPY_DIR = os.path.dirname(_np.__file__)

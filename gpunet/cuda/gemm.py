@@ -13,8 +13,9 @@ arrays are column-major matrices transposed, so for a Dense layer (x: N x I, ker
 
 Exact float32 by default (CUBLAS_COMPUTE_32F: no TF32); precision="tf32" lets the tensor cores
 round each product's inputs to TF32 (10-bit mantissas; float32 accumulation, outputs and
-weights), for large layers. `load()` names the module: nvmath's, or the one
-`GPUNET_CUBLASLT_MODULE` names (the test stand-in's).
+weights), for large layers. `load(xp)` finds the bindings: the module `GPUNET_CUBLASLT_MODULE`
+names, else the one a CuPy-like array module names as its `CUBLASLT_BINDINGS` (the test
+stand-in pairs with its own), else nvmath-python's.
 """
 
 from __future__ import annotations
@@ -39,10 +40,16 @@ class Unsupported(RuntimeError):
     """cuBLASLt has no algorithm for this product and epilogue (the caller uses kernels)."""
 
 
+def load(xp):
+    """The cuBLASLt bindings module for array module `xp`, or None when it is missing."""
+    name = os.environ.get("GPUNET_CUBLASLT_MODULE") or getattr(
+        xp, "CUBLASLT_BINDINGS", "nvmath.bindings.cublasLt"
+    )
+    return _import(name)
+
+
 @functools.cache
-def load():
-    """The cuBLASLt bindings module, or None when nvmath-python is not installed."""
-    name = os.environ.get("GPUNET_CUBLASLT_MODULE", "nvmath.bindings.cublasLt")
+def _import(name: str):
     try:
         return importlib.import_module(name)
     except ImportError:
@@ -105,7 +112,7 @@ class Gemm:
 
     Args:
         xp: CuPy (or the stand-in).
-        lt: the cuBLASLt bindings module (`load()`).
+        lt: the cuBLASLt bindings module (`load(xp)`).
         precision: "float32" (exact) or "tf32".
     """
 

@@ -32,7 +32,7 @@ def select_training(model, step: ReferenceStep, x, y, w, batch_size: int):
     if reason is not None:
         logger.warning("gpunet: the reference CuPy step trains this model: %s.", reason)
         return ReferenceTraining(step, x, y, w, batch_size)
-    if model.precision != "float32" and gemm.load() is None:
+    if model.precision != "float32" and gemm.load(backend.get_array_module(x)) is None:
         logger.warning(
             "gpunet: precision %r needs cuBLASLt (nvmath-python); computing in float32.",
             model.precision,

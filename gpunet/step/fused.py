@@ -69,7 +69,7 @@ class FusedTraining:
         self.updates = updates.Updates(xp, self.optimizer, model._params, model._grads)
         # The loss kernel applies the optimizer's loss scale (SGD's -lr) unless the update
         # needs the true gradient (clipping), or runs the optimizer's own xp rule.
-        lt = gemm_module.load()
+        lt = gemm_module.load(xp)
         self.gemm = gemm_module.Gemm(xp, lt, model.precision) if lt is not None else None
         self.dense = self._plan_layers(model)
         self.dropouts = [run.dropout for run in self.dense if run.dropout is not None]

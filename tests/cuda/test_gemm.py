@@ -9,7 +9,7 @@ from gpunet.cuda import gemm
 
 @pytest.fixture
 def lt(device):
-    module = gemm.load()
+    module = gemm.load(device)
     if module is None:
         pytest.skip("nvmath-python is not installed (pip install nvmath-python[cu13])")
     return device, gemm.Gemm(device, module)
@@ -92,7 +92,7 @@ def test_a_plan_is_made_once_per_shape_and_a_product_is_one_capturable_launch():
     from tests.conftest import use_standin
 
     use_standin()
-    products = gemm.Gemm(standin, gemm.load())
+    products = gemm.Gemm(standin, gemm.load(standin))
     x = standin.asarray(np.ones((4, 3), np.float32))
     kernel = standin.asarray(np.full((3, 2), 0.5, np.float32))
     out = standin.zeros((4, 2), np.float32)
@@ -137,3 +137,11 @@ def test_the_standin_cublaslt_refuses_what_would_corrupt_memory(monkeypatch):
     monkeypatch.setattr(standin_cublaslt, "REQUIRED_WORKSPACE", 2 * gemm.WORKSPACE_BYTES)
     with pytest.raises(gemm.Unsupported, match="no cuBLASLt algorithm"):
         products.forward(8, 3, 2, True, False)
+
+
+def test_the_standin_rounds_tf32_inputs_to_nearest_even():
+    from tests.standin_cublaslt import _tf32
+
+    lsb = 2.0**-10  # TF32 keeps 10 mantissa bits
+    values = np.array([1 + lsb / 2, 1 + 1.5 * lsb, 1 + lsb / 2 + 2**-20, -3.0], np.float32)
+    np.testing.assert_array_equal(_tf32(values), [1.0, 1 + 2 * lsb, 1 + lsb, -3.0])
