@@ -170,21 +170,24 @@ def _numpy():
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_the_fused_step_trains_as_the_reference_step(name):
+def test_the_fused_step_trains_as_the_reference_step(name, cupy_path):
+    """On the stand-in (the kernels' source run on the CPU) and, with -m gpu, on CuPy."""
+    switch, rtol = cupy_path
     reference = _fit(CASES[name], _numpy)
-    fused = _fit(CASES[name], use_standin)
+    fused = _fit(CASES[name], switch)
     expected = "FusedTraining" if name == "subclassed-optimizer-xp-update" else "GraphTraining"
     assert type(fused[0]._trainer.training).__name__ == expected
-    _assert_alike(reference, fused)
+    _assert_alike(reference, fused, rtol=max(rtol, 1e-5))
 
 
 @pytest.mark.parametrize("weighted, shuffle, batch_size", [(True, True, 64), (False, False, 70)],
                          ids=["sample-weights", "in-order-partial-batch"])  # fmt: skip
-def test_sample_weights_order_and_a_partial_last_batch(weighted, shuffle, batch_size):
+def test_sample_weights_order_and_a_partial_last_batch(weighted, shuffle, batch_size, cupy_path):
+    switch, rtol = cupy_path
     case = CASES["w2-dropout-adam"]
     reference = _fit(case, _numpy, weighted, shuffle, batch_size)
-    fused = _fit(case, use_standin, weighted, shuffle, batch_size)
-    _assert_alike(reference, fused)
+    fused = _fit(case, switch, weighted, shuffle, batch_size)
+    _assert_alike(reference, fused, rtol=max(rtol, 1e-5))
 
 
 def test_without_cublaslt_the_step_uses_cupys_gemms_eagerly_and_says_so(monkeypatch, caplog):

@@ -76,8 +76,9 @@ def test_a_step_is_within_its_launch_budget_and_an_execution_is_one_graph_launch
 
 @pytest.mark.parametrize("per_execution", [1, 3])
 @pytest.mark.parametrize("spec", [W1, W2], ids=["w1", "w2-dropout"])
-def test_replayed_graphs_train_bit_for_bit_as_the_eager_fused_step(spec, per_execution):
-    use_standin()
+def test_replayed_graphs_train_bit_for_bit_as_the_eager_fused_step(spec, per_execution, cupy_path):
+    switch, _ = cupy_path
+    switch()
     x, y = _data(128 * 5 + 17, seed=2)
     results = {}
     for graphs in (True, False):
