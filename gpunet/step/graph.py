@@ -14,8 +14,12 @@ captured).
 
 from __future__ import annotations
 
+import logging
+
 from gpunet.schedules import LearningRateSchedule
 from gpunet.step.fused import FusedTraining
+
+logger = logging.getLogger("gpunet")
 
 
 def unsupported(training: FusedTraining, steps_per_execution: int) -> str | None:
@@ -41,6 +45,7 @@ class GraphTraining(FusedTraining):
         super().__init__(model, x, y, w, batch_size)
         self._graphs: dict = {}  # (steps, rows) -> the captured graph
         self.captures = 0
+        self.eager = False  # set when a capture failed
 
     def _capture(self, count: int, rows: int):
         stream = self.stream
@@ -55,6 +60,9 @@ class GraphTraining(FusedTraining):
 
     def run(self, tracker, first: int, count: int) -> None:
         self.tracker = tracker
+        if self.eager:
+            super().run(tracker, first, count)
+            return
         full = sum(self._rows(step) == self.batch_size for step in range(first, first + count))
         if full:
             rows = self.batch_size
@@ -64,7 +72,17 @@ class GraphTraining(FusedTraining):
                 self.sync(first, rows)
                 graph = self._graphs.get((full, rows))
                 if graph is None:
-                    graph = self._graphs[full, rows] = self._capture(full, rows)
+                    try:
+                        graph = self._graphs[full, rows] = self._capture(full, rows)
+                    except Exception as exc:  # nothing captured ran: train on, eagerly
+                        logger.warning(
+                            "gpunet: capturing the step into a CUDA graph failed (%s: %s); the "
+                            "fused step runs eagerly for the rest of the fit.",
+                            type(exc).__name__, exc,
+                        )  # fmt: skip
+                        self.eager = True
+                        super().run(tracker, first, count)
+                        return
                 graph.launch(self.stream)
             for _ in range(full):
                 self.account(rows)

@@ -11,6 +11,7 @@ from rich.console import Console
 
 import gpunet as gn
 from gpunet import backend, run
+from tests import standin
 from tests.conftest import use_standin
 from tests.ledger import record_fit
 
@@ -135,3 +136,64 @@ def test_compile_checks_the_execution_options():
         model.compile(loss="mse", steps_per_execution=0)
     with pytest.raises(TypeError, match="cuda_graphs must be True or False"):
         model.compile(loss="mse", cuda_graphs="yes")
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "nadam", "sgd"])
+@pytest.mark.parametrize("per_execution", [1, 2])
+def test_a_graph_fit_interrupted_and_resumed_equals_the_uninterrupted_one(
+    tmp_path, optimizer, per_execution
+):
+    """The device counters (batch position, dropout offsets, beta powers) come back from a
+    checkpoint taken between executions, and the graph replays from there exactly."""
+    from tests.test_checkpoint import Interrupt
+
+    use_standin()
+    x, y = _data(300, seed=5)
+
+    def model():
+        gn.utils.clear_session()
+        gn.utils.set_random_seed(3)
+        layers = [gn.layers.Input((784,)), gn.layers.Dense(16, activation="relu")]
+        layers += [gn.layers.Dropout(0.3), gn.layers.Dense(10, activation="softmax")]
+        m = gn.Sequential(layers)
+        m.compile(loss="sparse_categorical_crossentropy", optimizer=optimizer,
+                  metrics=["accuracy"], steps_per_execution=per_execution)  # fmt: skip
+        return m
+
+    def fit(m, callbacks=()):
+        return m.fit(x, y, batch_size=32, epochs=3, validation_split=0.2, verbose=0,
+                     callbacks=list(callbacks))  # fmt: skip
+
+    reference = model()
+    expected = fit(reference).history
+    assert type(reference._trainer.training).__name__ == "GraphTraining"
+    first = model()
+    fit(first, [gn.callbacks.BackupAndRestore(tmp_path, save_freq=1), Interrupt(1, 3)])
+    resumed = model()
+    history = fit(resumed, [gn.callbacks.BackupAndRestore(tmp_path, save_freq=1)])
+    assert history.history == expected
+    for a, b in zip(reference.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_capture_that_fails_says_why_and_trains_on_eagerly(monkeypatch, caplog):
+    from gpunet.step import fused
+
+    use_standin()
+    x, y = _data(128 * 3, seed=6)
+    expected = _workload(W2, graphs=False, seed=2)
+    expected.fit(x, y, batch_size=128, epochs=2, verbose=0)
+    enqueue = fused.FusedTraining.enqueue
+
+    def allocating(self, rows):  # what a graph cannot hold: a new array mid-step
+        standin.empty(3, standin.float32)
+        enqueue(self, rows)
+
+    monkeypatch.setattr(fused.FusedTraining, "enqueue", allocating)
+    model = _workload(W2, seed=2)
+    with caplog.at_level(logging.WARNING, logger="gpunet"):
+        model.fit(x, y, batch_size=128, epochs=2, verbose=0)
+    assert "capturing the step into a CUDA graph failed (CaptureError" in caplog.text
+    assert model._trainer.training.eager
+    for a, b in zip(expected.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
