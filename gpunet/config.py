@@ -58,7 +58,7 @@ class CompileConfig:
     metrics: list = field(default_factory=list)
     steps_per_execution: int = 1  # steps between callbacks; on CuPy one CUDA graph replay each
     cuda_graphs: bool = True  # false: the fused CuPy step runs eagerly (debugging)
-    precision: str = "float32"  # or tf32: the fused CuPy step's GEMMs on TF32 tensor cores
+    precision: str = "float32"  # tf32 | bf16: the fused CuPy step's GEMMs on tensor cores
 
 
 @dataclass
@@ -352,7 +352,9 @@ def validate(config: Config, source: str) -> Config:
             metrics.check_name(name)
         except ValueError as exc:
             raise ConfigError(source, f"compile.metrics[{index}]", str(exc)) from None
-    _check_choice(source, "compile.precision", config.compile.precision, ("float32", "tf32"))
+    _check_choice(
+        source, "compile.precision", config.compile.precision, ("float32", "tf32", "bf16")
+    )
     if config.compile.steps_per_execution < 1:
         raise ConfigError(
             source,

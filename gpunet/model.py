@@ -202,13 +202,14 @@ class Sequential:
 
         steps_per_execution: steps run between callback and progress calls (Keras's knob); on
         CuPy, one CUDA graph replay each. cuda_graphs: False keeps the fused CuPy step eager
-        (for debugging); no effect on NumPy. precision: "float32" (exact, the default) or
-        "tf32" (the fused CuPy step's GEMMs round their inputs to TF32 on the tensor cores;
-        float32 weights, accumulation and updates; no effect on NumPy).
+        (for debugging); no effect on NumPy. precision: "float32" (exact, the default), "tf32"
+        or "bf16" (the fused CuPy step's GEMMs take their inputs rounded to TF32 or bfloat16
+        on the tensor cores; float32 master weights, accumulation and updates; for large
+        layers; no effect on NumPy).
         """
-        if precision not in ("float32", "tf32"):
+        if precision not in ("float32", "tf32", "bf16"):
             raise ValueError(
-                f"compile: precision must be 'float32' or 'tf32', received {precision!r}."
+                f"compile: precision must be 'float32', 'tf32' or 'bf16', received {precision!r}."
             )
         if (
             isinstance(steps_per_execution, bool)

@@ -34,6 +34,9 @@ static gpunet_dim3 threadIdx, blockIdx, blockDim, gridDim;
 #define __forceinline__ inline
 #define __restrict__
 static inline float __int_as_float(int i) { float f; std::memcpy(&f, &i, 4); return f; }
+static inline unsigned int __float_as_uint(float f) {
+    unsigned int u; std::memcpy(&u, &f, 4); return u;
+}
 template <class T> static inline T atomicAdd(T* p, T v) { T old = *p; *p += v; return old; }
 """
 FLAGS = ("-O1", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math", "-x", "c++")
@@ -45,6 +48,7 @@ CTYPES = {
     "unsigned int": (ctypes.c_uint32, np.uint32),
     "long long": (ctypes.c_int64, np.int64),
     "unsigned long long": (ctypes.c_uint64, np.uint64),
+    "unsigned short": (ctypes.c_uint16, np.uint16),
     "char": (ctypes.c_char, None),
 }
 

@@ -66,7 +66,7 @@ _DESC_DTYPES = {
     MatmulDescAttribute.EPILOGUE_AUX_POINTER: np.intp,
     MatmulDescAttribute.EPILOGUE_AUX_LD: np.int64,
 }
-CUDA_R_32F, COMPUTE_32F, COMPUTE_32F_FAST_TF32 = 0, 68, 77
+CUDA_R_32F, CUDA_R_16BF, COMPUTE_32F, COMPUTE_32F_FAST_TF32 = 0, 14, 68, 77
 _RELU_AUX_BIAS = Epilogue.RELU_AUX_BIAS
 REQUIRED_WORKSPACE = 1 << 20  # what this stand-in's "algorithm" asks for
 
@@ -84,10 +84,15 @@ def _read(ptr: int, size: int, dtype):
     return np.frombuffer(ctypes.string_at(ptr, size), dtype=dtype)[0]
 
 
-def _matrix(ptr: int, layout: dict, dtype=np.float32):
-    """The column-major (rows x cols, leading dimension ld) matrix at ptr, as a writable view."""
+def _matrix(ptr: int, layout: dict):
+    """The column-major (rows x cols, leading dimension ld) matrix at ptr: a writable view of
+    float32 memory, or the float32 values of bfloat16 words (a copy: inputs only)."""
     rows, cols, ld = layout["rows"], layout["cols"], layout["ld"]
     count = ld * (cols - 1) + rows
+    if layout["type"] == CUDA_R_16BF:
+        words = np.ctypeslib.as_array((ctypes.c_uint16 * count).from_address(ptr))
+        flat = (words.astype(np.uint32) << np.uint32(16)).view(np.float32)
+        return np.lib.stride_tricks.as_strided(flat, (rows, cols), (4, 4 * ld)).copy()
     flat = np.ctypeslib.as_array((ctypes.c_float * count).from_address(ptr))
     return np.lib.stride_tricks.as_strided(flat, (rows, cols), (4, 4 * ld))
 
@@ -122,11 +127,11 @@ def matmul_desc_set_attribute(desc: int, attr: int, buf: int, size: int) -> None
 
 
 def matrix_layout_create(dtype: int, rows: int, cols: int, ld: int) -> int:
-    if dtype != CUDA_R_32F:
-        raise ValueError("the stand-in takes float32 matrices only")
+    if dtype not in (CUDA_R_32F, CUDA_R_16BF):
+        raise ValueError("the stand-in takes float32 and bfloat16 matrices only")
     if ld < rows:
         raise ValueError(f"leading dimension {ld} < rows {rows}")
-    return _new({"rows": int(rows), "cols": int(cols), "ld": int(ld)})
+    return _new({"rows": int(rows), "cols": int(cols), "ld": int(ld), "type": int(dtype)})
 
 
 def matmul_preference_create() -> int:
@@ -207,6 +212,10 @@ def matmul(handle, desc, alpha, a, adesc, b, bdesc, beta, c, cdesc, d, ddesc, al
     if stream != standin.cuda.get_current_stream().ptr:
         raise standin.CaptureError("matmul: issued on a stream other than the current one")
     layouts = [_objects[x] for x in (adesc, bdesc, cdesc, ddesc)]
+    if layouts[0]["type"] != layouts[1]["type"] or {layouts[2]["type"], layouts[3]["type"]} != {
+        CUDA_R_32F
+    }:
+        raise ValueError("matmul: A and B of one type, C and D float32 (what gpunet plans)")
     scale = float(_read(alpha, 4, np.float32)), float(_read(beta, 4, np.float32))
     epilogue = Epilogue(attrs[MatmulDescAttribute.EPILOGUE])
     transa, transb = attrs[MatmulDescAttribute.TRANSA], attrs[MatmulDescAttribute.TRANSB]

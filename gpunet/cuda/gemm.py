@@ -12,10 +12,11 @@ arrays are column-major matrices transposed, so for a Dense layer (x: N x I, ker
                                                            before's ReLU mask: its gz and gb
 
 Exact float32 by default (CUBLAS_COMPUTE_32F: no TF32); precision="tf32" lets the tensor cores
-round each product's inputs to TF32 (10-bit mantissas; float32 accumulation, outputs and
-weights), for large layers. `load(xp)` finds the bindings: the module `GPUNET_CUBLASLT_MODULE`
-names, else the one a CuPy-like array module names as its `CUBLASLT_BINDINGS` (the test
-stand-in pairs with its own), else nvmath-python's.
+round each product's inputs to TF32 (10-bit mantissas), and precision="bf16" takes A and B as
+bfloat16 words the caller rounded (`to_bf16`); accumulation, outputs, bias and the weights'
+master copy stay float32. Both for large layers. `load(xp)` finds the bindings: the module
+`GPUNET_CUBLASLT_MODULE` names, else the one a CuPy-like array module names as its
+`CUBLASLT_BINDINGS` (the test stand-in pairs with its own), else nvmath-python's.
 """
 
 from __future__ import annotations
@@ -28,9 +29,15 @@ import numpy as np
 
 # C enum values of the CUDA and cuBLAS headers (library_types.h, cublas_api.h): stable ABI.
 CUDA_R_32F = 0
+CUDA_R_16BF = 14
 CUBLAS_COMPUTE_32F = 68
 CUBLAS_COMPUTE_32F_FAST_TF32 = 77
-COMPUTE_TYPES = {"float32": CUBLAS_COMPUTE_32F, "tf32": CUBLAS_COMPUTE_32F_FAST_TF32}
+# precision -> (compute type, the type of A and B); C, D, bias and scales are float32 always.
+PRECISIONS = {
+    "float32": (CUBLAS_COMPUTE_32F, CUDA_R_32F),
+    "tf32": (CUBLAS_COMPUTE_32F_FAST_TF32, CUDA_R_32F),
+    "bf16": (CUBLAS_COMPUTE_32F, CUDA_R_16BF),
+}
 OP_N, OP_T = 0, 1
 WORKSPACE_BYTES = 4 << 20  # cuBLASLt's recommendation for Hopper is 32 MiB for large GEMMs
 AUX_ROW_BITS = 128  # a ReLU mask's leading dimension, in bits: a multiple of 128
@@ -75,8 +82,9 @@ class _Plan:
         self._set(attr.EPILOGUE, epilogue)
         if aux_ld:
             self._set(attr.EPILOGUE_AUX_LD, aux_ld)
-        self.a = lt.matrix_layout_create(CUDA_R_32F, *((m, k) if transa == OP_N else (k, m)), lda)
-        self.b = lt.matrix_layout_create(CUDA_R_32F, *((k, n) if transb == OP_N else (n, k)), ldb)
+        inputs = gemm.input_type
+        self.a = lt.matrix_layout_create(inputs, *((m, k) if transa == OP_N else (k, m)), lda)
+        self.b = lt.matrix_layout_create(inputs, *((k, n) if transb == OP_N else (n, k)), ldb)
         self.d = lt.matrix_layout_create(CUDA_R_32F, m, n, m)
         heuristic = lt.MatmulHeuristicResult()
         found = np.zeros(1, np.int32)
@@ -113,12 +121,12 @@ class Gemm:
     Args:
         xp: CuPy (or the stand-in).
         lt: the cuBLASLt bindings module (`load(xp)`).
-        precision: "float32" (exact) or "tf32".
+        precision: "float32" (exact), "tf32" or "bf16" (A and B given as bfloat16 words).
     """
 
     def __init__(self, xp, lt, precision: str = "float32"):
         self.xp, self.lt = xp, lt
-        self.compute_type = COMPUTE_TYPES[precision]
+        self.compute_type, self.input_type = PRECISIONS[precision]
         self.handle = lt.create()
         self.preference = lt.matmul_preference_create()
         bytes_attr = lt.MatmulPreferenceAttribute.MAX_WORKSPACE_BYTES

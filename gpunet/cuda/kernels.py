@@ -48,6 +48,7 @@ _C_TYPES = {
     "unsigned int": np.uint32,
     "long long": np.int64,
     "unsigned long long": np.uint64,
+    "unsigned short": np.uint16,  # bfloat16 words
     "char": None,  # raw bytes: any dtype
 }
 

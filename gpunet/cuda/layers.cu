@@ -44,3 +44,16 @@ __global__ void bias_grad(const float* g, float* gb, int rows, int units) {
     for (int r = 0; r < rows; ++r) total += g[(long long)r * units + u];
     gb[u] = total;
 }
+
+// y = x rounded to bfloat16 (to nearest, ties to even; NaN stays NaN), as raw 16-bit words:
+// the GEMM inputs of precision="bf16" (the float32 values stay the master copy).
+__global__ void to_bf16(const float* x, unsigned short* y, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    unsigned int u = __float_as_uint(x[i]);
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) {
+        y[i] = (unsigned short)((u >> 16) | 0x0040u);  // a quiet NaN
+        return;
+    }
+    y[i] = (unsigned short)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+}

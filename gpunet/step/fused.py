@@ -71,6 +71,8 @@ class FusedTraining:
         # needs the true gradient (clipping), or runs the optimizer's own xp rule.
         lt = gemm_module.load(xp)
         self.gemm = gemm_module.Gemm(xp, lt, model.precision) if lt is not None else None
+        # bf16: the GEMMs read bfloat16 copies of their inputs, made each step (to_bf16).
+        self.bf16 = self.gemm is not None and model.precision == "bf16"
         self.dense = self._plan_layers(model)
         self.dropouts = [run.dropout for run in self.dense if run.dropout is not None]
         self.buffers = Buffers()
@@ -125,6 +127,13 @@ class FusedTraining:
             self._layer_buffers(run, rows)
         self._loss_buffers(rows)
         self._increments(rows)
+        if self.bf16:
+            self._get("params16", self.model._params.shape, np.uint16)
+            inputs = self.features
+            for i, run in enumerate(self.dense):
+                self._get(f"{i}/h16", (rows, inputs), np.uint16)
+                self._get(f"{i}/gz16", (rows, run.units), np.uint16)
+                inputs = run.units
 
     def _batch_buffers(self, rows: int):
         return (
@@ -276,6 +285,10 @@ class FusedTraining:
             xb, yb, wb,
         )  # fmt: skip
         plans = self._plans[rows]
+        if self.bf16:  # the weights as this step's GEMMs read them
+            params = self.model._params
+            launch(xp, "to_bf16", params.size, params, self._get("params16", params.shape,
+                   np.uint16), params.size)  # fmt: skip
         h, saved = xb, []
         for i, run in enumerate(self.dense):
             h = self._forward(i, run, h, rows, plans)
@@ -299,19 +312,40 @@ class FusedTraining:
         self.updates.enqueue()
         self._step_end(row_loss, row_metric, wb, rows)
 
+    def _rounded(self, name: str, array):
+        """precision="bf16": `array` rounded into its kept bfloat16 copy (one launch); else
+        `array` itself."""
+        if not self.bf16:
+            return array
+        copy = self._get(name, array.shape, np.uint16)
+        kernels.launch(self.xp, "to_bf16", array.size, array, copy, array.size)
+        return copy
+
+    def _kernel_operand(self, layer):
+        """The layer's kernel as the GEMMs read it: its view of the step's bfloat16 copy of
+        the parameters (bf16), or the float32 master itself."""
+        if not self.bf16:
+            return layer.kernel
+        params = self.model._params
+        start = (layer.kernel.data.ptr - params.data.ptr) // params.itemsize
+        flat = self._get("params16", params.shape, np.uint16)
+        return flat[start : start + layer.kernel.size].reshape(layer.kernel.shape)
+
     def _forward(self, i: int, run: _DenseRun, h, rows: int, plans):
         layer, xp = run.layer, self.xp
+        if plans is not None:
+            h, kernel = self._rounded(f"{i}/h16", h), self._kernel_operand(layer)
         buffers = self._layer_buffers(run, rows)
         bias = layer.bias if layer.use_bias else None
         out = buffers["out"]
         if run.mode in (RELU_EPILOGUE, LINEAR_EPILOGUE) or (
             run.mode == LOGITS and plans is not None
         ):
-            plans[i, "fwd"](h, layer.kernel, out, bias, buffers.get("aux"))
+            plans[i, "fwd"](h, kernel, out, bias, buffers.get("aux"))
             return out
         target = buffers["z"] if run.mode == KERNEL else out
         if plans is not None:
-            plans[i, "fwd"](h, layer.kernel, target, bias, None)
+            plans[i, "fwd"](h, kernel, target, bias, None)
             bias = None  # added by the epilogue
         else:
             xp.matmul(h, layer.kernel, out=target)
@@ -345,9 +379,13 @@ class FusedTraining:
         layer = run.layer
         gz = self._layer_buffers(run, rows)["gz"]
         g_bias = layer.g_bias if layer.use_bias and not run.bias_grad_by_next else None
+        gz_operand = gz
         if plans is not None:
             plan, fused_bias = plans[i, "weights"]
-            plan(h, gz, layer.g_kernel, g_bias if fused_bias else None)
+            if self.bf16:  # the input as the forward rounded it, and the gradient rounded
+                h = self._get(f"{i}/h16", h.shape, np.uint16)
+                gz_operand = self._rounded(f"{i}/gz16", gz)
+            plan(h, gz_operand, layer.g_kernel, g_bias if fused_bias else None)
             if g_bias is not None and not fused_bias:
                 kernels.launch(xp, "bias_grad", run.units, gz, g_bias, rows, run.units)
         else:
@@ -361,7 +399,8 @@ class FusedTraining:
         target = before["gz"]
         if plans is not None:
             g_bias_previous = previous.layer.g_bias if previous.bias_grad_by_next else None
-            plans[i, "inputs"](gz, layer.kernel, target, before.get("aux"), g_bias_previous)
+            kernel = self._kernel_operand(layer)
+            plans[i, "inputs"](gz_operand, kernel, target, before.get("aux"), g_bias_previous)
         else:
             xp.matmul(gz, layer.kernel.T, out=target)
         if previous.mode == KERNEL:
