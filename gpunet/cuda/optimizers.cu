@@ -17,6 +17,13 @@ __device__ __forceinline__ float decayed(float w, float weight_decay, const floa
     return weight_decay != 0.f ? w - (w * weight_decay) * lr[0] : w;
 }
 
+// Adam's and Nadam's moments, in place: m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2).
+__device__ __forceinline__ void update_moments(float g, float* m, float* v, float one_minus_b1,
+                                               float one_minus_b2) {
+    *m = *m + (g - *m) * one_minus_b1;
+    *v = *v + (g * g - *v) * one_minus_b2;
+}
+
 // SGD. From the scaled gradient step = -lr * g (negative_lr null: the loss scale -lr was
 // applied in the loss kernel), or from g (negative_lr given: -lr, after clipping):
 // plain: w += step; momentum: m = momentum * m + step, then w += m, or (nesterov)
@@ -93,10 +100,8 @@ __global__ void adam_update(float* w, const float* g, float* m, float* v, float*
     float alpha = (float)(sqrt(1.0 - b2t) * lr64[0] / (1.0 - b1t));
     float wi = decayed(w[i], weight_decay, lr);
     float gi = clipped(g[i], clipvalue);
-    float mi = m[i] + (gi - m[i]) * one_minus_b1;
-    float vi = v[i] + (gi * gi - v[i]) * one_minus_b2;
-    m[i] = mi;
-    v[i] = vi;
+    update_moments(gi, m + i, v + i, one_minus_b1, one_minus_b2);
+    float mi = m[i], vi = v[i];
     if (vhat) {
         vi = nan_max(vhat[i], vi);
         vhat[i] = vi;
@@ -142,10 +147,8 @@ __global__ void nadam_update(float* w, const float* g, float* m, float* v, int n
     float c = (float)(1.0 - beta_2_power[0] * beta_2);
     float wi = decayed(w[i], weight_decay, lr);
     float gi = clipped(g[i], clipvalue);
-    float mi = m[i] + (gi - m[i]) * one_minus_b1;
-    float vi = v[i] + (gi * gi - v[i]) * one_minus_b2;
-    m[i] = mi;
-    v[i] = vi;
+    update_moments(gi, m + i, v + i, one_minus_b1, one_minus_b2);
+    float mi = m[i], vi = v[i];
     float m_hat = mi * a + gi * b;
     w[i] = wi - (m_hat * lr[0]) / (sqrtf(vi / c) + epsilon);
 }
