@@ -13,8 +13,9 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 python="$root/.venv/bin/python"
 "$python" -m pip show mutmut >/dev/null 2>&1 || "$python" -m pip install -q "mutmut>=3.3"
 core=(gpunet/kernels/*.py gpunet/losses.py gpunet/optimizers/*.py gpunet/metrics.py
-      gpunet/layers.py gpunet/inputs.py gpunet/step.py gpunet/trainer.py gpunet/tracker.py
-      gpunet/checkpoint.py gpunet/config.py gpunet/callbacks/*.py gpunet/progress.py)
+      gpunet/layers.py gpunet/inputs.py gpunet/step/*.py gpunet/cuda/*.py gpunet/trainer.py
+      gpunet/tracker.py gpunet/checkpoint.py gpunet/config.py gpunet/callbacks/*.py
+      gpunet/progress.py)
 targets=("${@:-${core[@]}}")
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -34,6 +35,7 @@ cd "$work"
 export GPUNET_TEST_BACKEND=standin
 "$root/.venv/bin/mutmut" run > mutmut-run.log 2>&1 || { tail -40 mutmut-run.log; exit 1; }
 "$root/.venv/bin/mutmut" results --all true > results.txt 2>/dev/null || true
+cp results.txt "${MUTATION_RESULTS:-/tmp/mutation-results.txt}"  # kept: the survivors to read
 killed=$(grep -c ': killed$' results.txt || true)
 survived=$(grep -c ': survived$' results.txt || true)
 other=$(grep -vc -e ': killed$' -e ': survived$' results.txt || true)
