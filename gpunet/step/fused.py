@@ -87,7 +87,7 @@ class FusedTraining:
         self.order = None
         self._identity = None
         self.tracker = None
-        self.prepare(batch_size if batch_size <= len(self.x) else len(self.x))
+        self._prepare_every_shape()
 
     # ----- setup --------------------------------------------------------------------------------
 
@@ -112,6 +112,19 @@ class FusedTraining:
             runs.append(_DenseRun(layer, dropout, mode, streams if dropout else -1))
             streams += dropout is not None
         return runs
+
+    def _prepare_every_shape(self) -> None:
+        """Plan the fit's batch shapes (full, and the last partial one) before anything runs:
+        a layer that one shape's planning moves to the kernel path moves for all, so every
+        shape's plans, and every graph captured from them, agree on how each layer runs."""
+        n, batch = len(self.x), self.batch_size
+        shapes = sorted({min(batch, n), n % batch} - {0})
+        while True:
+            modes = [(run.mode, run.bias_grad_by_next) for run in self.dense]
+            for rows in shapes:
+                self.prepare(rows)
+            if modes == [(run.mode, run.bias_grad_by_next) for run in self.dense]:
+                return
 
     def _get(self, name: str, shape: tuple, dtype):
         return self.buffers.get(self.xp, name, shape, dtype)
@@ -176,7 +189,7 @@ class FusedTraining:
 
         return self.buffers.constant(self.xp, f"increments/{rows}", (len(units),), np.uint64, make)
 
-    def _gemm_plans(self, rows: int) -> None:
+    def _gemm_plans(self, rows: int) -> dict:
         """The plans of every product at this batch shape, downgrading a layer to the kernel
         path where cuBLASLt has no algorithm for its epilogue."""
         inputs = self.features
@@ -264,8 +277,6 @@ class FusedTraining:
         with self.stream:
             for step in range(first, first + count):
                 rows = self._rows(step)
-                if rows not in self._plans:
-                    self.prepare(rows)
                 self.sync(step, rows)
                 self.enqueue(rows)
                 self.account(rows)

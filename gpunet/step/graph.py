@@ -66,8 +66,6 @@ class GraphTraining(FusedTraining):
         full = sum(self._rows(step) == self.batch_size for step in range(first, first + count))
         if full:
             rows = self.batch_size
-            if rows not in self._plans:
-                self.prepare(rows)
             with self.stream:
                 self.sync(first, rows)
                 graph = self._graphs.get((full, rows))

@@ -220,6 +220,32 @@ def test_without_an_epilogue_algorithm_a_layer_takes_the_kernel_path(monkeypatch
     _assert_alike(_fit(CASES["w1"], _numpy), fused)
 
 
+def test_a_layer_moved_to_kernels_by_one_batch_shape_moves_for_every_shape(monkeypatch):
+    """cuBLASLt may find an epilogue algorithm for the full batch and none for the last,
+    partial one: the layer must then run one way for both (the full batch's plans would
+    otherwise write a ReLU mask through a stale pointer)."""
+    import ctypes
+
+    from tests import standin_cublaslt
+
+    original = standin_cublaslt.matmul_algo_get_heuristic
+
+    def none_for_the_partial_batch(handle, desc, adesc, bdesc, cdesc, ddesc, *args):
+        original(handle, desc, adesc, bdesc, cdesc, ddesc, *args)
+        attrs = standin_cublaslt._objects[desc]
+        epilogue = attrs[standin_cublaslt.MatmulDescAttribute.EPILOGUE]
+        relu = epilogue in (standin_cublaslt.Epilogue.RELU_AUX_BIAS,
+                            standin_cublaslt.Epilogue.DRELU_BGRAD)  # fmt: skip
+        if relu and standin_cublaslt._objects[ddesc]["cols"] == 300 % 64:  # 44 rows
+            ctypes.c_int32.from_address(args[-1]).value = 0
+
+    monkeypatch.setattr(standin_cublaslt, "matmul_algo_get_heuristic", none_for_the_partial_batch)
+    fused = _fit(CASES["w1"], use_standin)
+    training = fused[0]._trainer.training
+    assert [run.mode for run in training.dense] == ["kernel", "kernel", "logits"]
+    _assert_alike(_fit(CASES["w1"], _numpy), fused)
+
+
 @pytest.mark.parametrize(
     "change, reason",
     [
