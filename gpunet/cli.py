@@ -73,6 +73,14 @@ def cmd_info(args) -> int:
     print(
         f"device: {props['name'].decode()}, {total / 2**30:.1f} GiB ({free / 2**30:.1f} GiB free)"
     )
+    from gpunet.cuda import gemm
+
+    lt = gemm.load(cupy)
+    if lt is None:
+        print("cuBLASLt: unavailable (nvmath-python is not installed: the fused step runs "
+              "eagerly, without CUDA graphs; pip install nvmath-python)")  # fmt: skip
+    else:
+        print(f"cuBLASLt: {lt.__name__} (the fused step's GEMMs and CUDA graphs)")
     return 0
 
 

@@ -33,6 +33,8 @@ def test_info_names_backend_and_blas():
     assert f"backend: {backend}" in out.stdout and "BLAS" in out.stdout
     # "cupy: unavailable (why)" without a device, "cupy 14.2.0, CUDA runtime ..." with one
     assert any(line.startswith("cupy") for line in lines)
+    if backend == "cupy":  # where the fused step's GEMMs come from, or why there are none
+        assert any(line.startswith("cuBLASLt: ") for line in lines)
 
 
 @pytest.mark.parametrize(
