@@ -292,3 +292,37 @@ def test_execution_options_reach_compile(tmp_path):
         )
         with pytest.raises(config.ConfigError, match=message):
             config.load(str(path))
+
+
+@pytest.mark.parametrize(
+    "section, key, value, expected",
+    [
+        ("fit", "epochs", "x", "expected an int, found 'x'."),
+        ("fit", "shuffle", 3, "expected true/false, found 3."),
+        ("data", "name", 3, "expected a string or null, found 3."),
+        ("output", "dir", 3, "expected a string, found 3."),
+        ("compile", "metrics", "accuracy", "expected a list, found 'accuracy'."),
+        ("compile", "optimizer", 5, "expected a string or a mapping, found 5."),
+        ("fit", "validation_batch_size", "x", "expected an int or null, found 'x'."),
+        ("fit", "class_weight", 3, "expected a mapping or null, found 3."),
+        ("data", "validation_split", "x", "expected a number, found 'x'."),
+    ],
+)
+def test_a_wrong_type_names_the_type_the_key_takes(section, key, value, expected):
+    def change(raw):
+        raw.setdefault(section, {})[key] = value
+
+    with pytest.raises(config.ConfigError) as info:
+        config.from_dict(_with(change), "c.yaml")
+    assert str(info.value) == f"c.yaml: {section}.{key}: {expected}"
+
+
+def test_set_takes_the_first_equals_sign_and_reaches_three_levels():
+    raw = _with(lambda r: r["compile"].update(optimizer={"name": "sgd", "learning_rate": 0.1}))
+    config.set_value(raw, "compile.optimizer.learning_rate=0.5")
+    config.set_value(raw, "data.path=a=b.csv")  # the value keeps its own '='
+    assert raw["compile"]["optimizer"] == {"name": "sgd", "learning_rate": 0.5}
+    assert raw["data"]["path"] == "a=b.csv"
+    with pytest.raises(config.ConfigError) as info:
+        config.set_value(raw, "fit.epochs=[1", "--set")
+    assert str(info.value).startswith("--set: fit.epochs: value '[1' is not valid YAML (")

@@ -1,0 +1,105 @@
+"""ModelCheckpoint (gpunet/callbacks/checkpoints.py): which epochs it saves, what it writes and
+prints, and how its options change that; driven hook by hook with scripted logs, and in a fit."""
+
+import os
+
+import numpy as np
+import pytest
+
+import gpunet as gn
+
+
+def _model():
+    gn.utils.clear_session()
+    gn.utils.set_random_seed(1)
+    model = gn.Sequential([gn.layers.Input((4,)), gn.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    return model
+
+
+def _data():
+    rs = np.random.default_rng(0)
+    return rs.random((40, 4), dtype=np.float32), rs.integers(0, 3, 40)
+
+
+def _drive(saver, values, monitor="val_loss"):
+    """on_epoch_end with scripted logs, on a built model; returns the files written."""
+    model = _model()
+    model.build()
+    saver.set_model(model)
+    for epoch, value in enumerate(values):
+        logs = {} if value is None else {monitor: value}
+        saver.on_epoch_end(epoch, logs)
+    folder = os.path.dirname(saver.filepath)
+    return sorted(os.listdir(folder))
+
+
+def test_by_default_every_epoch_is_saved_as_a_full_checkpoint_silently(tmp_path, capsys):
+    model = _model()
+    x, y = _data()
+    saver = gn.callbacks.ModelCheckpoint(str(tmp_path / "ck-{epoch}.npz"))
+    history = model.fit(x, y, batch_size=8, epochs=3, verbose=0, callbacks=[saver])
+    assert sorted(os.listdir(tmp_path)) == ["ck-1.npz", "ck-2.npz", "ck-3.npz"]
+    assert capsys.readouterr().out == ""
+    # A full checkpoint, with the epoch's logs: a fit resumed from epoch 2's ends as the
+    # unbroken one did, with its whole history.
+    resumed = _model()
+    resumed.resume_from(str(tmp_path / "ck-2.npz"))
+    again = resumed.fit(x, y, batch_size=8, epochs=3, verbose=0)
+    assert again.history == history.history
+    for a, b in zip(model.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_file_name_takes_the_epoch_and_logged_values(tmp_path):
+    saver = gn.callbacks.ModelCheckpoint(
+        str(tmp_path / "ck-{epoch:02d}-{val_loss:.3f}.npz"), save_weights_only=True
+    )
+    assert _drive(saver, [0.51234, 0.4]) == ["ck-01-0.512.npz", "ck-02-0.400.npz"]
+
+
+def test_verbose_says_where_each_epoch_is_saved(tmp_path, capsys):
+    saver = gn.callbacks.ModelCheckpoint(str(tmp_path / "w-{epoch}.npz"), verbose=1,
+                                         save_weights_only=True)  # fmt: skip
+    _drive(saver, [1.0, 2.0])
+    out = capsys.readouterr().out
+    assert out == (
+        f"\nEpoch 1: saving model to {tmp_path / 'w-1.npz'}\n"
+        f"\nEpoch 2: saving model to {tmp_path / 'w-2.npz'}\n"
+    )
+
+
+def test_max_mode_needs_a_strictly_better_value(tmp_path, capsys):
+    saver = gn.callbacks.ModelCheckpoint(
+        str(tmp_path / "b-{epoch}.npz"), monitor="val_accuracy", save_best_only=True,
+        save_weights_only=True, verbose=1,
+    )  # fmt: skip
+    files = _drive(saver, [0.5, 0.5, 0.75, 0.25], monitor="val_accuracy")
+    assert files == ["b-1.npz", "b-3.npz"]
+    out = capsys.readouterr().out
+    assert "Epoch 2: val_accuracy did not improve from 0.50000" in out
+    assert "Epoch 3: val_accuracy improved from 0.50000 to 0.75000, saving model to" in out
+    assert saver.best == 0.75 and saver.get_state() == {"best": 0.75}
+
+
+def test_the_initial_threshold_must_be_beaten_first(tmp_path, capsys):
+    saver = gn.callbacks.ModelCheckpoint(
+        str(tmp_path / "t-{epoch}.npz"), save_best_only=True, save_weights_only=True,
+        initial_value_threshold=0.3, verbose=1,
+    )  # fmt: skip
+    assert _drive(saver, [0.5, 0.2]) == ["t-2.npz"]
+    assert "Epoch 1: val_loss did not improve from 0.30000" in capsys.readouterr().out
+
+
+def test_a_missing_monitor_warns_and_saves_nothing(tmp_path):
+    saver = gn.callbacks.ModelCheckpoint(str(tmp_path / "m-{epoch}.npz"), monitor="val_nope",
+                                         save_best_only=True)  # fmt: skip
+    with pytest.warns(UserWarning, match="^Can save best model only with val_nope available.$"):
+        assert _drive(saver, [None]) == []
+
+
+def test_bad_options_name_the_callback():
+    with pytest.raises(ValueError, match="^ModelCheckpoint: mode must be 'auto', 'min' or"):
+        gn.callbacks.ModelCheckpoint("x.npz", mode="sideways")
+    with pytest.raises(ValueError, match="^ModelCheckpoint: save_freq must be 'epoch'"):
+        gn.callbacks.ModelCheckpoint("x.npz", save_freq=3)
