@@ -61,7 +61,7 @@ def _fit(model, callbacks=(), epochs=3):
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "nadam", "sgd"])
-@pytest.mark.parametrize("save_freq, at", [(1, (1, 4)), ("epoch", (1, 7))])
+@pytest.mark.parametrize("save_freq, at", [(1, (1, 4)), (1, (1, 0)), ("epoch", (1, 7))])
 def test_interrupted_and_resumed_run_equals_the_uninterrupted_one(
     tmp_path, optimizer, save_freq, at
 ):
@@ -400,3 +400,18 @@ def test_checkpoint_callbacks_refuse_bad_arguments_and_name_their_file(tmp_path)
     with pytest.raises(ValueError, match="BackupAndRestore: save_freq must be 'epoch' or a pos"):
         gn.callbacks.BackupAndRestore(tmp_path, save_freq=0)
     assert gn.callbacks.BackupAndRestore(tmp_path).path == str(tmp_path / "checkpoint.npz")
+
+
+def test_restore_refuses_a_checkpoint_of_another_size_naming_the_file(tmp_path):
+    model = _model()
+    _fit(model, epochs=1)
+    path = str(tmp_path / "c.npz")
+    model.save_checkpoint(path)
+    arrays, meta = checkpoint.load(path)
+    other = _model()
+    _fit(other, epochs=1)
+    meta = dict(meta, num_params=meta["num_params"] + 1)  # the arrays fit; the count does not
+    with pytest.raises(DataError, match=r"^c\.npz: holds \d+ parameters, the model has"):
+        checkpoint.restore(other, arrays, meta, path="c.npz")
+    with pytest.raises(DataError, match=r"^checkpoint: holds"):
+        checkpoint.restore(other, arrays, meta)

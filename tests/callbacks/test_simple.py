@@ -61,3 +61,27 @@ def test_learning_rate_scheduler_passes_the_current_rate_and_checks_the_result(c
     bad.set_model(_Model())
     with pytest.raises(ValueError, match='The output of the "schedule" function should be a float'):
         bad.on_epoch_begin(0)
+
+
+def test_csv_logger_overwrites_by_default(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("old,content\n1,2\n")
+    logger = gn.callbacks.CSVLogger(path)
+    logger.on_train_begin()
+    logger.on_epoch_end(0, {"loss": 0.5})
+    logger.on_train_end()
+    assert path.read_text() == "epoch,loss\n0,0.5\n"
+
+
+def test_csv_logger_appends_onto_an_empty_file_with_a_header(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("")
+    _log_epochs(path, [(0, {"loss": 0.5})], append=True)
+    assert path.read_text() == "epoch,loss\n0,0.5\n"
+
+
+def test_csv_logger_appends_with_its_separator_and_the_file_columns(tmp_path):
+    path = tmp_path / "log.csv"
+    _log_epochs(path, [(0, {"loss": 0.5, "accuracy": 0.25})], separator=";")
+    _log_epochs(path, [(1, {"loss": 0.4, "accuracy": 0.5})], append=True, separator=";")
+    assert path.read_text() == "epoch;accuracy;loss\n0;0.25;0.5\n1;0.5;0.4\n"
