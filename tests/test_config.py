@@ -326,3 +326,19 @@ def test_set_takes_the_first_equals_sign_and_reaches_three_levels():
     with pytest.raises(config.ConfigError) as info:
         config.set_value(raw, "fit.epochs=[1", "--set")
     assert str(info.value).startswith("--set: fit.epochs: value '[1' is not valid YAML (")
+
+
+def test_a_config_error_is_one_line_and_shows_odd_keys_quoted():
+    error = config.ConfigError("c.yaml", "fit.a\tb", "first line\nsecond line")
+    assert str(error) == "c.yaml: 'fit.a\\tb': first line second line"
+    assert str(config.ConfigError("c.yaml", "", "no key")) == "c.yaml: no key"
+
+
+def test_missing_and_directory_config_paths(tmp_path):
+    missing = str(tmp_path / "nope.yaml")
+    with pytest.raises(config.ConfigError) as info:
+        config.load(missing)
+    assert str(info.value) == f"{missing}: no such file."
+    with pytest.raises(config.ConfigError) as info:
+        config.load(str(tmp_path))
+    assert str(info.value) == f"{tmp_path}: is a directory; expected a YAML config file."

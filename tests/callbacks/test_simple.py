@@ -85,3 +85,38 @@ def test_csv_logger_appends_with_its_separator_and_the_file_columns(tmp_path):
     _log_epochs(path, [(0, {"loss": 0.5, "accuracy": 0.25})], separator=";")
     _log_epochs(path, [(1, {"loss": 0.4, "accuracy": 0.5})], append=True, separator=";")
     assert path.read_text() == "epoch;accuracy;loss\n0;0.25;0.5\n1;0.5;0.4\n"
+
+
+def test_learning_rate_scheduler_is_quiet_by_default(capsys):
+    scheduler = gn.callbacks.LearningRateScheduler(lambda epoch, rate: rate / 2)
+    model = _Model(0.5)
+    scheduler.set_model(model)
+    scheduler.on_epoch_begin(0)
+    assert model.optimizer.learning_rate == 0.25 and capsys.readouterr().out == ""
+
+
+def test_lambda_callback_lists_the_hooks_it_takes():
+    with pytest.raises(ValueError) as info:
+        gn.callbacks.LambdaCallback(on_epoch_finish=print)
+    hooks = ", ".join(gn.callbacks.LambdaCallback.HOOKS)
+    assert str(info.value).endswith(f"{hooks}.") and "on_epoch_finish" in str(info.value)
+
+
+def test_backup_and_restore_saves_every_save_freq_steps(tmp_path):
+    saved = []
+
+    class Model:
+        def save_checkpoint(self, path):
+            saved.append(path)
+
+    backup = gn.callbacks.BackupAndRestore(tmp_path, save_freq=3)
+    backup.set_model(Model())
+    for batch in range(7):
+        backup.on_train_batch_end(batch)
+    assert len(saved) == 2  # after batches 2 and 5 (the 3rd and 6th steps)
+    saved.clear()
+    for batch in (0, 1):
+        backup.on_train_batch_end(batch)
+    assert saved == []
+    backup.on_train_batch_end(2)
+    assert saved == [str(tmp_path / "checkpoint.npz")]
