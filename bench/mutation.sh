@@ -5,6 +5,7 @@
 #
 #   bash bench/mutation.sh                 # the whole core; about half an hour on 2 cores
 #   bash bench/mutation.sh gpunet/losses.py gpunet/metrics.py
+#   MUTANTS="gpunet.config.x_set_value*" bash bench/mutation.sh gpunet/config.py  # re-check some
 #
 # Works in a copy of the tree (mutmut writes a mutants/ folder); prints mutmut's results and the
 # score. Needs the project's .venv (scripts/setup.sh); installs mutmut into it when missing.
@@ -33,7 +34,8 @@ pytest_add_cli_args_test_selection = ["tests"]
 TOML
 cd "$work"
 export GPUNET_TEST_BACKEND=standin
-"$root/.venv/bin/mutmut" run > mutmut-run.log 2>&1 || { tail -40 mutmut-run.log; exit 1; }
+# shellcheck disable=SC2086  # MUTANTS: space-separated name patterns, split on purpose
+"$root/.venv/bin/mutmut" run ${MUTANTS:-} > mutmut-run.log 2>&1 || { tail -40 mutmut-run.log; exit 1; }
 "$root/.venv/bin/mutmut" results --all true > results.txt 2>/dev/null || true
 cp results.txt "${MUTATION_RESULTS:-/tmp/mutation-results.txt}"  # kept: the survivors to read
 killed=$(grep -c ': killed$' results.txt || true)
