@@ -6,6 +6,7 @@
 #   bash bench/mutation.sh                 # the whole core; about half an hour on 2 cores
 #   bash bench/mutation.sh gpunet/losses.py gpunet/metrics.py
 #   MUTANTS="gpunet.config.x_set_value*" bash bench/mutation.sh gpunet/config.py  # re-check some
+#   TESTS="tests/test_config.py" bash bench/mutation.sh gpunet/config.py  # a subset: a lower bound
 #
 # Works in a copy of the tree (mutmut writes a mutants/ folder); prints mutmut's results and the
 # score. Needs the project's .venv (scripts/setup.sh); installs mutmut into it when missing.
@@ -30,7 +31,7 @@ only_mutate = [${only%, }]
 also_copy = ["configs", "Dockerfile", ".hadolint.yaml", "README.md", "scripts", "bench"]
 pytest_add_cli_args = ["-m", "not slow", "-q", "-x", "-p", "no:cacheprovider",
                        "--ignore=tests/test_style.py", "--ignore=tests/test_packaging.py"]
-pytest_add_cli_args_test_selection = ["tests"]
+pytest_add_cli_args_test_selection = [$(printf '"%s", ' ${TESTS:-tests} | sed 's/, $//')]
 TOML
 cd "$work"
 export GPUNET_TEST_BACKEND=standin

@@ -342,3 +342,32 @@ def test_missing_and_directory_config_paths(tmp_path):
     with pytest.raises(config.ConfigError) as info:
         config.load(str(tmp_path))
     assert str(info.value) == f"{tmp_path}: is a directory; expected a YAML config file."
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (
+            b"model: [\n",
+            "line 2: invalid YAML (expected the node content, but found '<stream end>').",
+        ),
+        (
+            b"a:\n\tb: 1\n",
+            "line 2: invalid YAML (found character '\\t' that cannot start any token).",
+        ),
+        (b"\xff\xfe\x00bad", "not a text file."),
+    ],
+    ids=["unclosed", "tab", "binary"],
+)
+def test_unreadable_yaml_says_where_and_what_in_full(tmp_path, content, message):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(content)
+    with pytest.raises(config.ConfigError) as info:
+        config.load_raw(str(path))
+    assert str(info.value) == f"{path}: {message}"
+
+
+def test_an_empty_config_file_is_an_empty_mapping(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("# nothing but a comment\n")
+    assert config.load_raw(str(path)) == {}
