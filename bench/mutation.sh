@@ -38,7 +38,11 @@ export GPUNET_TEST_BACKEND=standin
 # shellcheck disable=SC2086  # MUTANTS: space-separated name patterns, split on purpose
 "$root/.venv/bin/mutmut" run ${MUTANTS:-} > mutmut-run.log 2>&1 || { tail -40 mutmut-run.log; exit 1; }
 "$root/.venv/bin/mutmut" results --all true > results.txt 2>/dev/null || true
-cp results.txt "${MUTATION_RESULTS:-/tmp/mutation-results.txt}"  # kept: the survivors to read
+kept="${MUTATION_RESULTS:-/tmp/mutation-results.txt}"  # kept: the results, and each survivor's diff
+cp results.txt "$kept"
+for name in $(grep ': survived$' results.txt | sed 's/: survived$//'); do
+  "$root/.venv/bin/mutmut" show "$name" 2>/dev/null
+done > "$kept.diff" || true
 killed=$(grep -c ': killed$' results.txt || true)
 survived=$(grep -c ': survived$' results.txt || true)
 other=$(grep -vc -e ': killed$' -e ': survived$' results.txt || true)

@@ -415,3 +415,33 @@ def test_restore_refuses_a_checkpoint_of_another_size_naming_the_file(tmp_path):
         checkpoint.restore(other, arrays, meta, path="c.npz")
     with pytest.raises(DataError, match=r"^checkpoint: holds"):
         checkpoint.restore(other, arrays, meta)
+
+
+def test_callback_states_survive_a_resume_with_a_callback_added_in_front(tmp_path):
+    """EarlyStopping's best epoch and weights come back from the checkpoint (its arrays, not
+    only its scalars), and a callback the first run did not have does not stop the restore.
+    The scripted score is best at epoch 1, before the interruption in epoch 2."""
+    scores = [0.3, 0.5, 0.4]
+
+    def callbacks():
+        score = gn.callbacks.LambdaCallback(
+            on_epoch_end=lambda epoch, logs: logs.__setitem__("score", scores[epoch])
+        )
+        stopper = gn.callbacks.EarlyStopping(
+            monitor="score", mode="min", patience=10, restore_best_weights=True
+        )
+        return [score, stopper]
+
+    reference = _model()
+    _fit(reference, callbacks(), epochs=3)
+    best = reference.get_weights()
+    backup = gn.callbacks.BackupAndRestore(tmp_path, save_freq=1)
+    first = _model()
+    _fit(first, [backup, *callbacks(), Interrupt(1, 4)], epochs=3)
+    resumed = _model()
+    added = gn.callbacks.CSVLogger(tmp_path / "log.csv")  # new on resume, in front
+    again = callbacks()
+    _fit(resumed, [added, gn.callbacks.BackupAndRestore(tmp_path, save_freq=1), *again], epochs=3)
+    assert again[1].best_epoch == 0 and again[1].best == 0.3
+    for a, b in zip(best, resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)

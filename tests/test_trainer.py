@@ -105,3 +105,27 @@ def test_evaluate_and_predict_read_the_device_once():
     mark = standin.ledger.mark()
     model.predict(x, batch_size=64)
     assert standin.ledger.since(mark)["syncs"] == 1
+
+
+def test_the_reference_step_keeps_its_budget_on_the_cupy_path(tmp_path, caplog):
+    """A model the fused step does not take (an Activation layer) trains on the reference step
+    on CuPy: no copy, no sync between refreshes and no new array after the first epoch there
+    too (the batch gather writes into kept buffers)."""
+    use_standin()
+    x, y = _data(128 * 5 + 40)
+    gn.utils.clear_session()
+    gn.utils.set_random_seed(1)
+    model = gn.Sequential([
+        gn.layers.Input((784,)), gn.layers.Dense(64), gn.layers.Activation("relu"),
+        gn.layers.Dense(10, activation="softmax"),
+    ])  # fmt: skip
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    bar = gn.callbacks.ProgbarLogger(1, console=Console(file=io.StringIO(), force_terminal=True))
+    callbacks = [*run.standard_callbacks(str(tmp_path / "checkpoint.npz")), bar]
+    _, records = record_fit(model, x, y, callbacks, batch_size=128, epochs=3, verbose=1)
+    assert type(model._trainer.training).__name__ == "ReferenceTraining"
+    for r in records:
+        where = f"epoch {r['epoch']} step {r['step']}: {r['sites']}"
+        assert r["h2d"] == 0 and (r["syncs"] == 0 or r["synced"]), where
+        if r["epoch"] >= 1:
+            assert r["allocs"] == 0, where

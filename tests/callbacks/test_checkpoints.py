@@ -103,3 +103,10 @@ def test_bad_options_name_the_callback():
         gn.callbacks.ModelCheckpoint("x.npz", mode="sideways")
     with pytest.raises(ValueError, match="^ModelCheckpoint: save_freq must be 'epoch'"):
         gn.callbacks.ModelCheckpoint("x.npz", save_freq=3)
+
+
+def test_best_only_is_quiet_without_verbose(tmp_path, capsys):
+    saver = gn.callbacks.ModelCheckpoint(str(tmp_path / "q-{epoch}.npz"), save_best_only=True,
+                                         save_weights_only=True)  # fmt: skip
+    assert _drive(saver, [0.5, 0.7, 0.4]) == ["q-1.npz", "q-3.npz"]
+    assert capsys.readouterr().out == ""

@@ -120,3 +120,12 @@ def test_backup_and_restore_saves_every_save_freq_steps(tmp_path):
     assert saved == []
     backup.on_train_batch_end(2)
     assert saved == [str(tmp_path / "checkpoint.npz")]
+
+
+def test_csv_logger_closes_once_and_tolerates_an_end_without_a_begin(tmp_path):
+    logger = gn.callbacks.CSVLogger(tmp_path / "log.csv")
+    logger.on_train_end()  # never begun: nothing to close
+    logger.on_train_begin()
+    logger.on_train_end()
+    logger.on_train_end()  # twice: still fine
+    assert (tmp_path / "log.csv").exists()
