@@ -185,3 +185,10 @@ def test_reduce_lr_refuses_a_factor_of_one_or_more_and_a_bad_mode():
         gn.callbacks.ReduceLROnPlateau(mode="up")
     with pytest.raises(ValueError, match="^EarlyStopping: mode must be"):
         gn.callbacks.EarlyStopping(mode="up")
+
+
+def test_early_stopping_restores_quietly_without_verbose(capsys):
+    stopper = gn.callbacks.EarlyStopping(patience=1, restore_best_weights=True)
+    model, stopped, _ = _run(stopper, [1.0, 0.5, 0.7])
+    assert stopped == 2 and model.restored == ["weights after epoch 1"]
+    assert capsys.readouterr().out == ""
