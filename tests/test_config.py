@@ -371,3 +371,113 @@ def test_an_empty_config_file_is_an_empty_mapping(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("# nothing but a comment\n")
     assert config.load_raw(str(path)) == {}
+
+
+DENSE = [{"type": "Dense", "units": 3}]
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ([1], "c.yaml: expected a mapping at the top level, found [1]."),
+        ({"seed": "x", "model": DENSE}, "c.yaml: seed: expected an int or null, found 'x'."),
+        ({"fit": 3, "model": DENSE}, "c.yaml: fit: expected a mapping, found 3."),
+        (
+            {"model": DENSE},
+            "c.yaml: data: give a data set name (mnist, fashion_mnist) or a path to your own "
+            ".npz/.npy/.csv file.",
+        ),
+        (
+            {"data": {"name": "fashion_mnist"}, "model": []},
+            "c.yaml: model: expected a non-empty list of layers.",
+        ),
+        (
+            {"data": {"name": "fashion_mnist", "validation_split": 1.0}, "model": DENSE},
+            "c.yaml: data.validation_split: expected a number in [0, 1), found 1.0.",
+        ),
+        (
+            {"data": {"name": "fashion_mnist", "validation_samples": 0}, "model": DENSE},
+            "c.yaml: data.validation_samples: expected an int >= 1, found 0.",
+        ),
+        (
+            {"data": {"name": "fashion_mnist"}, "model": DENSE, "compile": {"precision": "fp8"}},
+            "c.yaml: compile.precision: 'fp8' is not allowed; expected one of float32, tf32, bf16.",
+        ),
+        (
+            {"data": {"name": "fashion_mnist"}, "model": [{"units": 3}]},
+            "c.yaml: model[0]: expected a mapping with a 'type' key (e.g. type: Dense), found "
+            "{'units': 3}.",
+        ),
+        (
+            {"data": {"name": "fashion_mnist"}, "model": ["Dense"]},
+            "c.yaml: model[0]: expected a mapping with a 'type' key (e.g. type: Dense), found "
+            "'Dense'.",
+        ),
+        (
+            {"data": {"name": "fashion_mnist"}, "model": [{"type": "Dense"}]},
+            "c.yaml: model[0].units: required by Dense, missing; its arguments: units, "
+            "activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer, "
+            "bias_regularizer, name, input_shape, input_dim.",
+        ),
+    ],
+    ids=lambda v: None if isinstance(v, str) else str(v)[:40],
+)
+def test_validation_messages_in_full(raw, message):
+    with pytest.raises(config.ConfigError) as info:
+        config.from_dict(raw, "c.yaml")
+    assert str(info.value) == message
+
+
+def test_the_smallest_validation_part_and_the_keras_2_layer_arguments_are_accepted():
+    cfg = config.from_dict(
+        {
+            "data": {"name": "fashion_mnist", "validation_samples": 1},
+            "model": [
+                {"type": "Dense", "units": 3, "input_dim": 4, "name": "first"},
+                {"type": "Dense", "units": 2, "input_shape": [3]},
+            ],  # fmt: skip
+        },
+        "c.yaml",
+    )
+    assert cfg.data.validation_samples == 1 and cfg.model[0]["name"] == "first"
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        (
+            {"learning_rate": 0.1},
+            "c.yaml: compile.optimizer: a mapping needs a 'name' (e.g. name: adam).",
+        ),
+        (
+            {"name": "nope"},
+            "c.yaml: compile.optimizer.name: unknown optimizer 'nope'; expected one of adagrad, "
+            "adam, adamax, adamw, nadam, rmsprop, sgd.",
+        ),
+        (
+            {"name": "sgd", "learning_rate": -1},
+            "c.yaml: compile.optimizer: SGD: learning_rate must be in [0.0, inf), received -1.",
+        ),
+        ("nope", "c.yaml: compile.optimizer: Unknown optimizer 'nope'"),
+    ],
+)
+def test_optimizer_messages_in_full(spec, message):
+    with pytest.raises(config.ConfigError) as info:
+        config.build_optimizer("c.yaml", spec)
+    assert str(info.value).startswith(message)
+
+
+def test_an_optimizer_mapping_passes_its_arguments_but_not_its_name():
+    optimizer = config.build_optimizer("c.yaml", {"name": "adam", "learning_rate": 0.01})
+    assert type(optimizer).__name__ == "Adam" and optimizer.learning_rate == 0.01
+    assert config.build_optimizer("c.yaml", {"name": "sgd", "lr": 0.5}).learning_rate == 0.5
+
+
+def test_yaml_the_reader_refuses_has_no_line_to_name(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(b"a: \x07\n")
+    with pytest.raises(config.ConfigError) as info:
+        config.load_raw(str(path))
+    assert str(info.value).startswith(
+        f"{path}: ?: invalid YAML (unacceptable character #x0007: special characters are not"
+    )
