@@ -481,3 +481,33 @@ def test_yaml_the_reader_refuses_has_no_line_to_name(tmp_path):
     assert str(info.value).startswith(
         f"{path}: ?: invalid YAML (unacceptable character #x0007: special characters are not"
     )
+
+
+@pytest.mark.parametrize(
+    "fit, message",
+    [
+        ({"epochs": 0}, "fit.epochs: expected an int >= 1, found 0."),
+        ({"batch_size": 0}, "fit.batch_size: expected an int >= 1, found 0."),
+        (
+            {"class_weight": {-1: 1.0}},
+            "fit.class_weight.-1: class keys must be ints >= 0 (class indices).",
+        ),
+        ({"class_weight": {0: -1}}, "fit.class_weight.0: expected a number >= 0, found -1."),
+        ({"class_weight": {0: "x"}}, "fit.class_weight.0: expected a number >= 0, found 'x'."),
+        ({"class_weight": {0: True}}, "fit.class_weight.0: expected a number >= 0, found True."),
+    ],
+)
+def test_fit_messages_in_full(fit, message):
+    raw = {"data": {"name": "fashion_mnist"}, "model": DENSE, "fit": fit}
+    with pytest.raises(config.ConfigError) as info:
+        config.from_dict(raw, "c.yaml")
+    assert str(info.value) == f"c.yaml: {message}"
+
+
+def test_the_edges_of_fit_are_accepted():
+    raw = {"data": {"name": "fashion_mnist"}, "model": DENSE,
+           "fit": {"verbose": 1, "class_weight": {0: 0.0, 1: 2}}}  # fmt: skip
+    cfg = config.from_dict(raw, "c.yaml")
+    assert cfg.fit.verbose == 1 and cfg.fit.class_weight == {0: 0.0, 1: 2}
+    # The optimizer's name is its own (lower case), whatever the case the config wrote.
+    assert config.build_optimizer("c.yaml", {"name": "Adam"}).name == "adam"
