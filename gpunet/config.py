@@ -191,9 +191,9 @@ def _check_arguments(source: str, key: str, target, args: dict, skip=()) -> None
 _SEVERAL_TYPES = {"save_freq"}
 
 
-def _signature_defaults(target) -> dict:
+def _signature_defaults(target: type) -> dict:
     defaults = {}
-    for klass in reversed(getattr(target, "__mro__", [target])):
+    for klass in reversed(target.__mro__):
         init = klass.__dict__.get("__init__")
         if init is not None:
             for name, parameter in inspect.signature(init).parameters.items():
@@ -202,35 +202,29 @@ def _signature_defaults(target) -> dict:
     return defaults
 
 
-def _required_names(target) -> list[str]:
-    """Arguments of the class's own __init__ that have no default."""
-    init = getattr(target, "__init__", target) if isinstance(target, type) else target
+def _required_names(target: type) -> list[str]:
+    """Arguments of the class's __init__ that have no default."""
     return [
         p.name
-        for p in inspect.signature(init).parameters.values()
+        for p in inspect.signature(target.__init__).parameters.values()
         if p.name != "self"
         and p.default is inspect.Parameter.empty
         and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
     ]
 
 
-def _signature_names(target) -> list[str]:
+def _signature_names(target: type) -> list[str]:
+    """The arguments of the class's __init__ and of its bases' (a layer's name, input_shape
+    and input_dim come from Layer's), and an optimizer's Keras 2 `lr`."""
     names = []
-    for klass in getattr(target, "__mro__", [target]):
+    for klass in target.__mro__:
         init = klass.__dict__.get("__init__")
-        if init is None:
-            continue
-        names += [
-            p for p in inspect.signature(init).parameters if p not in ("self", "args", "kwargs")
-        ]
-    extra = (
-        ["input_shape", "input_dim", "name"]
-        if isinstance(target, type) and issubclass(target, layers.Layer)
-        else []
-    )
-    if isinstance(target, type) and issubclass(target, optimizers.Optimizer):
-        extra = ["lr"]
-    return list(dict.fromkeys(names + extra))
+        if init is not None:
+            parameters = inspect.signature(init).parameters
+            names += [p for p in parameters if p not in ("self", "args", "kwargs")]
+    if issubclass(target, optimizers.Optimizer):
+        names.append("lr")
+    return list(dict.fromkeys(names))
 
 
 def build_layer(source: str, index: int, spec):
