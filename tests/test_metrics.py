@@ -97,3 +97,58 @@ def test_regression_metric_functions_per_sample(xp):
     # Class labels against a wider output broadcast as one column (Keras's same-rank rule).
     labels = xp.asarray(np.array([1.0, 0.0]))
     np.testing.assert_allclose(to_host(metrics.mean_absolute_error(labels, y_pred)), [0.5, 2.5])
+
+
+def _keras_auc(y_true, y_pred, weights, num_thresholds):
+    """Keras's ROC AUC, written from its documentation: thresholds 0 - eps, (i+1)/(n-1) for
+    i < n - 2, 1 + eps; a score above a threshold is a predicted positive; trapezoids of the
+    true positive rate over the false positive rate."""
+    eps = 1e-7
+    thresholds = [0.0 - eps] + [(i + 1) / (num_thresholds - 1) for i in range(num_thresholds - 2)]
+    thresholds.append(1.0 + eps)
+    tpr, fpr = [], []
+    for t in thresholds:
+        tp = sum(w for y, p, w in zip(y_true, y_pred, weights) if p > t and y > 0.5)
+        fp = sum(w for y, p, w in zip(y_true, y_pred, weights) if p > t and y <= 0.5)
+        pos = sum(w for y, w in zip(y_true, weights) if y > 0.5)
+        neg = sum(w for y, w in zip(y_true, weights) if y <= 0.5)
+        tpr.append(tp / pos if pos else 0.0)
+        fpr.append(fp / neg if neg else 0.0)
+    return sum((fpr[i] - fpr[i + 1]) * (tpr[i] + tpr[i + 1]) / 2 for i in range(len(tpr) - 1))
+
+
+@pytest.mark.parametrize("num_thresholds", [3, 4, 200])
+def test_auc_is_keras_rule_exactly_at_the_threshold_edges(xp, num_thresholds):
+    # Scores exactly 0, 1 and on the inner thresholds (0.5 for three; 1/3, 2/3 for four).
+    y_pred = np.array([0.0, 1.0, 0.5, 1 / 3, 2 / 3, 0.2, 0.9, 0.5], dtype=np.float64)
+    y_true = np.array([0, 1, 1, 0, 1, 0, 0, 1], dtype=np.float64)
+    weights = np.array([1.0, 2.0, 1.0, 0.5, 1.0, 3.0, 1.0, 1.0])
+    metric = metrics.AUC(num_thresholds=num_thresholds)
+    metric.update_state(xp.asarray(y_true), xp.asarray(y_pred), xp.asarray(weights))
+    expected = _keras_auc(y_true, y_pred, weights, num_thresholds)
+    assert metric.result() == pytest.approx(expected, abs=1e-12)
+    default = metrics.AUC()
+    assert default.name == "auc" and len(default.thresholds) == 200
+
+
+def test_auc_needs_two_thresholds():
+    metrics.AUC(num_thresholds=2)
+    with pytest.raises(ValueError, match=r"^AUC num_thresholds must be > 1, received 1\.$"):
+        metrics.AUC(num_thresholds=1)
+
+
+def test_binary_accuracy_writes_into_kept_buffers_in_the_outputs_dtype():
+    from gpunet.buffers import Buffers
+    from tests import standin
+    from tests.conftest import use_standin
+
+    use_standin()
+    buffers = Buffers()
+    y_true = standin.asarray(np.array([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]], np.float32))
+    y_pred = standin.asarray(np.array([[0.7, 0.6, 0.5], [0.1, 0.4, 0.9]], np.float32))
+    first = metrics.binary_accuracy(y_true, y_pred, buffers=buffers)
+    mark = standin.ledger.mark()
+    second = metrics.binary_accuracy(y_true, y_pred, buffers=buffers)
+    assert standin.ledger.since(mark)["allocs"] == 0 and second is first
+    assert first.dtype == np.float32
+    np.testing.assert_allclose(first.get(), [1 / 3, 1.0])  # 0.5 is not above the threshold
