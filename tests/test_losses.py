@@ -177,3 +177,50 @@ def test_sparse_targets_may_be_a_column_but_not_wider():
         loss.check_targets(np.zeros((2, 1, 1)), (3,), "fit")
     with pytest.raises(ValueError, match=r"integer labels in \[0, 3\)"):
         loss.check_targets(np.array([0.5, 1.0]), (3,), "fit")
+
+
+def test_categorical_crossentropy_passes_no_gradient_where_its_clip_bites():
+    # Probabilities 0 and 1 sit outside [eps, 1 - eps]: the clipped entries get no gradient,
+    # the others the float64 gradient of -sum(t log(q)), q = y / sum(y).
+    y_pred = np.array([[0.0, 0.3, 0.7], [1.0, 0.0, 0.0], [0.2, 0.3, 0.5]], np.float32)
+    t = np.array([[0, 1, 0], [1, 0, 0], [0, 0, 1]], np.float32)
+    grad = losses.CategoricalCrossentropy().grad(t, y_pred)
+    assert np.isfinite(grad).all()
+    q = y_pred.astype(np.float64) / y_pred.sum(axis=1, keepdims=True)
+    eps = losses.EPSILON
+    passes = (q >= eps) & (q <= 1 - eps)
+    a = np.where(passes, -t / np.clip(q, eps, 1 - eps), 0.0)
+    expected = (a - (a * q).sum(axis=1, keepdims=True)) / y_pred.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(grad, expected, rtol=1e-5, atol=1e-7)
+    assert grad[1].tolist() == [0.0, 0.0, 0.0]  # the whole row is clipped at 1 and at 0
+
+
+def test_the_fused_losses_default_scale_and_dense_buffers(xp):
+    from gpunet.buffers import Buffers
+
+    rs = np.random.default_rng(3)
+    z = xp.asarray(rs.standard_normal((6, 4)).astype(np.float32))
+    t = xp.asarray(np.eye(4, dtype=np.float32)[[0, 1, 2, 3, 0, 1]])
+    loss, buffers = losses.CategoricalCrossentropy(), Buffers()
+    probs, grad = xp.empty_like(z), xp.empty_like(z)
+    loss.fused(t, z, probs, grad, buffers=buffers)  # default scale 1.0
+    np.testing.assert_allclose(to_host(grad), to_host(probs) - to_host(t), rtol=1e-6, atol=1e-7)
+    scaled = xp.empty_like(z)
+    loss.fused(t, z, probs, scaled, 2.0, buffers)
+    np.testing.assert_allclose(to_host(scaled), 2.0 * to_host(grad), rtol=1e-6)
+    if xp is not np:  # the stand-in counts: the second call writes only into kept buffers
+        from tests import standin
+
+        mark = standin.ledger.mark()
+        loss.fused(t, z, probs, scaled, 2.0, buffers)
+        assert standin.ledger.since(mark)["allocs"] == 0
+    sparse = losses.SparseCategoricalCrossentropy()
+    values = sparse.per_sample(xp.asarray(np.array([0, 1, 2, 3, 0, 1])), probs)
+    assert values.dtype == np.float32
+
+
+def test_loss_options_and_their_checks():
+    assert losses.BinaryCrossentropy(from_logits=True).from_logits
+    assert losses.Huber().delta == 1.0
+    with pytest.raises(ValueError, match=r"^Huber delta must be positive, received 0\.$"):
+        losses.Huber(delta=0)
