@@ -152,3 +152,42 @@ def test_binary_accuracy_writes_into_kept_buffers_in_the_outputs_dtype():
     assert standin.ledger.since(mark)["allocs"] == 0 and second is first
     assert first.dtype == np.float32
     np.testing.assert_allclose(first.get(), [1 / 3, 1.0])  # 0.5 is not above the threshold
+
+
+def test_metric_names_and_a_fresh_metrics_result():
+    assert metrics.RootMeanSquaredError().name == "root_mean_squared_error"
+    assert metrics.Precision().name == "precision" and metrics.Recall().name == "recall"
+    fresh = metrics.RootMeanSquaredError()
+    assert fresh.read_state().tolist() == [0.0, 0.0] and fresh.result() == 0.0
+
+
+def test_root_mean_squared_error_weighs_each_row_over_all_its_outputs(xp):
+    metric = metrics.RootMeanSquaredError()
+    y_true = np.array([[1.0, 2.0], [0.0, -1.0]])
+    y_pred = np.array([[1.5, 1.0], [0.0, 1.0]])
+    metric.update_state(xp.asarray(y_true), xp.asarray(y_pred), xp.asarray(np.array([1.0, 3.0])))
+    squared = (y_pred - y_true) ** 2  # rows weighted 1 and 3, each weight counted per output
+    expected = np.sqrt((squared[0].sum() * 1 + squared[1].sum() * 3) / (2 * 1 + 2 * 3))
+    assert metric.result() == pytest.approx(expected, rel=1e-12)
+
+
+def test_top_k_defaults_to_five_and_reads_each_rows_target():
+    scores = np.array([[0.6, 0.5, 0.4, 0.3, 0.2, 0.1], [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]], np.float32)
+    labels = np.array([5, 0])  # the lowest score of each row: sixth
+    np.testing.assert_array_equal(metrics.sparse_top_k_categorical_accuracy(labels, scores), [0, 0])
+    np.testing.assert_array_equal(
+        metrics.top_k_categorical_accuracy(np.eye(6)[labels], scores, k=6), [1, 1]
+    )
+    second = np.array([1, 4])  # the second best of each row, a different class per row
+    assert metrics.top_k_categorical_accuracy(np.eye(6)[second], scores, k=2).tolist() == [1, 1]
+    assert metrics.top_k_categorical_accuracy(np.eye(6)[second], scores, k=1).tolist() == [0, 0]
+    values = metrics.sparse_top_k_categorical_accuracy(second, scores, k=2)
+    assert values.dtype == np.float32 and values.tolist() == [1, 1]
+
+
+def test_sparse_accuracy_values_are_in_the_outputs_dtype():
+    from gpunet.buffers import Buffers
+
+    scores = np.array([[0.2, 0.8], [0.9, 0.1]], np.float32)
+    values = metrics.sparse_categorical_accuracy(np.array([1, 1]), scores, buffers=Buffers())
+    assert values.dtype == np.float32 and values.tolist() == [1.0, 0.0]
