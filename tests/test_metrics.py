@@ -191,3 +191,33 @@ def test_sparse_accuracy_values_are_in_the_outputs_dtype():
     scores = np.array([[0.2, 0.8], [0.9, 0.1]], np.float32)
     values = metrics.sparse_categorical_accuracy(np.array([1, 1]), scores, buffers=Buffers())
     assert values.dtype == np.float32 and values.tolist() == [1.0, 0.0]
+
+
+def test_precision_and_recall_of_nothing_are_zero():
+    assert metrics.Precision().result() == 0.0 and metrics.Recall().result() == 0.0
+    negatives = metrics.Precision()
+    negatives.update_state(np.array([[0.0], [1.0]]), np.array([[0.1], [0.2]]))  # none predicted
+    assert negatives.result() == 0.0
+
+
+def test_top_k_takes_label_columns_and_defaults_to_five_for_one_hot_too():
+    scores = np.array([[0.6, 0.5, 0.4, 0.3, 0.2, 0.1], [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]], np.float32)
+    assert metrics.top_k_categorical_accuracy(np.eye(6)[[5, 0]], scores).tolist() == [0, 0]
+    column = np.array([[1], [4]])  # labels shaped (N, 1)
+    assert metrics.sparse_top_k_categorical_accuracy(column, scores, k=2).tolist() == [1, 1]
+
+
+def test_categorical_accuracy_writes_into_kept_buffers():
+    from gpunet.buffers import Buffers
+    from tests import standin
+    from tests.conftest import use_standin
+
+    use_standin()
+    buffers = Buffers()
+    t = standin.asarray(np.eye(3, dtype=np.float32)[[0, 2]])
+    p = standin.asarray(np.array([[0.5, 0.3, 0.2], [0.5, 0.1, 0.4]], np.float32))
+    first = metrics.categorical_accuracy(t, p, buffers=buffers)
+    mark = standin.ledger.mark()
+    second = metrics.categorical_accuracy(t, p, buffers=buffers)
+    assert standin.ledger.since(mark)["allocs"] == 0 and second is first
+    assert first.get().tolist() == [1.0, 0.0]
