@@ -7,27 +7,7 @@ import warnings
 import pytest
 
 import gpunet as gn
-
-
-class _Optimizer:
-    def __init__(self, rate):
-        self.learning_rate = rate
-
-
-class _Model:
-    """What the callbacks touch: the optimizer's rate, stop_training, the weights."""
-
-    def __init__(self, rate=0.1):
-        self.optimizer = _Optimizer(rate)
-        self.stop_training = False
-        self.epoch = 0
-        self.restored = None
-
-    def get_weights(self):
-        return [f"weights after epoch {self.epoch}"]
-
-    def set_weights(self, weights):
-        self.restored = weights
+from tests.callbacks.fakes import Model as _Model
 
 
 def _run(callback, values, monitor="val_loss", model=None):

@@ -3,16 +3,7 @@
 import pytest
 
 import gpunet as gn
-
-
-class _Optimizer:
-    def __init__(self, rate):
-        self.learning_rate = rate
-
-
-class _Model:
-    def __init__(self, rate=0.1):
-        self.optimizer = _Optimizer(rate)
+from tests.callbacks.fakes import Model as _Model
 
 
 def _log_epochs(path, rows, append=False, separator=","):
