@@ -221,3 +221,13 @@ def test_categorical_accuracy_writes_into_kept_buffers():
     second = metrics.categorical_accuracy(t, p, buffers=buffers)
     assert standin.ledger.since(mark)["allocs"] == 0 and second is first
     assert first.get().tolist() == [1.0, 0.0]
+
+
+def test_auc_with_one_positive_or_none_follows_keras(xp):
+    y_pred = np.array([0.9, 0.4, 0.6, 0.1])
+    for y_true in (np.array([1.0, 0.0, 0.0, 0.0]), np.zeros(4), np.ones(4)):
+        metric = metrics.AUC(num_thresholds=5)
+        metric.update_state(xp.asarray(y_true), xp.asarray(y_pred))  # no warning, no NaN
+        expected = _keras_auc(y_true, y_pred, np.ones(4), 5)
+        assert metric.result() == pytest.approx(expected, abs=1e-12)
+    assert expected == 0.0  # all positive: no false positive rate to integrate over
