@@ -224,3 +224,11 @@ def test_loss_options_and_their_checks():
     assert losses.Huber().delta == 1.0
     with pytest.raises(ValueError, match=r"^Huber delta must be positive, received 0\.$"):
         losses.Huber(delta=0)
+
+
+def test_the_base_fused_loss_takes_a_scale_of_one_by_default():
+    z = np.array([[0.5, -1.0], [2.0, 0.0]], np.float32)
+    t = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
+    probs, grad = np.empty_like(z), np.empty_like(z)
+    losses.BinaryCrossentropy().fused(t, z, probs, grad)
+    np.testing.assert_allclose(grad, (probs - t) / 2, rtol=1e-6)

@@ -34,3 +34,16 @@ def test_a_state_from_another_shape_is_refused():
         tracker.set_state(state, seen=0)
     tracker.set_state(_tracker().get_state(), seen=7)
     assert tracker.seen == 7
+
+
+def test_a_sum_that_overflows_names_no_step():
+    """Finite step totals whose sum overflows: the running loss is inf, yet no step's loss
+    went bad, so there is no first bad step to name."""
+    from gpunet.tracker import Tracker
+
+    tracker = Tracker(np, [], 2)
+    tracker.step_totals[...] = [1e308, 1e308]
+    tracker.seen = 2
+    with np.errstate(over="ignore"):  # as fit reads it
+        assert tracker.read()["loss"] == np.inf
+        assert tracker.first_nonfinite_step() is None
