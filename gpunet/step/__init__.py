@@ -28,20 +28,20 @@ def select_training(model, step: ReferenceStep, x, y, w, batch_size: int):
     from gpunet.cuda import gemm
     from gpunet.step import fused, graph, support
 
+    xp = backend.get_array_module(x)
     reason = support.unsupported(model, x, y)
     if reason is not None:
         logger.warning("gpunet: the reference CuPy step trains this model: %s.", reason)
         return ReferenceTraining(step, x, y, w, batch_size)
-    if model.precision != "float32" and gemm.load(backend.get_array_module(x)) is None:
+    if model.precision != "float32" and gemm.load(xp) is None:
         logger.warning(
             "gpunet: precision %r needs cuBLASLt (nvmath-python); computing in float32.",
             model.precision,
         )
     if not model.cuda_graphs:
         return fused.FusedTraining(model, x, y, w, batch_size)
-    training = graph.GraphTraining(model, x, y, w, batch_size)
-    reason = graph.unsupported(training, model.steps_per_execution)
+    reason = graph.unsupported(model, xp)
     if reason is not None:
         logger.warning("gpunet: no CUDA graph, the fused step runs eagerly: %s.", reason)
         return fused.FusedTraining(model, x, y, w, batch_size)
-    return training
+    return graph.GraphTraining(model, x, y, w, batch_size)

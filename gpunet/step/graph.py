@@ -16,22 +16,24 @@ from __future__ import annotations
 
 import logging
 
+from gpunet.cuda import gemm
 from gpunet.schedules import LearningRateSchedule
+from gpunet.step import updates
 from gpunet.step.fused import FusedTraining
 
 logger = logging.getLogger("gpunet")
 
 
-def unsupported(training: FusedTraining, steps_per_execution: int) -> str | None:
-    """Why this fused step cannot be captured, or None."""
-    if training.gemm is None:
+def unsupported(model, xp) -> str | None:
+    """Why the fused step of this model cannot be captured on `xp`, or None (decided before
+    the step is built, so it is built once)."""
+    if gemm.load(xp) is None:
         return "nvmath-python is not installed: CuPy's cuBLAS GEMMs cannot be captured"
-    if training.updates.rule is None:
-        name = type(training.optimizer).__name__
+    optimizer = model.optimizer
+    if updates.fused_rule(optimizer) is None:
+        name = type(optimizer).__name__
         return f"the optimizer {name} (with these options) has no fused update kernel"
-    if steps_per_execution > 1 and isinstance(
-        training.optimizer._learning_rate, LearningRateSchedule
-    ):
+    if model.steps_per_execution > 1 and isinstance(optimizer._learning_rate, LearningRateSchedule):
         return "a learning-rate schedule changes the rate inside an execution of several steps"
     return None
 

@@ -63,7 +63,8 @@ class Updates:
         # needs the true gradient (clipping); an xp rule gets what the loss kernel scaled.
         self.scaled_loss = self.rule in ("sgd", None) and optimizer.loss_scale() != 1.0
         self.buffers = Buffers()
-        self._clip_buffers()
+        if optimizer.clipnorm is not None or optimizer.global_clipnorm is not None:
+            self._clip_buffers()  # made now: a capture allocates nothing
 
     def loss_scale(self) -> float:
         """The factor the loss kernel multiplies the loss by."""
