@@ -3,7 +3,8 @@ Dense product with bias, ReLU, ReLU-backward and bias-gradient fused into it (cu
 kernel for each other activation (dropout fused in) and its backward, one for the loss
 (softmax or sigmoid cross-entropy, MSE) with its gradient and metric, two for L1/L2 penalties
 where there are any, one for the optimizer's update over the flat parameters (updates.py), one
-for the step's bookkeeping. What it takes: support.py.
+for the step's bookkeeping. What it takes: support.py; how each layer runs and its GEMM
+plans: plans.py.
 
 Everything a step reads that changes between steps lives in device memory and advances on the
 device (the batch position, each dropout stream's offset, Adam's beta powers), so the same
@@ -21,27 +22,10 @@ from gpunet.buffers import Buffers
 from gpunet.cuda import gemm as gemm_module
 from gpunet.cuda import kernels
 from gpunet.kernels import dropout as dropout_kernels
-from gpunet.layers import Dense, Dropout, Flatten
 from gpunet.optimizers.base import DeviceScalar
 from gpunet.step import penalties, support, updates
-
-# How each Dense layer runs: its forward and what its backward needs.
-RELU_EPILOGUE = "relu_epilogue"  # GEMM + bias + ReLU (mask kept); backward in the next GEMM
-LINEAR_EPILOGUE = "linear_epilogue"  # GEMM + bias; nothing to undo
-KERNEL = "kernel"  # GEMM (+ bias), then bias_act_fwd (activation, dropout), act_bwd back
-LOGITS = "logits"  # the last layer: GEMM + bias; the loss kernel takes the logits
-
-
-class _DenseRun:
-    """One Dense layer as the fused step runs it."""
-
-    def __init__(self, layer: Dense, dropout: Dropout | None, mode: str, stream: int):
-        self.layer, self.dropout, self.mode = layer, dropout, mode
-        self.stream = stream  # index of its dropout stream, or -1
-        self.act = layer.activation.name
-        self.code = kernels.activation_code(self.act) if self.act in kernels.ACTIVATIONS else 0
-        self.units = layer.units
-        self.bias_grad_by_next = False  # computed by the next layer's DRELU_BGRAD GEMM
+from gpunet.step import plans as plans_module
+from gpunet.step.plans import KERNEL, LINEAR_EPILOGUE, LOGITS, RELU_EPILOGUE, DenseRun
 
 
 class FusedTraining:
@@ -60,28 +44,27 @@ class FusedTraining:
         xp = self.xp = backend.get_array_module(x)
         self.model, self.optimizer = model, model.optimizer
         self.x = x.reshape(len(x), -1)
-        self.y = y if y.dtype == np.int64 or not model.loss.sparse else y.astype(np.int64)
+        self.y = y  # sparse labels arrive as int64 (Sequential._prepare)
         self.w, self.batch_size = w, batch_size
         self.features = self.x.shape[1]
         self.y_bytes = self.y.itemsize * int(np.prod(self.y.shape[1:], dtype=np.int64))
         self.loss_kernel = support.loss_kernel(model.loss, model.layers[-1].activation.name)
         self.penalties = penalties.Penalties(xp, model)
         self.updates = updates.Updates(xp, self.optimizer, model._params, model._grads)
-        # The loss kernel applies the optimizer's loss scale (SGD's -lr) unless the update
-        # needs the true gradient (clipping), or runs the optimizer's own xp rule.
         lt = gemm_module.load(xp)
         self.gemm = gemm_module.Gemm(xp, lt, model.precision) if lt is not None else None
         # bf16: the GEMMs read bfloat16 copies of their inputs, made each step (to_bf16).
         self.bf16 = self.gemm is not None and model.precision == "bf16"
-        self.dense = self._plan_layers(model)
-        self.dropouts = [run.dropout for run in self.dense if run.dropout is not None]
+        self.dense = plans_module.layer_runs(model, epilogues=self.gemm is not None)
+        # The layers with a dropout stream, in stream order (run.stream indexes offsets).
+        self.dropped = [run for run in self.dense if run.dropout is not None]
         self.buffers = Buffers()
         self.stream = xp.cuda.Stream(non_blocking=False)
         # Device counters, with the host's record of what they hold.
         self.position = xp.zeros(1, np.int32)
-        self.offsets = xp.zeros(max(len(self.dropouts), 1), np.uint64)
+        self.offsets = xp.zeros(max(len(self.dropped), 1), np.uint64)
         self._position_held: int | None = None
-        self._offsets_held: list = [None] * len(self.dropouts)
+        self._offsets_held: list = [None] * len(self.dropped)
         self._scales: dict = {}  # rows -> DeviceScalar of the loss scale / rows
         self._plans: dict = {}  # rows -> the GEMM plans (None without cuBLASLt)
         self.order = None
@@ -90,28 +73,6 @@ class FusedTraining:
         self._prepare_every_shape()
 
     # ----- setup --------------------------------------------------------------------------------
-
-    def _plan_layers(self, model) -> list[_DenseRun]:
-        layers = [layer for layer in model.layers if not isinstance(layer, Flatten)]
-        runs, streams = [], 0
-        for i, layer in enumerate(layers):
-            if not isinstance(layer, Dense):
-                continue
-            following = layers[i + 1] if i + 1 < len(layers) else None
-            dropout = following if isinstance(following, Dropout) and following.rate else None
-            last = i == len(layers) - 1 or all(not isinstance(k, Dense) for k in layers[i + 1 :])
-            act = layer.activation.name
-            if last:
-                mode = LOGITS
-            elif self.gemm is not None and dropout is None and act == "relu":
-                mode = RELU_EPILOGUE
-            elif self.gemm is not None and dropout is None and act == "linear":
-                mode = LINEAR_EPILOGUE
-            else:
-                mode = KERNEL
-            runs.append(_DenseRun(layer, dropout, mode, streams if dropout else -1))
-            streams += dropout is not None
-        return runs
 
     def _prepare_every_shape(self) -> None:
         """Plan the fit's batch shapes (full, and the last partial one) before anything runs:
@@ -135,7 +96,11 @@ class FusedTraining:
         for name in kernels.KERNELS:
             kernels.function(self.xp, name)  # compiled now, not during a capture
         self._batch_buffers(rows)
-        self._plans[rows] = self._gemm_plans(rows) if self.gemm is not None else None
+        self._plans[rows] = (
+            plans_module.gemm_plans(self.gemm, self.dense, self.features, rows)
+            if self.gemm is not None
+            else None
+        )
         for run in self.dense:
             self._layer_buffers(run, rows)
         self._loss_buffers(rows)
@@ -155,7 +120,7 @@ class FusedTraining:
             None if self.w is None else self._get("wb", (rows,), np.float32),
         )
 
-    def _layer_buffers(self, run: _DenseRun, rows: int) -> dict:
+    def _layer_buffers(self, run: DenseRun, rows: int) -> dict:
         units, key = run.units, run.layer.name
         found = {
             "out": self._get(f"{key}/out", (rows, units), np.float32),
@@ -179,7 +144,7 @@ class FusedTraining:
 
     def _increments(self, rows: int):
         """Each dropout stream's units per step of `rows` rows (device, uint64)."""
-        units = [rows * run.units for run in self.dense if run.dropout is not None] or [0]
+        units = [rows * run.units for run in self.dropped] or [0]
 
         def make(xp, shape, dtype):
             out = xp.empty(shape, dtype)
@@ -188,45 +153,6 @@ class FusedTraining:
             return out
 
         return self.buffers.constant(self.xp, f"increments/{rows}", (len(units),), np.uint64, make)
-
-    def _gemm_plans(self, rows: int) -> dict:
-        """The plans of every product at this batch shape, downgrading a layer to the kernel
-        path where cuBLASLt has no algorithm for its epilogue."""
-        inputs = self.features
-        plans = {}
-        for i, run in enumerate(self.dense):
-            layer, bias = run.layer, run.layer.use_bias
-            try:
-                plans[i, "fwd"] = self.gemm.forward(
-                    rows, inputs, run.units, bias, run.mode == RELU_EPILOGUE
-                )
-            except gemm_module.Unsupported:
-                run.mode = KERNEL if run.mode != LOGITS else LOGITS
-                plans[i, "fwd"] = self.gemm.forward(rows, inputs, run.units, bias, False)
-            inputs = layer.units
-        for i, run in enumerate(self.dense):
-            previous = self.dense[i - 1] if i else None
-            relu = previous is not None and previous.mode == RELU_EPILOGUE
-            if previous is not None:
-                try:
-                    plans[i, "inputs"] = self.gemm.inputs(
-                        rows, previous.units, run.units, relu, relu and previous.layer.use_bias
-                    )
-                    previous.bias_grad_by_next = relu and previous.layer.use_bias
-                except gemm_module.Unsupported:  # plain product; the kernel path before it
-                    previous.mode = KERNEL
-                    previous.bias_grad_by_next = False
-                    plans[i, "inputs"] = self.gemm.inputs(
-                        rows, previous.units, run.units, False, False
-                    )
-        for i, run in enumerate(self.dense):
-            inputs = self.dense[i - 1].units if i else self.features
-            with_bias = run.layer.use_bias and not run.bias_grad_by_next
-            try:
-                plans[i, "weights"] = (self.gemm.weights(rows, inputs, run.units, with_bias), True)
-            except gemm_module.Unsupported:
-                plans[i, "weights"] = (self.gemm.weights(rows, inputs, run.units, False), False)
-        return plans
 
     # ----- per execution ------------------------------------------------------------------------
 
@@ -247,10 +173,10 @@ class FusedTraining:
         if self._position_held != position:
             self.position.fill(position)
             self._position_held = position
-        for k, layer in enumerate(self.dropouts):
-            if self._offsets_held[k] != layer.offset:
-                self.offsets[k : k + 1].fill(np.uint64(layer.offset))
-                self._offsets_held[k] = layer.offset
+        for k, run in enumerate(self.dropped):
+            if self._offsets_held[k] != run.dropout.offset:
+                self.offsets[k : k + 1].fill(np.uint64(run.dropout.offset))
+                self._offsets_held[k] = run.dropout.offset
         scale = self.updates.loss_scale()
         held = self._scales.get(rows)
         value = float(np.float32(scale / rows))
@@ -265,7 +191,7 @@ class FusedTraining:
         """The host's side of a step the device ran: counters it mirrors."""
         if self.updates.rule is not None:  # an xp rule counts its own iterations
             self.optimizer.iterations += 1
-        for k, run in enumerate(r for r in self.dense if r.dropout is not None):
+        for k, run in enumerate(self.dropped):
             run.dropout.offset += rows * run.units
             self._offsets_held[k] = run.dropout.offset
         self._position_held += 1
@@ -342,7 +268,7 @@ class FusedTraining:
         flat = self._get("params16", params.shape, np.uint16)
         return flat[start : start + layer.kernel.size].reshape(layer.kernel.shape)
 
-    def _forward(self, i: int, run: _DenseRun, h, rows: int, plans):
+    def _forward(self, i: int, run: DenseRun, h, rows: int, plans):
         layer, xp = run.layer, self.xp
         if plans is not None:
             h, kernel = self._rounded(f"{i}/h16", h), self._kernel_operand(layer)
@@ -381,7 +307,7 @@ class FusedTraining:
         )  # fmt: skip
         return out
 
-    def _offset(self, run: _DenseRun):
+    def _offset(self, run: DenseRun):
         return self.offsets[run.stream : run.stream + 1] if run.stream >= 0 else None
 
     def _backward(self, i: int, h, rows: int, plans) -> None:
@@ -429,6 +355,6 @@ class FusedTraining:
         kernels.launch(
             self.xp, "step_end", 1, row_loss, row_metric, wb, rows, self.penalties.partials,
             self.penalties.parts, tracker.step_totals, accuracy,
-            self.position, self.offsets, self._increments(rows), len(self.dropouts), product_1,
+            self.position, self.offsets, self._increments(rows), len(self.dropped), product_1,
             factor_1, product_2, factor_2,
         )  # fmt: skip
