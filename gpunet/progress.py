@@ -51,7 +51,7 @@ def progress_line(
     line = Text()
     line.append(f"{current:>{len(str(total))}}/{total}", style="bold")
     line.append(" ")
-    done = int(BAR_WIDTH * current / total) if total else BAR_WIDTH
+    done = int(BAR_WIDTH * current / total)  # total >= 1: the logger counts the steps seen
     line.append(BAR_CHAR * done, style="green")
     line.append(BAR_CHAR * (BAR_WIDTH - done), style="dim")
     if eta is not None:
@@ -87,8 +87,8 @@ def summary_renderables(name: str, rows: list[tuple[str, str, int]], total: int,
         widths.append(int(position * width) - current)
         current += widths[-1]
     table = Table(width=width, show_lines=True)
-    table.add_column("Layer (type)", justify="left", width=widths[0])
-    table.add_column("Output Shape", justify="left", width=widths[1])
+    table.add_column("Layer (type)", width=widths[0])  # rich justifies left by default
+    table.add_column("Output Shape", width=widths[1])
     table.add_column("Param #", justify="right", width=widths[2])
     for layer, shape, count in rows:
         table.add_row(layer, shape, f"{count:,}")

@@ -174,6 +174,18 @@ def test_summary_of_the_keras_mnist_mlp():
     assert model.count_params() == 669_706
 
 
+def test_summary_on_a_terminal_puts_the_title_and_totals_in_bold():
+    console = Console(file=io.StringIO(), force_terminal=True, color_system="standard", width=80)
+    rows = [("dense (Dense)", "(None, 10)", 7850)]
+    for renderable in progress.summary_renderables("sequential", rows, 7850, 76):
+        console.print(renderable, highlight=False)
+    text = console.file.getvalue()
+    bold = "\x1b[1m"
+    assert f'{bold}Model: "sequential"' in text
+    for label in ("Total params:", "Trainable params:", "Non-trainable params:"):
+        assert f"{bold} {label} " in text
+
+
 EPOCH_LINE = re.compile(
     rf"^375/375 {BAR} \d+s \d+(s|ms|us)/step - accuracy: \d\.\d{{4}} - loss: \d\.\d{{4}} "
     r"- val_accuracy: \d\.\d{4} - val_loss: \d\.\d{4}$"
@@ -275,7 +287,14 @@ def test_time_per_step_units_switch_at_one_second_and_one_millisecond(seconds, t
 
 @pytest.mark.parametrize(
     "seconds, text",
-    [(59.9, "59s"), (60, "1:00"), (3599, "59:59"), (3600, "1:00:00"), (3725, "1:02:05")],
+    [
+        (59.9, "59s"),
+        (60, "1:00"),
+        (3599, "59:59"),
+        (3600, "1:00:00"),
+        (3725, "1:02:05"),
+        (7199, "1:59:59"),  # minutes past the hour, 59 of them
+    ],
 )
 def test_eta_format_switches_at_a_minute_and_an_hour(seconds, text):
     assert progress.format_eta(seconds) == text
