@@ -54,6 +54,20 @@ def test_in_place_forward_equals_out_of_place(name):
     np.testing.assert_array_equal(act.fwd(buffer, buffer), expected)
 
 
+@pytest.mark.parametrize("name", ALL)
+def test_in_place_backward_equals_out_of_place(name):
+    # `out` may be the incoming gradient itself (the module's contract).
+    act = activations.get(name)
+    rs = np.random.default_rng(5)
+    x = _inputs(name, rs).astype(np.float32)
+    y = act.fwd(x, None)
+    gy = rs.standard_normal(x.shape).astype(np.float32)
+    expected = act.bwd(gy.copy(), x, y, None)
+    buffer = gy.copy()
+    assert act.bwd(buffer, x, y, buffer) is buffer
+    np.testing.assert_array_equal(buffer, expected)
+
+
 @pytest.mark.parametrize(
     "name",
     ["sigmoid", "softmax", "tanh", "softplus", "elu", "selu", "silu", "softsign", "hard_sigmoid"],
@@ -165,7 +179,12 @@ def test_forward_and_backward_write_into_the_buffer_they_are_given(name):
 
 @pytest.mark.parametrize(
     "name, expected",
-    [("elu", 1.0), ("selu", 1.6732632423543772 * 1.0507009873554805), ("relu", 0.0)],
+    [
+        ("elu", 1.0),
+        ("selu", 1.6732632423543772 * 1.0507009873554805),
+        ("relu", 0.0),
+        ("leaky_relu", 0.2),  # TensorFlow's and PyTorch's rule: the slope for x <= 0
+    ],
 )
 def test_gradient_at_zero_takes_the_negative_branch_as_keras(name, expected):
     # Keras differentiates where(x > 0, ...): at exactly 0 the other branch's slope applies.
@@ -173,3 +192,15 @@ def test_gradient_at_zero_takes_the_negative_branch_as_keras(name, expected):
     x = np.zeros((1, 1))
     y = act.fwd(x, None)
     np.testing.assert_allclose(act.bwd(np.ones_like(x), x, y, None), [[expected]], rtol=1e-12)
+
+
+def test_exact_gelu_without_scipy_says_what_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "scipy.special", None)  # as if SciPy were missing
+    with pytest.raises(ImportError) as info:
+        activations.get("gelu")(np.zeros((1, 2)))
+    assert str(info.value) == (
+        "The exact 'gelu' activation needs SciPy for erf on the NumPy backend. "
+        "Hint: pip install scipy."
+    )
