@@ -185,8 +185,61 @@ def test_lr_is_an_alias_of_learning_rate():
 
 
 def test_unknown_argument_lists_the_allowed_ones():
-    with pytest.raises(TypeError, match="unexpected argument.*decay.*Allowed:.*momentum"):
+    # Its own arguments, the common ones and lr: every name the constructor takes, no other.
+    allowed = (
+        "clipnorm, clipvalue, global_clipnorm, learning_rate, lr, momentum, name, nesterov, "
+        "weight_decay"
+    )
+    with pytest.raises(TypeError) as info:
         optimizers.SGD(decay=0.1)
+    assert str(info.value) == f"SGD got unexpected argument(s) decay. Allowed: {allowed}."
+
+
+def test_keras_bounds_are_inclusive_where_keras_accepts_the_edge():
+    # Keras accepts momentum in [0, 1] (1 included); betas must stay below 1.
+    assert optimizers.SGD(momentum=1.0).momentum == 1.0
+    assert optimizers.RMSprop(momentum=1.0).momentum == 1.0
+    with pytest.raises(
+        ValueError, match=r"^RMSprop: momentum must be in \[0.0, 1.0\], received 1.5"
+    ):
+        optimizers.RMSprop(momentum=1.5)
+    with pytest.raises(ValueError, match=r"^Adam: beta_2 must be in \[0.0, 1.0\), received 1.5"):
+        optimizers.Adam(beta_2=1.5)
+
+
+def test_amsgrad_is_off_by_default_and_adamw_passes_it_on():
+    assert optimizers.Adam().amsgrad is False and optimizers.AdamW().amsgrad is False
+    assert optimizers.AdamW(amsgrad=True).amsgrad is True
+
+
+def test_adam_step_size_is_the_float64_value_rounded_once():
+    # alpha = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t) in float64 (the powers as running
+    # products), rounded to float32 once: a float32 learning rate inside would round twice.
+    for lr in (1 / 3, 0.0007, 0.1234567):
+        adam = optimizers.Adam(lr)
+        adam.build(np.zeros(2, np.float32), [(0, 2)])
+        p1 = p2 = 1.0
+        for _ in range(40):
+            p1, p2 = p1 * 0.9, p2 * 0.999
+            expected = np.float32(math.sqrt(1.0 - p2) * lr / (1.0 - p1))
+            alpha = adam._step_size()
+            assert alpha.dtype == np.float32 and alpha[0] == expected
+
+
+def test_a_checkpoint_slot_missing_or_misshapen_is_refused():
+    adam = optimizers.Adam()
+    adam.build(np.zeros(4, np.float32), [(0, 4)])
+    scalars, slots = adam.get_state()
+    message = (
+        "checkpoint: optimizer slot 'velocity' is missing or has the wrong shape for this model."
+    )
+    for bad in (
+        {k: v for k, v in slots.items() if k != "velocity"},
+        {**slots, "velocity": np.zeros(3)},
+    ):
+        with pytest.raises(ValueError) as info:
+            adam.set_state(scalars, bad)
+        assert str(info.value) == message
 
 
 def test_bad_values_are_refused():
