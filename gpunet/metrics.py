@@ -201,6 +201,12 @@ def _weights_like(xp, y_pred, sample_weight):
     return xp.broadcast_to(sample_weight.reshape(shape), y_pred.shape).astype("float64")
 
 
+def _positive_labels(xp, y_true, y_pred):
+    """Which targets are positives, shaped like the outputs: Keras casts labels to bool, so
+    every nonzero label (0.3 as 1.0) is a positive."""
+    return xp.broadcast_to(_same_rank(y_true, y_pred), y_pred.shape) != 0
+
+
 class _Confusion(Metric):
     """True/false positive/negative counts at the 0.5 threshold, over every output element.
     State: [tp, fp, fn]."""
@@ -210,7 +216,7 @@ class _Confusion(Metric):
     def _update(self, state, y_true, y_pred, sample_weight):
         xp = get_array_module(y_pred)
         predicted = y_pred > 0.5
-        actual = xp.broadcast_to(_same_rank(y_true, y_pred), y_pred.shape) > 0.5
+        actual = _positive_labels(xp, y_true, y_pred)
         weights = _weights_like(xp, y_pred, sample_weight)
         tp, fp, fn = state[0:1], state[1:2], state[2:3]
         tp += (weights * (predicted & actual)).sum()
@@ -257,7 +263,9 @@ class AUC(Metric):
         if num_thresholds < 2:
             raise ValueError(f"AUC num_thresholds must be > 1, received {num_thresholds!r}.")
         inner = [(i + 1) / (num_thresholds - 1) for i in range(num_thresholds - 2)]
-        self.thresholds = np.array([-1e-7] + inner + [1.0 + 1e-7])
+        # Keras clips scores to [0, 1] and puts the outer thresholds at 0 - eps and 1 + eps:
+        # every score is above the first and none above the last, as with infinities here.
+        self.thresholds = np.array([-np.inf] + inner + [np.inf])
         self.state_size = 2 * num_thresholds + 2
         super().__init__(name)
 
@@ -273,7 +281,7 @@ class AUC(Metric):
         )
         # A score is a predicted positive at threshold i when it exceeds it (Keras).
         above = (y_pred.reshape(-1, 1) > thresholds.reshape(1, -1)).astype("float64")
-        actual = (xp.broadcast_to(_same_rank(y_true, y_pred), y_pred.shape) > 0.5).reshape(-1)
+        actual = _positive_labels(xp, y_true, y_pred).reshape(-1)
         weights = _weights_like(xp, y_pred, sample_weight).reshape(-1)
         positive = weights * actual
         negative = weights - positive

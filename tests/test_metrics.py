@@ -100,18 +100,20 @@ def test_regression_metric_functions_per_sample(xp):
 
 
 def _keras_auc(y_true, y_pred, weights, num_thresholds):
-    """Keras's ROC AUC, written from its documentation: thresholds 0 - eps, (i+1)/(n-1) for
-    i < n - 2, 1 + eps; a score above a threshold is a predicted positive; trapezoids of the
-    true positive rate over the false positive rate."""
+    """Keras's ROC AUC, written from its source's rules: scores clipped to [0, 1], labels cast
+    to bool (nonzero is positive), thresholds 0 - eps, (i+1)/(n-1) for i < n - 2, 1 + eps; a
+    score above a threshold is a predicted positive; trapezoids of the true positive rate over
+    the false positive rate."""
     eps = 1e-7
     thresholds = [0.0 - eps] + [(i + 1) / (num_thresholds - 1) for i in range(num_thresholds - 2)]
     thresholds.append(1.0 + eps)
+    y_pred = [min(max(p, 0.0), 1.0) for p in y_pred]
     tpr, fpr = [], []
     for t in thresholds:
-        tp = sum(w for y, p, w in zip(y_true, y_pred, weights) if p > t and y > 0.5)
-        fp = sum(w for y, p, w in zip(y_true, y_pred, weights) if p > t and y <= 0.5)
-        pos = sum(w for y, w in zip(y_true, weights) if y > 0.5)
-        neg = sum(w for y, w in zip(y_true, weights) if y <= 0.5)
+        tp = sum(w for y, p, w in zip(y_true, y_pred, weights) if p > t and y != 0)
+        fp = sum(w for y, p, w in zip(y_true, y_pred, weights) if p > t and y == 0)
+        pos = sum(w for y, w in zip(y_true, weights) if y != 0)
+        neg = sum(w for y, w in zip(y_true, weights) if y == 0)
         tpr.append(tp / pos if pos else 0.0)
         fpr.append(fp / neg if neg else 0.0)
     return sum((fpr[i] - fpr[i + 1]) * (tpr[i] + tpr[i + 1]) / 2 for i in range(len(tpr) - 1))
@@ -220,7 +222,7 @@ def test_categorical_accuracy_writes_into_kept_buffers():
     mark = standin.ledger.mark()
     second = metrics.categorical_accuracy(t, p, buffers=buffers)
     assert standin.ledger.since(mark)["allocs"] == 0 and second is first
-    assert first.get().tolist() == [1.0, 0.0]
+    assert first.get().tolist() == [1.0, 0.0] and first.dtype == np.float32
 
 
 def test_auc_with_one_positive_or_none_follows_keras(xp):
@@ -231,3 +233,32 @@ def test_auc_with_one_positive_or_none_follows_keras(xp):
         expected = _keras_auc(y_true, y_pred, np.ones(4), 5)
         assert metric.result() == pytest.approx(expected, abs=1e-12)
     assert expected == 0.0  # all positive: no false positive rate to integrate over
+
+
+def test_auc_clips_scores_and_counts_nonzero_labels_as_positive_as_keras(xp):
+    # Scores outside [0, 1] (a linear output) count as 0 or 1; a soft label 0.3 is a positive
+    # (Keras casts labels to bool); one negative of weight 1 still has a false positive rate.
+    y_pred = np.array([1.7, -0.4, 0.55, 0.2, 1.0, 0.0, 0.8])
+    y_true = np.array([1.0, 0.3, 0.0, 1.0, 0.3, 1.0, 1.0])
+    metric = metrics.AUC(num_thresholds=7)
+    metric.update_state(xp.asarray(y_true), xp.asarray(y_pred))
+    expected = _keras_auc(y_true, y_pred, np.ones(7), 7)
+    assert 0.0 < expected < 1.0 and metric.result() == pytest.approx(expected, abs=1e-12)
+
+
+def test_precision_and_recall_count_nonzero_labels_as_positive_as_keras(xp):
+    y_true = np.array([[0.3], [1.0], [0.0], [0.5], [0.2]])  # positives: all but the third
+    y_pred = np.array([[0.9], [0.4], [0.7], [0.6], [0.1]])  # predicted: first, third, fourth
+    p, r = metrics.Precision(), metrics.Recall()
+    for metric in (p, r):
+        metric.update_state(xp.asarray(y_true), xp.asarray(y_pred))
+    assert p.result() == pytest.approx(2 / 3) and r.result() == pytest.approx(2 / 4)
+
+
+def test_sparse_accuracy_takes_label_columns_into_kept_buffers(xp):
+    from gpunet.buffers import Buffers
+
+    scores = xp.asarray(np.array([[0.2, 0.8], [0.9, 0.1], [0.3, 0.7]], np.float32))
+    labels = xp.asarray(np.array([[1], [1], [1]]))  # (N, 1), as Keras takes them
+    values = metrics.sparse_categorical_accuracy(labels, scores, buffers=Buffers())
+    assert to_host(values).tolist() == [1.0, 0.0, 1.0]
