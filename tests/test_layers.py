@@ -112,3 +112,57 @@ def test_bad_arguments_are_refused_with_the_value(make, message):
 def test_dense_on_images_asks_for_flatten():
     with pytest.raises(ValueError, match="Flatten"):
         Dense(3).build((28, 28))
+
+
+def test_activation_layer_applies_its_function_and_keeps_its_name():
+    layer = Activation("relu", name="rectifier")
+    layer.build((3,))
+    y = layer.forward(np.array([[-1.0, 2.0, -3.0]], dtype=np.float32), training=False)
+    np.testing.assert_array_equal(y, [[0.0, 2.0, 0.0]])
+    assert layer.name == "rectifier" and layer.activation.name == "relu"
+
+
+def test_dense_without_regularizers_has_no_penalty():
+    layer = Dense(2)
+    _bind_float64(layer, (3,), np.random.default_rng(0))
+    assert not layer.regularized and layer.penalty() is None
+
+
+def test_the_first_layers_skip_the_input_gradient():
+    # Nothing before the first Dense has parameters: its input gradient (a GEMM as large as
+    # its kernel) and a leading Flatten's are never computed.
+    model = gn.Sequential([gn.layers.Input((2, 2)), Flatten(), Dense(3), Dense(2)])
+    model.build()
+    flatten, first, second = model.layers
+    assert not flatten.need_input_grad and not first.need_input_grad and second.need_input_grad
+    x = np.ones((5, 2, 2), dtype=np.float32)
+    hidden = first.forward(flatten.forward(x, True), True)
+    second.forward(hidden, True)
+    gx = second.backward(np.ones((5, 2), np.float32))
+    assert gx.shape == hidden.shape
+    assert first.backward(gx) is None and flatten.backward(np.ones((5, 4), np.float32)) is None
+
+
+def test_dropout_of_rate_zero_is_the_identity_and_draws_nothing():
+    layer = Dropout(0.0, seed=1)
+    layer.build((4,))
+    x = np.ones((2, 4), dtype=np.float32)
+    assert layer.forward(x, training=True) is x and layer.get_stream() == (1, 0)
+
+
+def test_dropout_backward_scales_the_gradient_in_place():
+    layer = Dropout(0.5, seed=2)
+    layer.build((64,))
+    y = layer.forward(np.ones((2, 64), dtype=np.float32), training=True)
+    gy = np.ones_like(y)
+    assert layer.backward(gy) is gy  # the step's gradient buffer, no new array
+    np.testing.assert_array_equal(gy, y)
+    assert layer.get_stream() == (2, 128)  # the draw advanced the stream by its units
+
+
+def test_unknown_layer_lists_the_layers():
+    with pytest.raises(ValueError) as info:
+        gn.layers.get("Dense2")
+    assert (
+        str(info.value) == "Unknown layer 'Dense2'. Allowed: Activation, Dense, Dropout, Flatten."
+    )
