@@ -274,7 +274,8 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         # logsumexp(z) - z[label]
         xp = get_array_module(z)
         rows = z.shape[:-1]
-        picked = z.reshape(-1).take(index, out=buffers.get(xp, "xent_picked", rows, z.dtype))
+        # take() without an axis reads the flattened array: `index` holds flat positions.
+        picked = z.take(index, out=buffers.get(xp, "xent_picked", rows, z.dtype))
         return xp.subtract(lse, picked, out=buffers.get(xp, "xent", rows, z.dtype))
 
     def _softmax_grad(self, index, probs, out, scale, buffers):
@@ -282,10 +283,10 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         # row's label.
         xp = get_array_module(probs)
         xp.multiply(probs, scale, out=out)
-        flat = out.reshape(-1)
-        at_label = flat.take(index, out=buffers.get(xp, "grad_at_label", index.shape, out.dtype))
+        # take() and put() address the flattened array: `index` holds flat positions.
+        at_label = out.take(index, out=buffers.get(xp, "grad_at_label", index.shape, out.dtype))
         at_label -= scale
-        xp.put(flat, index, at_label)
+        xp.put(out, index, at_label)
         return out
 
     def check_targets(self, y_true, output_shape, where):

@@ -232,3 +232,22 @@ def test_the_base_fused_loss_takes_a_scale_of_one_by_default():
     probs, grad = np.empty_like(z), np.empty_like(z)
     losses.BinaryCrossentropy().fused(t, z, probs, grad)
     np.testing.assert_allclose(grad, (probs - t) / 2, rtol=1e-6)
+
+
+def test_sparse_labels_as_a_column_give_the_same_fused_loss(xp):
+    # (N, 1) labels, which Keras takes, index the same rows as (N,) labels.
+    from gpunet.buffers import Buffers
+
+    loss = losses.SparseCategoricalCrossentropy()
+    z = xp.asarray(RS.standard_normal((4, 3)).astype(np.float32))
+    results = []
+    for labels in (LABELS, LABELS.reshape(-1, 1)):
+        probs, grad = xp.empty_like(z), xp.empty_like(z)
+        per_sample = loss.fused(xp.asarray(labels), z, probs, grad, 0.5, Buffers())
+        results.append([to_host(a).copy() for a in (per_sample, grad)])
+    for flat, column in zip(*results):
+        np.testing.assert_array_equal(flat, column)
+    probabilities = xp.asarray(np.full((4, 3), 1 / 3, np.float32))
+    np.testing.assert_allclose(
+        to_host(loss.per_sample(xp.asarray(LABELS.reshape(-1, 1)), probabilities)), np.log(3.0)
+    )
