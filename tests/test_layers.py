@@ -135,12 +135,13 @@ def test_the_first_layers_skip_the_input_gradient():
     model.build()
     flatten, first, second = model.layers
     assert not flatten.need_input_grad and not first.need_input_grad and second.need_input_grad
-    x = np.ones((5, 2, 2), dtype=np.float32)
+    xp = gn.backend.xp()
+    x = xp.ones((5, 2, 2), dtype=np.float32)
     hidden = first.forward(flatten.forward(x, True), True)
     second.forward(hidden, True)
-    gx = second.backward(np.ones((5, 2), np.float32))
+    gx = second.backward(xp.ones((5, 2), np.float32))
     assert gx.shape == hidden.shape
-    assert first.backward(gx) is None and flatten.backward(np.ones((5, 4), np.float32)) is None
+    assert first.backward(gx) is None and flatten.backward(xp.ones((5, 4), np.float32)) is None
 
 
 def test_dropout_of_rate_zero_is_the_identity_and_draws_nothing():
