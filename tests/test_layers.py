@@ -149,6 +149,10 @@ def test_dropout_of_rate_zero_is_the_identity_and_draws_nothing():
     layer.build((4,))
     x = np.ones((2, 4), dtype=np.float32)
     assert layer.forward(x, training=True) is x and layer.get_stream() == (1, 0)
+    layer.need_input_grad = True
+    gy = np.full_like(x, 3.0)
+    assert layer.backward(gy) is gy  # no mask: the gradient passes as it came
+    np.testing.assert_array_equal(gy, 3.0)
 
 
 def test_dropout_backward_scales_the_gradient_in_place():

@@ -99,14 +99,14 @@ def test_regression_metric_functions_per_sample(xp):
     np.testing.assert_allclose(to_host(metrics.mean_absolute_error(labels, y_pred)), [0.5, 2.5])
 
 
-def _keras_auc(y_true, y_pred, weights, num_thresholds):
+def _keras_auc(y_true, y_pred, weights, num_thresholds, dtype=np.float64):
     """Keras's ROC AUC, written from its source's rules: scores clipped to [0, 1], labels cast
-    to bool (nonzero is positive), thresholds 0 - eps, (i+1)/(n-1) for i < n - 2, 1 + eps; a
-    score above a threshold is a predicted positive; trapezoids of the true positive rate over
-    the false positive rate."""
+    to bool (nonzero is positive), thresholds 0 - eps, (i+1)/(n-1) for i < n - 2, 1 + eps in
+    the scores' dtype; a score above a threshold is a predicted positive; trapezoids of the
+    true positive rate over the false positive rate."""
     eps = 1e-7
     thresholds = [0.0 - eps] + [(i + 1) / (num_thresholds - 1) for i in range(num_thresholds - 2)]
-    thresholds.append(1.0 + eps)
+    thresholds = [dtype(t) for t in thresholds + [1.0 + eps]]
     y_pred = [min(max(p, 0.0), 1.0) for p in y_pred]
     tpr, fpr = [], []
     for t in thresholds:
@@ -131,6 +131,19 @@ def test_auc_is_keras_rule_exactly_at_the_threshold_edges(xp, num_thresholds):
     assert metric.result() == pytest.approx(expected, abs=1e-12)
     default = metrics.AUC()
     assert default.name == "auc" and len(default.thresholds) == 200
+
+
+def test_auc_compares_float32_scores_with_float32_thresholds(xp):
+    # Keras casts its thresholds to the scores' float32: a score of float32(1/3), which lies
+    # above 1/3, is not above the threshold float32(1/3).
+    y_pred = np.array([1 / 3, 0.9, 0.2, 0.5], dtype=np.float32)
+    y_true = np.array([1.0, 1.0, 0.0, 0.0], dtype=np.float32)
+    weights = np.ones(4)
+    metric = metrics.AUC(num_thresholds=4)
+    metric.update_state(xp.asarray(y_true), xp.asarray(y_pred))
+    expected = _keras_auc(y_true, y_pred, weights, 4, dtype=np.float32)
+    assert expected == 0.625 and _keras_auc(y_true, y_pred, weights, 4) == 0.875
+    assert metric.result() == expected
 
 
 def test_auc_needs_two_thresholds():

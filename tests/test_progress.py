@@ -292,6 +292,7 @@ def test_time_per_step_units_switch_at_one_second_and_one_millisecond(seconds, t
         (60, "1:00"),
         (3599, "59:59"),
         (3600, "1:00:00"),
+        (3660, "1:01:00"),  # the first minute past the hour is whole
         (3725, "1:02:05"),
         (7199, "1:59:59"),  # minutes past the hour, 59 of them
     ],
