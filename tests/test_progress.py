@@ -93,9 +93,10 @@ def _drive(logger, steps=4, dt=1.5, logs=None):
     logger.on_train_end()
 
 
-def _clock(dt):
+def _clock(dt, start=1000.0):
+    """A fake clock; it starts far from zero so that only differences of its reads count."""
     ticks = iter(range(10**6))
-    return lambda: next(ticks) * dt
+    return lambda: start + next(ticks) * dt
 
 
 def test_verbose_1_on_a_terminal_ends_with_the_keras_line():
@@ -138,6 +139,21 @@ def test_verbose_2_and_off_terminal_print_one_plain_line():
             "Epoch 1/20\n4/4 - 8s - 2s/step - accuracy: 0.9123 - loss: 0.3011 - "
             "val_accuracy: 0.9612 - val_loss: 0.1298\n"
         )
+
+
+def test_one_epoch_prints_no_epoch_header_and_names_verbatim():
+    out = io.StringIO()
+    logger = ProgbarLogger(console=Console(file=out, force_terminal=False), clock=_clock(0.5))
+    assert logger.verbose == 1  # the live bar by default, as Keras's fit(verbose=1)
+    logger.set_params({"epochs": 1, "steps": 2})
+    logger.on_train_begin()
+    logger.on_epoch_begin(0)
+    for step in range(2):
+        logger.on_train_batch_end(step, {"loss[0]": 0.5})
+    logger.on_epoch_end(0, {"loss[0]": 0.5, "[bold]x": 1.0})
+    logger.on_train_end()
+    # Keras prints "Epoch i/n" only when n > 1; rich markup is off, so brackets print as given.
+    assert out.getvalue() == "2/2 - 2s - 1s/step - [bold]x: 1.0000 - loss[0]: 0.5000\n"
 
 
 def test_metrics_are_read_only_when_the_bar_redraws():

@@ -129,3 +129,15 @@ def test_the_reference_step_keeps_its_budget_on_the_cupy_path(tmp_path, caplog):
         assert r["h2d"] == 0 and (r["syncs"] == 0 or r["synced"]), where
         if r["epoch"] >= 1:
             assert r["allocs"] == 0, where
+
+
+def test_predict_drops_no_units_and_returns_float32(xp):
+    x, y = _data(200)
+    model = _workload(W2)
+    model.fit(xp.asarray(x), xp.asarray(y), batch_size=64, epochs=1, verbose=0)
+    dropout = [layer for layer in model.layers if isinstance(layer, gn.layers.Dropout)]
+    streams = [layer.get_stream() for layer in dropout]
+    first, second = model.predict(x, batch_size=64), model.predict(x, batch_size=64)
+    assert first.dtype == np.float32 and first.shape == (200, 10)
+    np.testing.assert_array_equal(first, second)  # no masks drawn: the same outputs
+    assert [layer.get_stream() for layer in dropout] == streams

@@ -38,3 +38,51 @@ def test_every_kernel_is_declared_once_with_known_c_types():
     for name, params in kernels.SIGNATURES.items():
         assert params, name
         assert all(p.ctype in kernels._C_TYPES for p in params)
+
+
+def test_signatures_read_pointers_const_and_multi_word_types():
+    source = """
+    __global__ void scale(const float* __restrict_x, double *out , unsigned long long n,
+                          const unsigned short *words, long long count, char* raw)
+    { }
+    __device__ void helper(int x) { }
+    __global__  void  empty_name ( unsigned int seed ) { }
+    """
+    found = kernels.signatures(source)
+    assert list(found) == ["scale", "empty_name"]  # __device__ functions are not kernels
+    P = kernels.Param
+    assert found["scale"] == (
+        P("__restrict_x", "float", True),
+        P("out", "double", True),
+        P("n", "unsigned long long", False),
+        P("words", "unsigned short", True),
+        P("count", "long long", False),
+        P("raw", "char", True),
+    )
+    assert found["empty_name"] == (P("seed", "unsigned int", False),)
+    assert [p.dtype for p in found["scale"]] == [
+        np.float32,
+        np.float64,
+        np.uint64,
+        np.uint16,
+        np.int64,
+        None,
+    ]
+
+
+def test_a_parameter_of_an_unknown_c_type_is_refused_with_the_types_known():
+    with pytest.raises(ValueError) as info:
+        kernels.signatures("__global__ void k(const half* x, int n) { }")
+    assert str(info.value) == (
+        "gpunet/cuda: kernel parameter 'const half* x' has a C type the launch wrappers do not "
+        "know (float, double, int, unsigned int, long long, unsigned long long, unsigned short, "
+        "char)"
+    )
+
+
+def test_the_source_holds_every_file_inside_one_extern_c_block():
+    source = kernels.SOURCE
+    assert source.startswith('extern "C" {\n') and source.endswith('\n}  // extern "C"\n')
+    for name in kernels.FILES:
+        assert kernels._read(name) in source
+    assert kernels.activation_code("linear") == 0 and kernels.activation_code("exponential") == 12
