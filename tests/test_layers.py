@@ -101,6 +101,13 @@ def test_dense_keras2_arguments():
         (lambda: Dense(3, kernel_initializer="glorot"), "Unknown initializer 'glorot'"),
         (lambda: Dropout(-0.1), r"rate must be a float in \[0, 1\), received -0.1"),
         (lambda: Dropout(1.0), r"rate must be a float in \[0, 1\)"),
+        (lambda: Dropout(True), r"rate must be a float in \[0, 1\), received True"),
+        (
+            lambda: Dropout(0.5, seed=-1),
+            r"^dropout\S*: seed must be an int >= 0 or None, received -1\.$",
+        ),
+        (lambda: Dropout(0.5, seed=1.5), "seed must be an int >= 0 or None, received 1.5"),
+        (lambda: Dropout(0.5, seed=True), "seed must be an int >= 0 or None, received True"),
         (lambda: Dense(3, input_shape=(0,)), "positive ints"),
     ],
 )
@@ -142,6 +149,10 @@ def test_the_first_layers_skip_the_input_gradient():
     gx = second.backward(xp.ones((5, 2), np.float32))
     assert gx.shape == hidden.shape
     assert first.backward(gx) is None and flatten.backward(xp.ones((5, 4), np.float32)) is None
+
+
+def test_dropout_takes_seed_zero():
+    assert Dropout(0.5, seed=0).seed == 0
 
 
 def test_dropout_of_rate_zero_is_the_identity_and_draws_nothing():
