@@ -156,6 +156,18 @@ def test_one_epoch_prints_no_epoch_header_and_names_verbatim():
     assert out.getvalue() == "2/2 - 2s - 1s/step - [bold]x: 1.0000 - loss[0]: 0.5000\n"
 
 
+def test_two_epochs_print_the_header_and_a_one_step_epoch_times_its_one_step():
+    out = io.StringIO()
+    logger = ProgbarLogger(2, console=Console(file=out, force_terminal=False), clock=_clock(3.0))
+    logger.set_params({"epochs": 2, "steps": 1})
+    logger.on_train_begin()
+    logger.on_epoch_begin(0)
+    logger.on_train_batch_end(0, {"loss": 0.5})
+    logger.on_epoch_end(0, {"loss": 0.5})
+    # One step: no later steps to average, so the step's time is the epoch's (clock 3 s a read).
+    assert out.getvalue() == "Epoch 1/2\n1/1 - 6s - 6s/step - loss: 0.5000\n"
+
+
 def test_metrics_are_read_only_when_the_bar_redraws():
     reads = []
 
