@@ -88,3 +88,20 @@ def test_without_epilogue_algorithms_every_layer_falls_back_to_kernels():
         (("weights", 32, 16, 12, False), False),
         (("weights", 32, 12, 4, False), False),
     ]
+
+
+def test_without_drelu_bgrad_the_relu_layers_backward_runs_in_kernels():
+    # cuBLASLt fuses ReLU into the forward products but has no DRELU_BGRAD for the backward.
+    gemm = _RecordingGemm(lambda role, args: role == "inputs" and args[-2])
+    runs = _runs()
+    made = plans.gemm_plans(gemm, runs, features=8, rows=32)
+    # Planned with the ReLU epilogue first, then again without it: the kernel path that
+    # layer moves to gives the product no mask buffer.
+    assert ("fwd", 32, 8, 16, True, True) in gemm.calls
+    assert made[0, "fwd"] == ("fwd", 32, 8, 16, True, False)
+    assert made[1, "fwd"] == ("fwd", 32, 16, 12, True, False)
+    assert [run.mode for run in runs] == [KERNEL, KERNEL, LOGITS]
+    assert [run.bias_grad_by_next for run in runs] == [False, False, False]
+    assert made[1, "inputs"] == ("inputs", 32, 16, 12, False, False)
+    assert made[2, "inputs"] == ("inputs", 32, 12, 4, False, False)
+    assert [made[i, "weights"][0][-1] for i in range(3)] == [True, True, True]  # BGRADA
