@@ -55,19 +55,16 @@ def gemm_plans(gemm, runs: list[DenseRun], features: int, rows: int) -> dict:
     """The plans of every product at this batch shape: (layer, "fwd" | "inputs") -> plan,
     (layer, "weights") -> (plan, whether it computes the bias gradient). A layer whose epilogue
     cuBLASLt has no algorithm for moves to the kernel path (its run's mode changes)."""
-
-    def fan_in(i):
-        return runs[i - 1].units if i else features
-
+    inputs = features
     plans = {}
     for i, run in enumerate(runs):
-        bias = run.layer.use_bias
+        layer, bias = run.layer, run.layer.use_bias
         try:
-            relu = run.mode == RELU_EPILOGUE
-            plans[i, "fwd"] = gemm.forward(rows, fan_in(i), run.units, bias, relu)
+            plans[i, "fwd"] = gemm.forward(rows, inputs, run.units, bias, run.mode == RELU_EPILOGUE)
         except Unsupported:
             run.mode = KERNEL if run.mode != LOGITS else LOGITS
-            plans[i, "fwd"] = gemm.forward(rows, fan_in(i), run.units, bias, False)
+            plans[i, "fwd"] = gemm.forward(rows, inputs, run.units, bias, False)
+        inputs = layer.units
     for i, run in enumerate(runs):
         previous = runs[i - 1] if i else None
         relu = previous is not None and previous.mode == RELU_EPILOGUE
@@ -80,16 +77,12 @@ def gemm_plans(gemm, runs: list[DenseRun], features: int, rows: int) -> dict:
             except Unsupported:  # plain product; the kernel path before it
                 previous.mode = KERNEL
                 previous.bias_grad_by_next = False
-                # Planned with the ReLU epilogue, its forward would write a mask that the
-                # kernel path keeps no buffer for: plan it plain.
-                plans[i - 1, "fwd"] = gemm.forward(
-                    rows, fan_in(i - 1), previous.units, previous.layer.use_bias, False
-                )
                 plans[i, "inputs"] = gemm.inputs(rows, previous.units, run.units, False, False)
     for i, run in enumerate(runs):
+        inputs = runs[i - 1].units if i else features
         with_bias = run.layer.use_bias and not run.bias_grad_by_next
         try:
-            plans[i, "weights"] = (gemm.weights(rows, fan_in(i), run.units, with_bias), True)
+            plans[i, "weights"] = (gemm.weights(rows, inputs, run.units, with_bias), True)
         except Unsupported:
-            plans[i, "weights"] = (gemm.weights(rows, fan_in(i), run.units, False), False)
+            plans[i, "weights"] = (gemm.weights(rows, inputs, run.units, False), False)
     return plans
