@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from gpunet import backend, layers, losses, metrics, optimizers
+from gpunet import backend, layers, losses, metrics, optimizers, yamlfile
 from gpunet.kernels import activations
+from gpunet.yamlfile import excerpt
 
 DATASETS = ("mnist", "fashion_mnist")
+MAX_MESSAGE = 1000  # characters in one error line
 
 
 class ConfigError(ValueError):
@@ -28,7 +30,10 @@ class ConfigError(ValueError):
         key = key if key.isprintable() else repr(key)
         self.source, self.key = source, key
         where = f"{source}: {key}" if key else source
-        super().__init__(" ".join(f"{where}: {message}".splitlines()))
+        text = " ".join(f"{where}: {message}".splitlines())
+        if len(text) > MAX_MESSAGE:  # a safety net: values in messages are excerpts already
+            text = text[: MAX_MESSAGE - 3] + "..."
+        super().__init__(text)
 
 
 @dataclass
@@ -133,7 +138,7 @@ def _section(source: str, raw, cls, path: str):
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError(source, path.rstrip("."), f"expected a mapping, found {raw!r}.")
+        raise ConfigError(source, path.rstrip("."), f"expected a mapping, found {excerpt(raw)}.")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     for key in raw:
@@ -146,7 +151,9 @@ def _section(source: str, raw, cls, path: str):
         value = raw[name]
         if not _matches(value, hints[name]):
             raise ConfigError(
-                source, f"{path}{name}", f"expected {_type_name(hints[name])}, found {value!r}."
+                source,
+                f"{path}{name}",
+                f"expected {_type_name(hints[name])}, found {excerpt(value)}.",
             )
         values[name] = value
     return cls(**values)
@@ -157,7 +164,7 @@ def _check_choice(source: str, key: str, value, allowed) -> None:
         raise ConfigError(
             source,
             key,
-            f"{value!r} is not allowed; expected one of {', '.join(map(str, allowed))}.",
+            f"{excerpt(value)} is not allowed; expected one of {', '.join(map(str, allowed))}.",
         )
 
 
@@ -183,7 +190,7 @@ def _check_arguments(source: str, key: str, target, args: dict, skip=()) -> None
             expected = None
         if expected is not None and value is not None and not _matches(value, expected):
             raise ConfigError(
-                source, f"{key}.{name}", f"expected {_type_name(expected)}, found {value!r}."
+                source, f"{key}.{name}", f"expected {_type_name(expected)}, found {excerpt(value)}."
             )
 
 
@@ -232,7 +239,9 @@ def build_layer(source: str, index: int, spec):
     key = f"model[{index}]"
     if not isinstance(spec, dict) or "type" not in spec:
         raise ConfigError(
-            source, key, f"expected a mapping with a 'type' key (e.g. type: Dense), found {spec!r}."
+            source,
+            key,
+            f"expected a mapping with a 'type' key (e.g. type: Dense), found {excerpt(spec)}.",
         )
     args = {k: v for k, v in spec.items() if k != "type"}
     try:
@@ -260,14 +269,15 @@ def build_callback(source: str, index: int, spec):
         raise ConfigError(
             source,
             key,
-            f"expected a mapping with a 'type' key (e.g. type: EarlyStopping), found {spec!r}.",
+            "expected a mapping with a 'type' key (e.g. type: EarlyStopping), "
+            f"found {excerpt(spec)}.",
         )
     cls = callbacks.CONFIGURABLE.get(spec["type"]) if isinstance(spec["type"], str) else None
     if cls is None:
         raise ConfigError(
             source,
             f"{key}.type",
-            f"unknown callback {spec['type']!r}; expected "
+            f"unknown callback {excerpt(spec['type'])}; expected "
             f"one of {', '.join(callbacks.CONFIGURABLE)}.",
         )
     args = {k: v for k, v in spec.items() if k != "type"}
@@ -294,7 +304,7 @@ def build_optimizer(source: str, spec):
         raise ConfigError(
             source,
             f"{key}.name",
-            f"unknown optimizer {spec['name']!r}; expected "
+            f"unknown optimizer {excerpt(spec['name'])}; expected "
             f"one of {', '.join(sorted(optimizers._BY_NAME))}.",
         )
     _check_arguments(source, key, cls, args)
@@ -373,7 +383,9 @@ def validate(config: Config, source: str) -> Config:
             )
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
             raise ConfigError(
-                source, f"fit.class_weight.{label}", f"expected a number >= 0, found {weight!r}."
+                source,
+                f"fit.class_weight.{label}",
+                f"expected a number >= 0, found {excerpt(weight)}.",
             )
     for index, spec in enumerate(fit.callbacks):
         build_callback(source, index, spec)
@@ -383,7 +395,7 @@ def validate(config: Config, source: str) -> Config:
 def from_dict(raw, source: str) -> Config:
     """Validate a parsed YAML document into a Config."""
     if not isinstance(raw, dict):
-        raise ConfigError(source, "", f"expected a mapping at the top level, found {raw!r}.")
+        raise ConfigError(source, "", f"expected a mapping at the top level, found {excerpt(raw)}.")
     sections = {
         "data": DataConfig,
         "compile": CompileConfig,
@@ -397,40 +409,85 @@ def from_dict(raw, source: str) -> Config:
     return validate(config, source)
 
 
+def _path_parts(key: str) -> list[str]:
+    """`model[0].units` and `model.0.units` -> ['model', '0', 'units']."""
+    return key.strip().replace("[", ".").replace("]", "").split(".")
+
+
 def set_value(raw: dict, assignment: str, source: str = "--set") -> None:
-    """Apply `a.b.c=value` (value parsed as YAML) to a raw config mapping."""
+    """Apply `a.b.c=value` (value parsed as YAML) to a raw config mapping; a number steps into a
+    list (`model.0.units=64`, or `model[0].units=64` as messages write it)."""
     if "=" not in assignment:
         raise ConfigError(source, assignment, "expected KEY=VALUE, e.g. fit.epochs=5.")
     key, text = assignment.split("=", 1)
+    key = key.strip()
     try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(source, key, f"value {text!r} is not valid YAML ({exc}).") from None
-    parts = key.strip().split(".")
+        value = yamlfile.load(text)
+    except (yaml.YAMLError, yamlfile.YamlError) as exc:
+        raise ConfigError(
+            source, key, f"value {excerpt(text)} is not valid YAML ({_problem(exc)})."
+        ) from None
+    parts = _path_parts(key)
+    if "" in parts:
+        raise ConfigError(source, key, "expected a key path such as fit.epochs or model.0.units.")
     node = raw
-    for part in parts[:-1]:
-        if not isinstance(node.get(part, {}), dict):
-            raise ConfigError(source, key, f"{part!r} is not a section.")
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
+    for depth, part in enumerate(parts[:-1]):
+        node = _step_into(node, part, source, key, ".".join(parts[:depth]))
+    if isinstance(node, list):
+        _check_index(node, parts[-1], source, key)
+        node[int(parts[-1])] = value
+    elif isinstance(node, dict):
+        node[parts[-1]] = value
+    else:
+        raise ConfigError(source, key, f"{'.'.join(parts[:-1])!r} is a value, not a section.")
+
+
+def _check_index(node: list, part: str, source: str, key: str) -> None:
+    if not part.isdigit() or int(part) >= len(node):
+        allowed = {0: "none, the list is empty", 1: "0"}.get(len(node), f"0 to {len(node) - 1}")
+        raise ConfigError(source, key, f"{part!r} is not an index of the list; indices: {allowed}.")
+
+
+def _step_into(node, part: str, source: str, key: str, parent: str):
+    """One level down a `--set` key path: into a list by index, a mapping by key (made if new)."""
+    if isinstance(node, list):
+        _check_index(node, part, source, key)
+        return node[int(part)]
+    if isinstance(node, dict):
+        if node.get(part) is None:
+            node[part] = {}
+        if not isinstance(node[part], (dict, list)):
+            raise ConfigError(source, key, f"{part!r} is a value, not a section or a list.")
+        return node[part]
+    raise ConfigError(source, key, f"{parent!r} is a value, not a section or a list.")
+
+
+def _problem(exc) -> str:
+    if isinstance(exc, yamlfile.YamlError):
+        return exc.problem.rstrip(".")
+    return getattr(exc, "problem", None) or str(exc)
 
 
 def load_raw(path: str) -> dict:
-    """Read a YAML config file with yaml.safe_load; errors name the file and line."""
+    """Read a YAML config file (safe tags, YAML 1.2 floats, bounded); errors name file and line."""
     try:
-        with open(path) as f:
-            raw = yaml.safe_load(f)
+        with open(path, "rb") as f:
+            data = f.read(yamlfile.MAX_BYTES + 1)
+        raw = yamlfile.load(data.decode("utf-8-sig"))
     except FileNotFoundError:
         raise ConfigError(path, "", "no such file.") from None
     except IsADirectoryError:
         raise ConfigError(path, "", "is a directory; expected a YAML config file.") from None
+    except PermissionError:
+        raise ConfigError(path, "", "permission denied; the config cannot be read.") from None
+    except yamlfile.YamlError as exc:
+        raise ConfigError(path, f"line {exc.line}" if exc.line else "", exc.problem) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "?"
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(path, where, f"invalid YAML ({problem}).") from None
+        raise ConfigError(path, where, f"invalid YAML ({_problem(exc)}).") from None
     except UnicodeDecodeError:
-        raise ConfigError(path, "", "not a text file.") from None
+        raise ConfigError(path, "", "not a text file (a config is UTF-8 YAML).") from None
     return {} if raw is None else raw
 
 
@@ -438,7 +495,7 @@ def load(path: str, overrides: list[str] = ()) -> Config:
     """Load, override (`--set`), and validate a config file."""
     raw = load_raw(path)
     if not isinstance(raw, dict):
-        raise ConfigError(path, "", f"expected a mapping at the top level, found {raw!r}.")
+        raise ConfigError(path, "", f"expected a mapping at the top level, found {excerpt(raw)}.")
     for assignment in overrides:
         set_value(raw, assignment)
     return from_dict(raw, path)

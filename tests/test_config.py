@@ -260,7 +260,14 @@ def test_file_and_override_messages_in_full(tmp_path):
     path.write_text(yaml.safe_dump(BASE))
     for override, message in [
         ("fit.epochs", "--set: fit.epochs: expected KEY=VALUE, e.g. fit.epochs=5."),
-        ("data.name.x=3", "--set: data.name.x: 'name' is not a section."),
+        ("data.name.x=3", "--set: data.name.x: 'name' is a value, not a section or a list."),
+        ("model.5.units=3", "--set: model.5.units: '5' is not an index of the list; indices: 0."),
+        ("model.x.units=3", "--set: model.x.units: 'x' is not an index of the list; indices: 0."),
+        (
+            "fit..epochs=3",
+            "--set: fit..epochs: expected a key path such as fit.epochs or model.0.units.",
+        ),
+        ("compile.loss.x=3", "--set: compile.loss.x: 'loss' is a value, not a section or a list."),
         (
             "zzz.y=1",
             f"{path}: zzz: unknown key. Allowed: seed, backend, data, model, compile, fit, output.",
@@ -269,6 +276,17 @@ def test_file_and_override_messages_in_full(tmp_path):
         with pytest.raises(config.ConfigError) as info:
             config.load(str(path), [override])
         assert str(info.value) == message
+
+
+def test_set_reaches_layer_arguments_by_index(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(BASE))
+    cfg = config.load(str(path), ["model.0.units=64", "model[0].activation=relu"])
+    assert cfg.model[0] == {"type": "Dense", "units": 64, "activation": "relu"}
+    cfg = config.load(
+        str(path), ["compile.optimizer={name: sgd}", "compile.optimizer.momentum=5e-1"]
+    )
+    assert cfg.compile.optimizer == {"name": "sgd", "momentum": 0.5}  # a YAML 1.2 float
 
 
 def test_execution_options_reach_compile(tmp_path):
@@ -355,7 +373,7 @@ def test_missing_and_directory_config_paths(tmp_path):
             b"a:\n\tb: 1\n",
             "line 2: invalid YAML (found character '\\t' that cannot start any token).",
         ),
-        (b"\xff\xfe\x00bad", "not a text file."),
+        (b"\xff\xfe\x00bad", "not a text file (a config is UTF-8 YAML)."),
     ],
     ids=["unclosed", "tab", "binary"],
 )
