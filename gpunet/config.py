@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ import yaml
 
 from gpunet import backend, layers, losses, metrics, optimizers, yamlfile
 from gpunet.kernels import activations
-from gpunet.yamlfile import excerpt
+from gpunet.messages import excerpt
 
 DATASETS = ("mnist", "fashion_mnist")
 MAX_MESSAGE = 1000  # characters in one error line
@@ -42,6 +43,7 @@ class DataConfig:
     path: str | None = None  # a folder for a named data set, else a .npz/.npy/.csv file
     labels_path: str | None = None  # labels of a .npy features file
     label_column: str | int = "label"  # CSV label column, by header name or index
+    encoding: str = "utf-8"  # of CSV files (a byte-order mark is skipped)
     x_key: str = "x"
     y_key: str = "y"
     test_path: str | None = None  # a user test file, read like `path`
@@ -381,11 +383,11 @@ def validate(config: Config, source: str) -> Config:
             raise ConfigError(
                 source, f"fit.class_weight.{label}", "class keys must be ints >= 0 (class indices)."
             )
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+        if not _matches(weight, float) or not math.isfinite(weight) or weight < 0:
             raise ConfigError(
                 source,
                 f"fit.class_weight.{label}",
-                f"expected a number >= 0, found {excerpt(weight)}.",
+                f"expected a finite number >= 0, found {excerpt(weight)}.",
             )
     for index, spec in enumerate(fit.callbacks):
         build_callback(source, index, spec)

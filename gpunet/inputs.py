@@ -3,6 +3,9 @@ sample and class weights, and gathering shuffled batches into reused buffers."""
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
 from gpunet import backend
@@ -14,9 +17,14 @@ def check_batch_size(batch_size) -> int:
     """A positive int; None means Keras's default of 32."""
     if batch_size is None:
         return 32
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+    if not is_int(batch_size) or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive int, received {batch_size!r}.")
-    return batch_size
+    return int(batch_size)
+
+
+def is_int(value) -> bool:
+    """A Python or NumPy integer (Keras takes np.int64 epochs), never a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
 def as_array(array, name: str):
@@ -56,6 +64,13 @@ def check_sample_weight(sample_weight, n: int, where: str) -> np.ndarray:
 def class_weights(y, class_weight: dict) -> np.ndarray:
     """Per-sample weights from {class: weight} (Keras: 1.0 for classes not listed); one-hot
     targets use their argmax."""
+    for label, weight in class_weight.items():
+        if isinstance(weight, bool) or not isinstance(weight, numbers.Real):
+            raise ValueError(f"class_weight: {label!r}: a weight must be a number, got {weight!r}.")
+        if not math.isfinite(weight) or weight < 0:
+            raise ValueError(
+                f"class_weight: {label!r}: a weight must be finite and >= 0, got {weight!r}."
+            )
     y = np.asarray(backend.to_host(y))
     if y.ndim > 1:
         y = y.argmax(axis=-1) if y.shape[-1] != 1 else y.reshape(-1)

@@ -9,17 +9,35 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import shutil
 
 import numpy as np
 from rich.console import Console
 
 from gpunet import backend, checkpoint, inputs, losses, naming, optimizers, progress
+from gpunet import callbacks as callbacks_module
 from gpunet import metrics as metrics_module
 from gpunet.layers import InputLayer, Layer
+from gpunet.messages import excerpt
 from gpunet.trainer import Trainer
 
 FLOATX = inputs.FLOATX
+
+
+def _check_fits_in_memory(name: str, count: int) -> None:
+    """Refuse a model whose parameters alone exceed the host's memory, before allocating (an
+    overcommitting OS would grant the array and kill the process while filling it)."""
+    needed = count * np.dtype(FLOATX).itemsize * 2  # parameters and gradients
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: let allocation decide
+        return
+    if needed > memory:
+        raise MemoryError(
+            f"{name}: {count:,} parameters need {needed / 2**30:,.1f} GiB (with their "
+            f"gradients); this machine has {memory / 2**30:,.1f} GiB. Use fewer units."
+        )
 
 
 class Sequential:
@@ -107,6 +125,7 @@ class Sequential:
             has_params_before = has_params_before or bool(layer_specs)
             specs.extend((layer, s[1], s[2]) for s in layer_specs)
         sizes = [math.prod(s) for _, s, _ in specs]
+        _check_fits_in_memory(self.name, sum(sizes))
         host = np.empty(sum(sizes), dtype=FLOATX)
         self._segments, start = [], 0
         for (_, shape_, initializer), size in zip(specs, sizes):
@@ -306,8 +325,20 @@ class Sequential:
             ("initial_epoch", initial_epoch, 0),
             ("validation_freq", validation_freq, 1),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            if not inputs.is_int(value) or value < low:
                 raise ValueError(f"fit: {name} must be an int >= {low}, received {value!r}.")
+        epochs, initial_epoch, validation_freq = (
+            int(epochs),
+            int(initial_epoch),
+            int(validation_freq),
+        )
+        if callbacks is not None and (
+            not isinstance(callbacks, (list, tuple))
+            or not all(isinstance(c, callbacks_module.Callback) for c in callbacks)
+        ):
+            raise ValueError(
+                f"fit: callbacks must be a list of Callback objects, received {excerpt(callbacks)}."
+            )
         if verbose == "auto":
             verbose = 1
         if verbose not in (0, 1, 2):
@@ -367,6 +398,8 @@ class Sequential:
         """Make the next `fit` continue the training saved in checkpoint `path` exactly
         (weights, optimizer, generators, the epoch's position, history, callback states)."""
         arrays, meta = checkpoint.load(path)
+        if self.built:  # else `fit` checks it once the model is built
+            checkpoint.check_fits(self, arrays, meta, path)
         self._pending_resume = (arrays, meta, path)
 
     def save_checkpoint(self, path: str, config: dict | None = None, epoch_logs=None) -> None:

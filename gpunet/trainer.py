@@ -25,6 +25,15 @@ def batches(n: int, batch_size: int) -> list[tuple[int, int]]:
     return [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
 
 
+def log_names(model, validation: bool) -> list[str]:
+    """The names a fit of `model` logs each epoch (what a ModelCheckpoint filepath may use)."""
+    metrics = model._metrics if model._metrics is not None else model._metric_ids
+    names = ["loss"] + [m if isinstance(m, str) else m.name for m in metrics]
+    if validation:
+        names += [f"val_{name}" for name in names]
+    return names + ["learning_rate"]
+
+
 class Trainer:
     """Runs fit, evaluate and predict for `model`, which must be built and compiled.
 
@@ -80,6 +89,8 @@ class Trainer:
             val_tracker = Tracker(
                 xp, model._metrics, len(batches(len(validation[0]), validation_batch_size))
             )
+        for callback in user:
+            callback.check(log_names(model, validation is not None))
         hooks.on_train_begin({})
         progress = self._start_progress(initial_epoch, history, user)
         training = self.training = select_training(model, self.step, x, y, w, batch_size)
@@ -91,7 +102,9 @@ class Trainer:
         # A diverging run overflows to inf/NaN: TerminateOnNaN and the logs report it, rather
         # than a NumPy warning from every ufunc.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            for epoch in range(progress.epoch, epochs):
+            # A checkpoint saved as EarlyStopping ended the fit resumes to that same end.
+            first = epochs if progress.stopped else progress.epoch
+            for epoch in range(first, epochs):
                 progress.epoch = epoch
                 if progress.step == 0:  # a fresh epoch (else one resumed from a checkpoint)
                     tracker.reset()

@@ -8,9 +8,10 @@ let a few lines stand for billions of nodes. Configs are small: bound them while
 from __future__ import annotations
 
 import re
-import reprlib
 
 import yaml
+
+from gpunet.messages import excerpt
 
 MAX_BYTES = 1 << 20  # a config is a few hundred bytes; this bounds the parser's work
 MAX_DEPTH = 50  # nesting levels; a config has four
@@ -114,14 +115,3 @@ def load(text: str):
         return loader.construct_document(node)
     finally:
         loader.dispose()
-
-
-_SHORT = reprlib.Repr()  # attributes, not arguments: Python 3.11 has no keyword form
-_SHORT.maxlevel, _SHORT.maxdict, _SHORT.maxlist, _SHORT.maxtuple = 2, 4, 4, 4
-_SHORT.maxstring = _SHORT.maxother = 40
-
-
-def excerpt(value, limit: int = 80) -> str:
-    """A repr of `value` short enough for a one-line message, whatever its size or depth."""
-    text = _SHORT.repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."

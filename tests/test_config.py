@@ -510,9 +510,23 @@ def test_yaml_the_reader_refuses_has_no_line_to_name(tmp_path):
             {"class_weight": {-1: 1.0}},
             "fit.class_weight.-1: class keys must be ints >= 0 (class indices).",
         ),
-        ({"class_weight": {0: -1}}, "fit.class_weight.0: expected a number >= 0, found -1."),
-        ({"class_weight": {0: "x"}}, "fit.class_weight.0: expected a number >= 0, found 'x'."),
-        ({"class_weight": {0: True}}, "fit.class_weight.0: expected a number >= 0, found True."),
+        ({"class_weight": {0: -1}}, "fit.class_weight.0: expected a finite number >= 0, found -1."),
+        (
+            {"class_weight": {0: "x"}},
+            "fit.class_weight.0: expected a finite number >= 0, found 'x'.",
+        ),
+        (
+            {"class_weight": {0: True}},
+            "fit.class_weight.0: expected a finite number >= 0, found True.",
+        ),
+        (
+            {"class_weight": {0: float("nan")}},
+            "fit.class_weight.0: expected a finite number >= 0, found nan.",
+        ),
+        (
+            {"class_weight": {1: float("inf")}},
+            "fit.class_weight.1: expected a finite number >= 0, found inf.",
+        ),
     ],
 )
 def test_fit_messages_in_full(fit, message):

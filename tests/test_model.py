@@ -355,6 +355,23 @@ def _compiled():
         (lambda m, x, y: m.fit(x, y, validation_split=1.5, verbose=0), "validation_split"),
         (lambda m, x, y: m.fit(x, y, epochs=-1, verbose=0), "epochs must be an int >= 0"),
         (lambda m, x, y: m.predict(x[:, :3]), "incompatible"),
+        (
+            lambda m, x, y: m.fit(x, y, callbacks=5, verbose=0),
+            "^fit: callbacks must be a list of Callback objects, received 5.$",
+        ),
+        (
+            lambda m, x, y: m.fit(x, y, callbacks=[print], verbose=0),
+            "callbacks must be a list of Callback objects, received \\[<built-in",
+        ),
+        (lambda m, x, y: m.fit(x, y, epochs=True, verbose=0), "epochs must be an int >= 0"),
+        (
+            lambda m, x, y: m.fit(x, y, class_weight={0: float("nan")}, verbose=0),
+            "^class_weight: 0: a weight must be finite and >= 0, got nan.$",
+        ),
+        (
+            lambda m, x, y: m.fit(x, y, class_weight={1: "x"}, verbose=0),
+            "^class_weight: 1: a weight must be a number, got 'x'.$",
+        ),
     ],
 )
 def test_bad_input_is_refused_before_training(call, message):
@@ -452,3 +469,11 @@ def test_sample_weight_shapes_and_binary_class_weights():
     weights = inputs.class_weights(np.array([[0.0], [1.0], [1.0]]), {1: 4.0})
     assert weights.tolist() == [1.0, 4.0, 4.0]
     assert inputs.class_weights(np.eye(3)[[2, 0]], {2: 0.5}).tolist() == [0.5, 1.0]
+
+
+def test_numpy_integers_are_ints_as_keras_takes_them():
+    x, y, _ = _data()
+    model = _compiled()
+    history = model.fit(x, y, epochs=np.int64(2), batch_size=np.int32(100), verbose=0)
+    assert history.epoch == [0, 1] and history.params["steps"] == 6
+    assert type(history.params["epochs"]) is int

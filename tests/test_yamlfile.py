@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from gpunet import config, yamlfile
+from gpunet import config, messages, yamlfile
 
 
 @pytest.mark.parametrize(
@@ -85,10 +85,10 @@ def test_a_huge_document_is_refused_by_size():
 
 def test_excerpt_is_short_for_any_value():
     nested = [[[[[1] * 1000] * 1000]]]
-    assert len(yamlfile.excerpt(nested)) <= 80
-    assert yamlfile.excerpt("x" * 5000).endswith("xxx'")
-    assert len(yamlfile.excerpt("x" * 5000)) <= 80
-    assert yamlfile.excerpt({"a": 1}) == "{'a': 1}"
+    assert len(messages.excerpt(nested)) <= 80
+    assert messages.excerpt("x" * 5000).endswith("xxx'")
+    assert len(messages.excerpt("x" * 5000)) <= 80
+    assert messages.excerpt({"a": 1}) == "{'a': 1}"
 
 
 def test_config_files_get_the_same_bounds(tmp_path):

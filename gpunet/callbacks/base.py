@@ -18,6 +18,10 @@ class Callback:
     def set_params(self, params: dict) -> None:
         self.params = params
 
+    def check(self, log_names: list[str]) -> None:
+        """Refuse, before the first step, what would fail later (a path, a logged name):
+        `fit` calls it with the names its logs will hold. Raise ValueError with the reason."""
+
     def get_state(self) -> dict:
         """JSON-able state that a checkpoint keeps, so a resumed run decides as this one would."""
         return {}

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import glob
 import math
+import numbers
 import os
 import signal
+import string
 import warnings
 
 from gpunet.callbacks.base import Callback
@@ -41,14 +43,31 @@ class ModelCheckpoint(Callback):
         if save_freq != "epoch":
             raise ValueError(f"ModelCheckpoint: save_freq must be 'epoch', received {save_freq!r}.")
         self.filepath, self.monitor, self.verbose = os.fspath(filepath), monitor, verbose
+        self.fields = _format_fields(self.filepath)
         self.save_best_only, self.save_weights_only = save_best_only, save_weights_only
         self.upward = _upward(monitor, mode, "ModelCheckpoint")
         if initial_value_threshold is not None:
-            self.best = initial_value_threshold
+            if not _is_number(initial_value_threshold):
+                raise ValueError(
+                    "ModelCheckpoint: initial_value_threshold must be a number or None, "
+                    f"received {initial_value_threshold!r}."
+                )
+            self.best = float(initial_value_threshold)
         else:
             self.best = -math.inf if self.upward else math.inf
 
+    def check(self, log_names):
+        unknown = [name for name in self.fields if name not in ("epoch", "batch", *log_names)]
+        if unknown:
+            raise ValueError(
+                f"ModelCheckpoint: filepath {self.filepath!r} names {{{unknown[0]}}}, which this "
+                f"fit does not log; it may use epoch, {', '.join(log_names)}."
+            )
+
     def _save(self, path: str) -> None:
+        folder = os.path.dirname(path)
+        if folder:
+            os.makedirs(folder, exist_ok=True)  # as Keras does
         if self.save_weights_only:
             from gpunet import runs
 
@@ -85,6 +104,31 @@ class ModelCheckpoint(Callback):
 
     def set_state(self, state):
         self.best = state["best"]
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+class _AnyLog(dict):
+    """Logs for a trial format: every name is a float, as logged values are."""
+
+    def __missing__(self, key):
+        return 0.5
+
+
+def _format_fields(filepath: str) -> list[str]:
+    """The names a ModelCheckpoint filepath formats, after a trial format that finds bad braces
+    and format specs (`{epoch:zz}`) now rather than after the first epoch."""
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(filepath) if f is not None]
+        filepath.format_map(_AnyLog(epoch=1, batch=1))
+    except (ValueError, KeyError, IndexError, AttributeError, TypeError) as exc:
+        raise ValueError(
+            f"ModelCheckpoint: filepath {filepath!r} cannot be formatted ({exc}); it may hold "
+            "{epoch} and logged names, with format specs: 'best-{epoch:02d}-{val_loss:.3f}.npz'."
+        ) from None
+    return [f.split(".")[0].split("[")[0] for f in fields]
 
 
 class BackupAndRestore(Callback):

@@ -4,6 +4,7 @@ defaults and messages)."""
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 
 from gpunet.callbacks.base import Callback
@@ -19,6 +20,18 @@ def _upward(monitor: str, mode: str, owner: str) -> bool:
         return mode == "max"
     name = monitor.removeprefix("val_")
     return name in _UPWARD or name.endswith("_accuracy")
+
+
+def _check_counts(owner: str, **values) -> None:
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+            raise ValueError(f"{owner}: {name} must be an int >= 0, received {value!r}.")
+
+
+def _check_numbers(owner: str, **values) -> None:
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
+            raise ValueError(f"{owner}: {name} must be a number, received {value!r}.")
 
 
 def _missing(owner: str, monitor: str, logs: dict) -> None:
@@ -54,6 +67,10 @@ class EarlyStopping(Callback):
         start_from_epoch=0,
     ):
         super().__init__()
+        _check_counts("EarlyStopping", patience=patience, start_from_epoch=start_from_epoch)
+        _check_numbers("EarlyStopping", min_delta=min_delta)
+        if baseline is not None:
+            _check_numbers("EarlyStopping", baseline=baseline)
         self.monitor, self.patience, self.verbose = monitor, patience, verbose
         self.baseline, self.restore_best_weights = baseline, restore_best_weights
         self.start_from_epoch = start_from_epoch
@@ -151,6 +168,8 @@ class ReduceLROnPlateau(Callback):
         min_lr=0.0,
     ):
         super().__init__()
+        _check_numbers("ReduceLROnPlateau", factor=factor, min_delta=min_delta, min_lr=min_lr)
+        _check_counts("ReduceLROnPlateau", patience=patience, cooldown=cooldown)
         if factor >= 1.0:
             raise ValueError(
                 f"ReduceLROnPlateau does not support a factor >= 1.0. Received factor={factor}"
@@ -191,7 +210,7 @@ class ReduceLROnPlateau(Callback):
                     if self.verbose > 0:
                         print(
                             f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate "
-                            f"to {new}."
+                            f"to {new:.7g}."  # float32's digits: 0.01, not 0.010000000000000002
                         )
                     self.cooldown_counter, self.wait = self.cooldown, 0
 

@@ -25,6 +25,13 @@ class CSVLogger(Callback):
         self.keys = None
         self._file = None
 
+    def check(self, log_names):
+        folder = os.path.dirname(os.path.abspath(self.filename))
+        if not os.path.isdir(folder):
+            raise ValueError(
+                f"CSVLogger: the folder of {self.filename!r} does not exist; create it first."
+            )
+
     def on_train_begin(self, logs=None):
         existing = self.append and os.path.exists(self.filename)
         self._write_header = not existing or os.path.getsize(self.filename) == 0

@@ -110,3 +110,54 @@ def test_best_only_is_quiet_without_verbose(tmp_path, capsys):
                                          save_weights_only=True)  # fmt: skip
     assert _drive(saver, [0.5, 0.7, 0.4]) == ["q-1.npz", "q-3.npz"]
     assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize(
+    "filepath, why",
+    [
+        ("m-{epoch:zz}.npz", "Unknown format code 'z'"),
+        ("m-{epoch.npz", "expected '}' before end of string"),
+        ("m-{}.npz", "positional"),
+        ("m-{loss:d}.npz", "Unknown format code 'd'"),
+    ],
+)
+def test_a_filepath_that_cannot_be_formatted_is_refused_at_once(filepath, why):
+    with pytest.raises(ValueError) as info:
+        gn.callbacks.ModelCheckpoint(filepath)
+    message = str(info.value)
+    assert message.startswith(f"ModelCheckpoint: filepath {filepath!r} cannot be formatted (")
+    assert why in message
+
+
+def test_a_filepath_naming_a_value_the_fit_does_not_log_fails_before_the_first_step(tmp_path):
+    model = _model()
+    x, y = _data()
+    saver = gn.callbacks.ModelCheckpoint(str(tmp_path / "m-{epoch}-{val_acuracy:.2f}.npz"))
+    steps = []
+    spy = gn.callbacks.LambdaCallback(on_train_batch_begin=lambda batch, logs: steps.append(batch))
+    with pytest.raises(ValueError) as info:
+        model.fit(x, y, epochs=2, verbose=0, validation_split=0.25, callbacks=[saver, spy])
+    assert steps == [] and os.listdir(tmp_path) == []
+    assert str(info.value) == (
+        f"ModelCheckpoint: filepath {saver.filepath!r} names {{val_acuracy}}, which this fit "
+        "does not log; it may use epoch, loss, val_loss, learning_rate."
+    )
+    saver.check(["loss", "val_acuracy"])  # a fit logging it passes
+
+
+@pytest.mark.parametrize("threshold", ["abc", True, None, 0.5, 1])
+def test_the_initial_threshold_is_a_number(threshold):
+    if isinstance(threshold, (str, bool)):
+        with pytest.raises(ValueError, match="initial_value_threshold must be a number or None"):
+            gn.callbacks.ModelCheckpoint("m.npz", initial_value_threshold=threshold)
+    else:
+        saver = gn.callbacks.ModelCheckpoint("m.npz", initial_value_threshold=threshold)
+        assert saver.best == (float("inf") if threshold is None else threshold)
+
+
+def test_a_missing_folder_is_made_as_keras_does(tmp_path):
+    saver = gn.callbacks.ModelCheckpoint(str(tmp_path / "new" / "deeper" / "m-{epoch}.npz"))
+    model = _model()
+    x, y = _data()
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[saver])
+    assert os.listdir(tmp_path / "new" / "deeper") == ["m-1.npz"]

@@ -4,6 +4,7 @@ with scripted logs: when they stop or reduce, what they keep and print (Keras 3'
 import math
 import warnings
 
+import numpy as np
 import pytest
 
 import gpunet as gn
@@ -112,7 +113,9 @@ def test_reduce_lr_patience_and_cooldown(capsys):
     assert rates == pytest.approx([0.1, 0.1, 0.1, 0.01, 0.01, 0.01, 0.001], rel=1e-12)
     out = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in out if line] == ["Epoch 3", "Epoch 6"]
-    assert "ReduceLROnPlateau reducing learning rate to 0.01" in out[1]
+    # the rate as float32 holds it (Keras's reference line), not 0.1 * 0.1's 0.010000000000000002
+    assert out[1] == "Epoch 3: ReduceLROnPlateau reducing learning rate to 0.01."
+    assert out[3] == "Epoch 6: ReduceLROnPlateau reducing learning rate to 0.001."
 
 
 def test_reduce_lr_stops_at_min_lr_and_then_stays_quiet(capsys):
@@ -172,3 +175,33 @@ def test_early_stopping_restores_quietly_without_verbose(capsys):
     model, stopped, _ = _run(stopper, [1.0, 0.5, 0.7])
     assert stopped == 2 and model.restored == ["weights after epoch 1"]
     assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize(
+    "cls, argument, value, message",
+    [
+        (gn.callbacks.EarlyStopping, "patience", -1, "patience must be an int >= 0, received -1."),
+        (gn.callbacks.EarlyStopping, "patience", 1.5, "patience must be an int >= 0"),
+        (gn.callbacks.EarlyStopping, "start_from_epoch", -2, "start_from_epoch must be an int"),
+        (
+            gn.callbacks.EarlyStopping,
+            "baseline",
+            "abc",
+            "baseline must be a number, received 'abc'.",
+        ),
+        (gn.callbacks.EarlyStopping, "min_delta", float("nan"), "min_delta must be a number"),
+        (gn.callbacks.ReduceLROnPlateau, "patience", -1, "patience must be an int >= 0"),
+        (gn.callbacks.ReduceLROnPlateau, "cooldown", True, "cooldown must be an int >= 0"),
+        (gn.callbacks.ReduceLROnPlateau, "min_lr", "0", "min_lr must be a number"),
+        (gn.callbacks.ReduceLROnPlateau, "factor", None, "factor must be a number"),
+    ],
+)
+def test_monitor_arguments_are_checked_when_made(cls, argument, value, message):
+    with pytest.raises(ValueError) as info:
+        cls(**{argument: value})
+    assert str(info.value).startswith(f"{cls.__name__}: {message}")
+
+
+def test_monitor_counts_take_numpy_ints():
+    stopper = gn.callbacks.EarlyStopping(patience=np.int64(2), baseline=np.float32(0.5))
+    assert stopper.patience == 2

@@ -120,3 +120,14 @@ def test_csv_logger_closes_once_and_tolerates_an_end_without_a_begin(tmp_path):
     logger.on_train_end()
     logger.on_train_end()  # twice: still fine
     assert (tmp_path / "log.csv").exists()
+
+
+def test_csv_logger_refuses_a_missing_folder_before_the_first_step(tmp_path):
+    logger = gn.callbacks.CSVLogger(tmp_path / "nope" / "log.csv")
+    with pytest.raises(ValueError) as info:
+        logger.check(["loss"])
+    assert str(info.value) == (
+        f"CSVLogger: the folder of {str(tmp_path / 'nope' / 'log.csv')!r} does not exist; "
+        "create it first."
+    )
+    gn.callbacks.CSVLogger(tmp_path / "log.csv").check(["loss"])  # an existing folder passes
