@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,6 +20,7 @@ import numpy as np
 from gpunet import backend, runs
 from gpunet.datasets.idx import DataError
 from gpunet.layers import Dropout
+from gpunet.messages import excerpt
 
 # 2: dropout as counter-based streams (seed, offset), the same on NumPy and CuPy; the epoch's
 # accumulators as one tracker state.
@@ -35,6 +37,7 @@ class FitProgress:
     shuffle_rng: np.random.Generator | None = None
     history: dict = field(default_factory=dict)
     tracker_state: tuple | None = None  # (arrays, samples seen) of a partial epoch, to restore
+    stopped: bool = False  # a callback (EarlyStopping) had ended the fit when this was saved
 
 
 def _history_through(progress: FitProgress, epoch_logs) -> dict:
@@ -76,6 +79,7 @@ def save(
         "format": FORMAT,
         "epoch": progress.epoch,
         "step": progress.step,
+        "stopped": bool(getattr(model, "stop_training", False)),
         "seen": seen,
         "optimizer": scalars,
         "shuffle_rng": None
@@ -100,37 +104,75 @@ def save(
 
 def load(path: str) -> tuple[dict, dict]:
     """(arrays, meta) of a checkpoint; refuses pickled objects and foreign files."""
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except FileNotFoundError:
-        raise DataError(f"{path}: no checkpoint there.") from None
-    except ValueError as exc:
-        raise DataError(
-            f"{path}: refused: the file holds pickled objects or is not a gpunet "
-            f"checkpoint ({exc})."
-        ) from None
-    except (OSError, EOFError) as exc:
-        raise DataError(f"{path}: not a readable checkpoint ({exc}).") from None
+    if not os.path.exists(path):
+        raise DataError(f"{path}: no checkpoint there.")
+    arrays = runs.read_npz(path, "a gpunet checkpoint")
     try:
         meta = json.loads(arrays.pop("meta").tobytes().decode())
     except (KeyError, ValueError, UnicodeDecodeError):
         raise DataError(f"{path}: not a gpunet checkpoint (no readable metadata).") from None
-    if meta.get("format") != FORMAT:
-        raise DataError(f"{path}: checkpoint format {meta.get('format')!r}, expected {FORMAT!r}.")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise DataError(f"{path}: checkpoint format {found!r}, expected {FORMAT!r}.")
+    for key, kinds in _META.items():
+        if key not in meta:
+            raise DataError(f"{path}: damaged checkpoint: its metadata lacks {key!r}.")
+        value = meta[key]
+        if not isinstance(value, kinds) or isinstance(value, bool) or _negative(value):
+            raise DataError(
+                f"{path}: damaged checkpoint: metadata {key!r} is {excerpt(value)}, expected "
+                f"{' or '.join(k.__name__ for k in kinds)}{' >= 0' if int in kinds else ''}."
+            )
+    if "params" not in arrays or arrays["params"].ndim != 1:
+        raise DataError(f"{path}: damaged checkpoint: no 1-D 'params' array.")
     return arrays, meta
 
 
-def restore(model, arrays: dict, meta: dict, callbacks=(), path: str = "checkpoint") -> FitProgress:
-    """Put a loaded checkpoint back into a built, compiled model; returns where the fit was."""
+# What each metadata entry must be, so that a damaged file fails here in one line, not later.
+_META = {
+    "epoch": (int,),
+    "step": (int,),
+    "seen": (int,),
+    "optimizer": (dict,),
+    "shuffle_rng": (dict, type(None)),
+    "dropout_streams": (dict,),
+    "history": (dict,),
+    "callbacks": (list,),
+    "num_params": (int,),
+}
+
+
+def _negative(value) -> bool:
+    return isinstance(value, int) and value < 0
+
+
+def check_fits(model, arrays: dict, meta: dict, path: str) -> None:
+    """Refuse a checkpoint of another model, or one whose parameters are not finite."""
     if meta["num_params"] != model._params.size or arrays["params"].shape != model._params.shape:
         raise DataError(
             f"{path}: holds {meta['num_params']} parameters, the model has "
             f"{model._params.size}; it belongs to another model."
         )
+    if not np.isfinite(arrays["params"]).all():
+        raise DataError(
+            f"{path}: its parameters hold NaN or inf; it cannot be resumed (the file is kept)."
+        )
+
+
+def restore(model, arrays: dict, meta: dict, callbacks=(), path: str = "checkpoint") -> FitProgress:
+    """Put a loaded checkpoint back into a built, compiled model; returns where the fit was."""
+    check_fits(model, arrays, meta, path)
     model._params[...] = backend.to_device(arrays["params"], model._params.dtype)
     slots = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("optimizer/")}
-    model.optimizer.set_state(meta["optimizer"], slots)
+    try:
+        model.optimizer.set_state(meta["optimizer"], slots)
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, DataError):
+            raise
+        raise DataError(
+            f"{path}: damaged checkpoint: the optimizer state cannot be restored "
+            f"({type(exc).__name__}: {exc})."
+        ) from None
     for layer in model.layers:
         stream = meta["dropout_streams"].get(layer.name) if isinstance(layer, Dropout) else None
         if stream is not None:
@@ -139,17 +181,25 @@ def restore(model, arrays: dict, meta: dict, callbacks=(), path: str = "checkpoi
     # callback added or left out on resume does not shift the others' states.
     saved: dict[str, list[int]] = {}
     for i, entry in enumerate(meta["callbacks"]):
+        if not isinstance(entry, dict) or not isinstance(entry.get("class"), str):
+            raise DataError(f"{path}: damaged checkpoint: callback entry {i} has no class.")
         saved.setdefault(entry["class"], []).append(i)
     for callback in callbacks:
         indices = saved.get(type(callback).__name__)
         if not indices:
             continue
         i = indices.pop(0)
-        callback.set_state(meta["callbacks"][i]["state"])
         prefix = f"callback/{i}/"
-        callback.set_arrays(
-            {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
-        )
+        try:
+            callback.set_state(meta["callbacks"][i].get("state", {}))
+            callback.set_arrays(
+                {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+            )
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise DataError(
+                f"{path}: damaged checkpoint: the state of {type(callback).__name__} "
+                f"cannot be restored ({type(exc).__name__}: {exc})."
+            ) from None
     shuffle_rng = np.random.default_rng()
     if meta["shuffle_rng"] is not None:
         shuffle_rng.bit_generator.state = meta["shuffle_rng"]
@@ -164,4 +214,5 @@ def restore(model, arrays: dict, meta: dict, callbacks=(), path: str = "checkpoi
         shuffle_rng,
         meta["history"],
         tracker_state,
+        meta.get("stopped") is True,
     )

@@ -9,6 +9,7 @@ import json
 import os
 import tempfile
 import time
+import zipfile
 
 import numpy as np
 
@@ -18,18 +19,30 @@ from gpunet.datasets.idx import DataError
 WEIGHTS = "weights.npz"
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the new one, never a part."""
+    """Write `data` to `path` so that readers see the old file or the new one, never a part; the
+    file gets the permissions the umask gives a new file (mkstemp's are 0600). A failure (a full
+    disk, a read-only folder) raises OSError naming `path`, never the temporary file."""
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), path) from None
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
 
 
@@ -46,8 +59,17 @@ def read_json(path: str):
 
 
 def create_run_dir(base: str, name: str) -> str:
-    """A new directory `base/name-YYYYmmdd-HHMMSS` (suffixed -1, -2... if taken); never reused."""
-    os.makedirs(base, exist_ok=True)
+    """A new directory `base/name-YYYYmmdd-HHMMSS` (suffixed -1, -2... if taken); never reused.
+    `~` and `$VARS` in `base` are expanded, as a shell would."""
+    if not base or not base.strip():
+        raise DataError("the output folder is empty; give a folder for run directories.")
+    base = os.path.expandvars(os.path.expanduser(base))
+    if os.path.exists(base) and not os.path.isdir(base):
+        raise DataError(f"{base}: is a file; the output must be a folder for run directories.")
+    try:
+        os.makedirs(base, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"{base}: cannot create the output folder ({exc.strerror}).") from None
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for attempt in range(1000):
         path = os.path.join(base, f"{name}-{stamp}" + (f"-{attempt}" if attempt else ""))
@@ -56,6 +78,8 @@ def create_run_dir(base: str, name: str) -> str:
             return path
         except FileExistsError:
             continue
+        except OSError as exc:
+            raise DataError(f"{base}: cannot create a run directory ({exc.strerror}).") from None
     raise DataError(f"{base}: could not create a new run directory for {name}.")
 
 
@@ -71,15 +95,31 @@ def save_weights(path: str, model, extra: dict | None = None) -> None:
     atomic_write(path, buffer.getvalue())
 
 
+def read_npz(path: str, what: str) -> dict:
+    """Every array of an `.npz` file, read with allow_pickle=False; a missing, truncated,
+    corrupted (CRC), oddly compressed or pickle-holding file raises one DataError naming it."""
+    try:  # our own file object: np.load leaks the one it opens when the zip is unreadable
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file.") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder; expected {what}.") from None
+    except ValueError as exc:
+        raise DataError(
+            f"{path}: refused: the file holds pickled objects or is not {what} ({exc})."
+        ) from None
+    except (OSError, EOFError, zipfile.BadZipFile, NotImplementedError, KeyError) as exc:
+        raise DataError(f"{path}: damaged or not {what} ({type(exc).__name__}: {exc}).") from None
+    for key, value in arrays.items():
+        if not isinstance(value, np.ndarray):  # NumPy hands over a non-.npy member as bytes
+            raise DataError(f"{path}: member {key!r} is not an array; not {what}.")
+    return arrays
+
+
 def load_weights(path: str) -> dict:
     """Arrays of a weights file; a file holding pickled objects is refused."""
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, EOFError) as exc:
-        raise DataError(
-            f"{path}: not a readable weights file without pickled objects ({exc})."
-        ) from None
+    return read_npz(path, "a gpunet weights file")
 
 
 def assign_weights(model, arrays: dict, path: str) -> None:

@@ -43,13 +43,13 @@ def check_pair(images, labels, images_name: str, labels_name: str):
 
 def _read_npz(path: str):
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in ("x_train", "y_train", "x_test", "y_test")}
     except KeyError as exc:
         raise DataError(
             f"{path}: missing array {exc}; expected x_train, y_train, x_test, y_test."
         ) from None
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, NotImplementedError) as exc:
         # ValueError is also what NumPy raises for a pickled object array: refused, never loaded.
         raise DataError(f"{path}: not a readable .npz archive ({exc}).") from None
     train = check_pair(arrays["x_train"], arrays["y_train"], f"{path}[x_train]", f"{path}[y_train]")

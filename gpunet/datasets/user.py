@@ -6,6 +6,7 @@ Every fault names the file (and, for CSV, the line and column) and what was expe
 from __future__ import annotations
 
 import csv
+import math
 import os
 import warnings
 import zipfile
@@ -26,10 +27,30 @@ def _check_file(path: str) -> None:
         raise DataError(f"{path}: the file is empty.")
 
 
+def _check_npy_size(path: str) -> None:
+    """Refuse a header that declares more data than the file holds, before allocating it."""
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0}.get(
+            version, np.lib.format.read_array_header_2_0
+        )
+        shape, _, dtype = read_header(f)
+        held = os.path.getsize(path) - f.tell()
+    declared = math.prod(shape) * dtype.itemsize
+    if declared > held:
+        raise DataError(
+            f"{path}: the header declares shape {shape} of {dtype} ({declared:,} bytes), but the "
+            f"file holds {held:,}; it is truncated or not what it says."
+        )
+
+
 def _load_npy(path: str) -> np.ndarray:
     _check_file(path)
     try:
+        _check_npy_size(path)
         return np.load(path, allow_pickle=False)
+    except DataError:
+        raise
     except (ValueError, OSError) as exc:
         raise DataError(
             f"{path}: not a readable .npy array without pickled objects ({exc})."
@@ -39,18 +60,36 @@ def _load_npy(path: str) -> np.ndarray:
 def _load_npz(path: str, x_key: str, y_key: str):
     _check_file(path)
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as archive:
             missing = [k for k in (x_key, y_key) if k not in archive.files]
             if missing:
                 raise DataError(
                     f"{path}: no array named {missing[0]!r}; it holds "
                     f"{', '.join(archive.files) or 'nothing'}."
                 )
-            return archive[x_key], archive[y_key]
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+            x, y = archive[x_key], archive[y_key]
+    except DataError:
+        raise
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, NotImplementedError) as exc:
         raise DataError(
             f"{path}: not a readable .npz archive without pickled objects ({exc})."
         ) from None
+    for key, value in ((x_key, x), (y_key, y)):
+        if not isinstance(value, np.ndarray):  # NumPy hands over a non-.npy member as bytes
+            raise DataError(f"{path}: member {key!r} is not a .npy array.")
+    return x, y
+
+
+def _text_encoding(encoding: str) -> str:
+    """UTF-8 reads past a byte-order mark (some editors write one); other names as given."""
+    return "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
+
+
+def _decode_error(path: str, exc: UnicodeDecodeError, encoding: str) -> DataError:
+    return DataError(
+        f"{path}: not {encoding} text (byte 0x{exc.object[exc.start]:02x} at offset "
+        f"{exc.start}); give the file's encoding (data.encoding in a config, e.g. latin-1)."
+    )
 
 
 def _is_number(cell: str) -> bool:
@@ -61,8 +100,8 @@ def _is_number(cell: str) -> bool:
         return False
 
 
-def _first_row(path: str) -> list[str]:
-    with open(path, newline="") as f:
+def _first_row(path: str, encoding: str) -> list[str]:
+    with open(path, newline="", encoding=encoding) as f:
         for row in csv.reader(f):
             if row:
                 return row
@@ -90,9 +129,9 @@ def _label_index(path: str, label_column, header: list[str] | None, width: int) 
     return label_column % width
 
 
-def _find_bad_cell(path: str, header: list[str] | None, width: int) -> DataError:
+def _find_bad_cell(path: str, header: list[str] | None, width: int, encoding: str) -> DataError:
     """The slow, precise pass: the first line whose cells don't parse, named exactly."""
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding=encoding) as f:
         for line, row in enumerate(csv.reader(f), start=1):
             if not row or (header is not None and line == 1):
                 continue
@@ -105,9 +144,9 @@ def _find_bad_cell(path: str, header: list[str] | None, width: int) -> DataError
     return DataError(f"{path}: could not be parsed as CSV numbers.")
 
 
-def _load_csv(path: str, label_column):
+def _load_csv(path: str, label_column, encoding: str):
     _check_file(path)
-    first = _first_row(path)
+    first = _first_row(path, encoding)
     header = None if all(_is_number(cell) for cell in first) else first
     width = len(first)
     label_index = _label_index(path, label_column, header, width)
@@ -115,10 +154,15 @@ def _load_csv(path: str, label_column):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "input contained no data": see below
             values = np.loadtxt(
-                path, delimiter=",", skiprows=1 if header else 0, ndmin=2, dtype=np.float64
+                path,
+                delimiter=",",
+                skiprows=1 if header else 0,
+                ndmin=2,
+                dtype=np.float64,
+                encoding=encoding,
             )
     except ValueError:
-        raise _find_bad_cell(path, header, width) from None
+        raise _find_bad_cell(path, header, width, encoding) from None
     if values.shape[0] == 0:
         raise DataError(f"{path}: holds a header but no data rows.")
     x = np.delete(values, label_index, axis=1).astype(np.float32)
@@ -153,10 +197,11 @@ def load(
     x_key: str = "x",
     y_key: str = "y",
     num_classes: int | None = None,
+    encoding: str = "utf-8",
 ):
     """(x, y) from a user file: `.npz` with arrays `x_key`/`y_key`; `.npy` features with labels in
     `labels_path` (`.npy`); `.csv` with the label in `label_column` (a header name, or an index
-    when the file has no header)."""
+    when the file has no header), as `encoding` text."""
     _check_file(path)
     extension = os.path.splitext(path)[1].lower()
     if extension == ".npz":
@@ -166,7 +211,12 @@ def load(
             raise DataError(f"{path}: a .npy features file needs its labels file (labels_path).")
         x, y = _load_npy(path), _load_npy(labels_path)
     elif extension == ".csv":
-        x, y = _load_csv(path, label_column)
+        try:
+            x, y = _load_csv(path, label_column, _text_encoding(encoding))
+        except UnicodeDecodeError as exc:
+            raise _decode_error(path, exc, encoding) from None
+        except LookupError:
+            raise DataError(f"{path}: unknown text encoding {encoding!r}.") from None
     else:
         raise DataError(
             f"{path}: unsupported format {extension or '(none)'}; expected one of "
@@ -186,7 +236,7 @@ def standardize(x_train: np.ndarray, *others: np.ndarray):
     return (*scaled, mean, std)
 
 
-def load_features(path: str) -> np.ndarray:
+def load_features(path: str, encoding: str = "utf-8") -> np.ndarray:
     """Inputs without labels, for predict: a `.npy` array, or a `.csv` whose every column is a
     feature (a header row is skipped)."""
     _check_file(path)
@@ -194,14 +244,20 @@ def load_features(path: str) -> np.ndarray:
     if extension == ".npy":
         x = _load_npy(path)
     elif extension == ".csv":
-        first = _first_row(path)
-        header = None if all(_is_number(cell) for cell in first) else first
+        text = _text_encoding(encoding)
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                x = np.loadtxt(path, delimiter=",", skiprows=1 if header else 0, ndmin=2)
-        except ValueError:
-            raise _find_bad_cell(path, header, len(first)) from None
+            first = _first_row(path, text)
+            header = None if all(_is_number(cell) for cell in first) else first
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)
+                    x = np.loadtxt(
+                        path, delimiter=",", skiprows=1 if header else 0, ndmin=2, encoding=text
+                    )
+            except ValueError:
+                raise _find_bad_cell(path, header, len(first), text) from None
+        except UnicodeDecodeError as exc:
+            raise _decode_error(path, exc, encoding) from None
     else:
         raise DataError(
             f"{path}: unsupported input format {extension or '(none)'}; expected .npy or .csv."

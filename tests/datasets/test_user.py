@@ -93,3 +93,58 @@ def test_standardize_uses_training_statistics_only():
     np.testing.assert_allclose(std, [spread], rtol=1e-6)
     np.testing.assert_allclose(train[:, 0], [-4 / spread, 0.0, 4 / spread], rtol=1e-6)
     np.testing.assert_allclose(val[:, 0], [8 / spread, 96 / spread], rtol=1e-6)
+
+
+def test_a_missing_npz_member_is_named_in_full_and_a_non_array_member_refused(tmp_path):
+    import zipfile
+
+    path = tmp_path / "d.npz"
+    np.savez(path, x=np.ones((2, 2)))
+    with pytest.raises(DataError) as info:
+        user.load(str(path))
+    assert str(info.value) == f"{path}: no array named 'y'; it holds x."
+    with zipfile.ZipFile(path, "a") as z:
+        z.writestr("y.npy", b"plain bytes, not an array")
+    with pytest.raises(DataError, match=r"d\.npz: member 'y' is not a \.npy array\.$"):
+        user.load(str(path))
+
+
+def test_a_header_less_csv_with_a_byte_order_mark_keeps_its_first_row(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_bytes(b"\xef\xbb\xbf1.5,0\n2.5,1\n3.5,0\n")
+    x, y = user.load(str(path), label_column=1)
+    assert x.ravel().tolist() == [1.5, 2.5, 3.5] and y.tolist() == [0, 1, 0]
+    assert user.load_features(str(path)).shape == (3, 2)
+
+
+def test_a_csv_that_is_not_utf8_says_where_and_takes_an_encoding(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_bytes("f\u00e9ature,label\n1,0\n2,1\n".encode("latin-1"))
+    with pytest.raises(DataError) as info:
+        user.load(str(path))
+    assert str(info.value) == (
+        f"{path}: not utf-8 text (byte 0xe9 at offset 1); give the file's encoding "
+        "(data.encoding in a config, e.g. latin-1)."
+    )
+    with pytest.raises(DataError, match="not utf-8 text"):
+        user.load_features(str(path))
+    x, y = user.load(str(path), encoding="latin-1")
+    assert x.ravel().tolist() == [1.0, 2.0] and y.tolist() == [0, 1]
+    with pytest.raises(DataError, match="unknown text encoding 'klingon'"):
+        user.load(str(path), encoding="klingon")
+
+
+def test_a_npy_header_declaring_more_than_the_file_holds_is_refused_before_allocating(tmp_path):
+    import struct
+
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (400000000000,), }"
+    header += " " * (63 - len(header) % 64) + "\n"
+    path = tmp_path / "x.npy"
+    path.write_bytes(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode())
+    np.save(tmp_path / "y.npy", np.arange(3))
+    with pytest.raises(DataError) as info:
+        user.load(str(path), labels_path=str(tmp_path / "y.npy"))
+    assert str(info.value) == (
+        f"{path}: the header declares shape (400000000000,) of float32 (1,600,000,000,000 "
+        "bytes), but the file holds 0; it is truncated or not what it says."
+    )

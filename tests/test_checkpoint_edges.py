@@ -1,0 +1,154 @@
+"""Checkpoints at the edges: a damaged file is refused in one line naming it and what is wrong,
+and a run that EarlyStopping ended resumes to that same end."""
+
+import io
+import json
+import struct
+import zipfile
+
+import numpy as np
+import pytest
+
+import gpunet as gn
+from gpunet import checkpoint
+from gpunet.datasets.idx import DataError
+from tests.test_checkpoint import _data, _fit, _model
+
+
+@pytest.fixture
+def saved(tmp_path):
+    """A checkpoint after one epoch: (path, its bytes)."""
+    model = _model()
+    _fit(model, epochs=1)
+    path = tmp_path / "c.npz"
+    model.save_checkpoint(str(path))
+    return path, path.read_bytes()
+
+
+def _rewrite(path, change):
+    with np.load(path) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    meta = json.loads(arrays["meta"].tobytes())
+    change(arrays, meta)
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    np.savez(path, **arrays)
+
+
+def _deflate64(path):
+    """The same members, marked as compressed with a method zipfile cannot read (9)."""
+    with zipfile.ZipFile(path) as z:
+        members = {name: z.read(name) for name in z.namelist()}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    raw = bytearray(buffer.getvalue())
+    for signature, offset in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):
+        at = raw.find(signature)
+        while at >= 0:
+            raw[at + offset : at + offset + 2] = struct.pack("<H", 9)
+            at = raw.find(signature, at + 4)
+    path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda p, b: p.write_bytes(b[: len(b) // 2]), "damaged or not a gpunet checkpoint (Bad"),
+        (
+            lambda p, b: p.write_bytes(b[:200] + bytes([b[200] ^ 0xFF]) + b[201:]),
+            "damaged or not a gpunet checkpoint (",
+        ),
+        (lambda p, b: _deflate64(p), "NotImplementedError"),
+        (
+            lambda p, b: _rewrite(p, lambda a, m: m.pop("history")),
+            "damaged checkpoint: its metadata lacks 'history'.",
+        ),
+        (
+            lambda p, b: _rewrite(p, lambda a, m: m.update(epoch="one")),
+            "damaged checkpoint: metadata 'epoch' is 'one', expected int >= 0.",
+        ),
+        (
+            lambda p, b: _rewrite(p, lambda a, m: m.update(step=-1)),
+            "damaged checkpoint: metadata 'step' is -1, expected int >= 0.",
+        ),
+        (
+            lambda p, b: _rewrite(p, lambda a, m: m.update(shuffle_rng=[1])),
+            "damaged checkpoint: metadata 'shuffle_rng' is [1], expected dict or NoneType.",
+        ),
+        (
+            lambda p, b: _rewrite(p, lambda a, m: a.update(params=np.float32(1))),
+            "damaged checkpoint: no 1-D 'params' array.",
+        ),
+        (
+            lambda p, b: _rewrite(p, lambda a, m: m.update(format=None)),
+            "checkpoint format None, expected 'gpunet-checkpoint-2'.",
+        ),
+    ],
+    ids=[
+        "truncated",
+        "bit-flip",
+        "deflate64",
+        "lacks-key",
+        "wrong-type",
+        "negative",
+        "rng-type",
+        "0-d-params",
+        "no-format",
+    ],
+)
+def test_a_damaged_checkpoint_is_one_line_naming_the_file(saved, damage, message):
+    path, data = saved
+    damage(path, data)
+    with pytest.raises(DataError) as info:
+        checkpoint.load(str(path))
+    text = str(info.value)
+    assert text.startswith(f"{path}: ") and message in text and "\n" not in text
+
+
+def test_a_damaged_callback_or_optimizer_state_is_named(saved):
+    path, _ = saved
+    _rewrite(path, lambda a, m: m.update(callbacks=[{"class": "EarlyStopping", "state": {}}]))
+    model = _model()
+    model.resume_from(str(path))
+    x, y = _data()
+    with pytest.raises(
+        DataError, match=r"the state of EarlyStopping cannot be restored \(KeyError"
+    ):
+        model.fit(x, y, verbose=0, callbacks=[gn.callbacks.EarlyStopping()])
+    _rewrite(path, lambda a, m: m.update(optimizer={"products": {}}))
+    model = _model()
+    model.resume_from(str(path))
+    with pytest.raises(DataError, match=r"the optimizer state cannot be restored \(KeyError"):
+        model.fit(x, y, verbose=0)
+
+
+def test_non_finite_parameters_are_refused_when_resuming(saved):
+    path, _ = saved
+    _rewrite(path, lambda a, m: a.update(params=np.full_like(a["params"], np.nan)))
+    model = _model()
+    model.build()
+    with pytest.raises(DataError, match="its parameters hold NaN or inf; it cannot be resumed"):
+        model.resume_from(str(path))  # a built model checks at once
+
+
+def test_a_run_ended_by_early_stopping_resumes_to_the_same_end(tmp_path):
+    def stopper():
+        return gn.callbacks.EarlyStopping(monitor="loss", min_delta=10.0, patience=1)
+
+    reference = _model()
+    expected = _fit(reference, [stopper()], epochs=8)
+    assert len(expected.epoch) == 2  # stopped early, well before 8
+    path = str(tmp_path / "c.npz")
+    first = _model()
+    saver = gn.callbacks.TrainingCheckpoint(path)
+    _fit(first, [stopper(), saver], epochs=8)
+    resumed = _model()
+    resumed.resume_from(path)
+    steps = []
+    spy = gn.callbacks.LambdaCallback(on_train_batch_begin=lambda batch, logs: steps.append(batch))
+    history = _fit(resumed, [stopper(), spy], epochs=8)
+    assert steps == []  # no epoch ran: the run had ended
+    assert history.history == expected.history
+    for a, b in zip(reference.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
