@@ -2,6 +2,6 @@
 
 import sys
 
-from gpunet.cli import main
+from gpunet.launch import main
 
 sys.exit(main())

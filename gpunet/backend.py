@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import sys
 from types import ModuleType
 
 import numpy as np
@@ -44,16 +43,22 @@ def _load_cupy() -> tuple[ModuleType | None, str]:
     return cupy, ""
 
 
+# Why "auto" chose what it chose (None until it has run): `gpunet info` and `train` say it.
+auto_reason: str | None = None
+
+
 def set_backend(name: str) -> str:
     """Select the array backend: "numpy", "cupy", or "auto" (CuPy when a device works, else NumPy).
 
     Returns the name of the backend that now runs. Asking for "cupy" where it cannot run
-    raises BackendError; it never falls back silently.
+    raises BackendError; it never falls back silently. "auto" prints nothing (a library does
+    not write to stderr); it keeps its reason in `auto_reason`.
     """
-    global _name, _xp
+    global _name, _xp, auto_reason
     if not isinstance(name, str) or name.lower() not in BACKENDS:
         raise ValueError(f"Unknown backend {name!r}; expected one of {', '.join(BACKENDS)}.")
     name = name.lower()
+    auto_reason = None
     if name == "numpy":
         _name, _xp = "numpy", np
     elif name == "cupy":
@@ -69,10 +74,9 @@ def set_backend(name: str) -> str:
         cupy, why = _load_cupy()
         if cupy is not None:
             _use_device(cupy)
-            print("gpunet: backend auto -> cupy (CUDA device found)", file=sys.stderr)
         else:
             _name, _xp = "numpy", np
-            print(f"gpunet: backend auto -> numpy ({why})", file=sys.stderr)
+        auto_reason = why or "a CUDA device was found"
     return _name
 
 

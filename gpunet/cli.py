@@ -12,6 +12,7 @@ import argparse
 import os
 import signal
 import sys
+import traceback
 
 import numpy as np
 
@@ -19,9 +20,11 @@ import gpunet
 from gpunet import backend, config, run, runs
 from gpunet.datasets import download, fashion_mnist, locate, mnist, user
 from gpunet.datasets.idx import DataError
+from gpunet.messages import excerpt
 
 SOURCES = {"mnist": mnist.SOURCE, "fashion_mnist": fashion_mnist.SOURCE}
 EXIT_BAD_INPUT = 2
+BACKEND_CHOICES = ("auto", "numpy", "cupy")
 
 
 class UsageError(Exception):
@@ -140,15 +143,53 @@ def _resume_config(run_dir: str, overrides: list[str]):
     return config.from_dict(config.load_raw(path), path)
 
 
+def _first_difference(a, b, path: str = ""):
+    """The first key path where two resolved configs differ, with both values; None if equal."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in list(a) + [k for k in b if k not in a]:
+            found = _first_difference(a.get(key), b.get(key), f"{path}.{key}" if path else key)
+            if found:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            found = _first_difference(x, y, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    return None if a == b else (path, a, b)
+
+
 def cmd_train(args) -> int:
     if args.resume:
-        config.load(args.config)  # still a valid config file
+        given = config.load(args.config).to_dict()
         cfg = _resume_config(args.resume, args.set or [])
+        # A resumed run continues its own config; a CONFIG that says otherwise is refused
+        # rather than silently ignored (where the results go and the backend may differ).
+        kept = cfg.to_dict()
+        for ignored in ("output", "backend"):
+            given.pop(ignored), kept.pop(ignored)
+        difference = _first_difference(given, kept)
+        if difference:
+            key, new, old = difference
+            raise UsageError(
+                f"{args.config}: {key} is {excerpt(new)}, the run being resumed has "
+                f"{excerpt(old)}; a resumed run keeps its own config: give "
+                f"{os.path.join(args.resume, 'config.yaml')}, or start a new run."
+            )
     else:
         cfg = config.load(args.config, args.set or [])
     if args.backend:
         cfg.backend = args.backend
     outcome = run.train(cfg, args.config, output=args.output, quiet=args.quiet, resume=args.resume)
+    if outcome.signal is not None and outcome.finished:
+        name = signal.Signals(outcome.signal).name
+        print(
+            f"\n{name}: received while the results were written; they are complete in "
+            f"{outcome.run_dir}.",
+            file=sys.stderr,
+        )
+        return 128 + outcome.signal
     if outcome.signal is not None:
         name = signal.Signals(outcome.signal).name
         print(
@@ -161,7 +202,7 @@ def cmd_train(args) -> int:
     if outcome.diverged_at is not None:
         epoch, step = outcome.diverged_at
         kept = (
-            "no checkpoint yet"
+            "no checkpoint yet; the run directory is removed"
             if outcome.checkpoint_epochs is None
             else f"the last good checkpoint ({outcome.checkpoint_epochs} epochs) is kept at "
             f"{outcome.checkpoint}"
@@ -177,7 +218,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    cfg, model, _ = run.load_run(args.run_dir)
+    cfg, model, _ = run.load_run(args.run_dir, args.backend)
     if args.data is not None:
         if cfg.data.name is not None:
             cfg.data.path = args.data
@@ -189,14 +230,13 @@ def cmd_evaluate(args) -> int:
     results = model.evaluate(
         data.x_test, data.y_test, batch_size=cfg.fit.batch_size, return_dict=True
     )
-    for name, value in results.items():
-        print(f"{name}: {value}")
+    print(" - ".join(f"{name}: {value:.4f}" for name, value in results.items()))
     return 0
 
 
 def cmd_predict(args) -> int:
-    cfg, model, arrays = run.load_run(args.run_dir)
-    x = run.prepare_inputs(cfg, user.load_features(args.input), arrays)
+    cfg, model, arrays = run.load_run(args.run_dir, args.backend)
+    x = run.prepare_inputs(cfg, user.load_features(args.input, cfg.data.encoding), arrays)
     expected = model.input_shape[1:]
     if x.shape[1:] != expected:
         raise UsageError(
@@ -217,6 +257,9 @@ def cmd_predict(args) -> int:
 
 def cmd_summary(args) -> int:
     cfg = config.load(args.config, args.set or [])
+    if args.backend:
+        cfg.backend = args.backend
+    run.select_backend(cfg)
     run.build_model(cfg, run.input_shape(cfg), args.config).summary()
     return 0
 
@@ -252,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a config value, e.g. fit.epochs=5 (repeatable)",
     )
-    train.add_argument("--backend", choices=("auto", "numpy", "cupy"), help="override backend")
+    train.add_argument("--backend", choices=BACKEND_CHOICES, help="override backend")
     train.add_argument("--output", help="parent folder of the run directory (default: runs)")
     train.add_argument("--quiet", action="store_true", help="no progress output")
     train.add_argument(
@@ -269,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--data", help="other test data: a data-set folder or a user file")
+    evaluate.add_argument("--backend", choices=BACKEND_CHOICES, help="override backend")
     evaluate.set_defaults(run=cmd_evaluate)
     predict = commands.add_parser(
         "predict",
@@ -279,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("run_dir")
     predict.add_argument("--input", required=True, help="inputs, .npy or .csv")
     predict.add_argument("--output", help="CSV of predictions (default: standard output)")
+    predict.add_argument("--backend", choices=BACKEND_CHOICES, help="override backend")
     predict.set_defaults(run=cmd_predict)
     summary = commands.add_parser(
         "summary",
@@ -288,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     summary.add_argument("config")
     summary.add_argument("--set", action="append", metavar="KEY=VALUE")
+    summary.add_argument("--backend", choices=BACKEND_CHOICES, help="override backend")
     summary.set_defaults(run=cmd_summary)
     info = commands.add_parser(
         "info",
@@ -315,25 +361,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _bad_input_line(exc: BaseException) -> str:
+    """The one line a fault the user can fix gets."""
+    if isinstance(exc, MemoryError):  # a size asked for that cannot fit: say how much
+        return f"error: not enough memory: {exc}"
+    if isinstance(exc, OSError):  # an unwritable output folder, a full disk
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"error: {where}{exc.strerror or exc}"
+    message = str(exc).replace("\n", " ")
+    return message if message.startswith("gpunet") else f"error: {message}"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
     try:
         args = build_parser().parse_args(argv)
         return args.run(args)
-    except (UsageError, DataError, ValueError, backend.BackendError, run.TrainingError) as exc:
-        if debug:
-            raise
-        message = str(exc).replace("\n", " ")
-        print(f"error: {message}" if not message.startswith("gpunet") else message, file=sys.stderr)
+    except (
+        UsageError,
+        DataError,
+        ValueError,
+        backend.BackendError,
+        run.TrainingError,
+        MemoryError,
+        OSError,
+    ) as exc:
+        if debug:  # the traceback, and still the exit code the README promises
+            traceback.print_exc()
+        print(_bad_input_line(exc), file=sys.stderr)
         return EXIT_BAD_INPUT
-    except OSError as exc:  # an unwritable output folder, a full disk: no traceback either
-        if debug:
-            raise
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
+        print("\ngpunet: interrupted; nothing was written.", file=sys.stderr)
         return 130
 
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import shutil
+import signal
+import sys
+import threading
 import time
 
 import numpy as np
@@ -14,6 +19,8 @@ from gpunet import backend, runs
 from gpunet import config as config_module
 from gpunet.config import Config
 from gpunet.datasets import fashion_mnist, images_to_float32, mnist, user
+from gpunet.datasets.idx import DataError
+from gpunet.trainer import log_names
 
 IMAGE_SETS = {"mnist": mnist, "fashion_mnist": fashion_mnist}
 
@@ -63,7 +70,16 @@ def _user_file(cfg: Config, path: str, labels_path: str | None):
         x_key=cfg.data.x_key,
         y_key=cfg.data.y_key,
         num_classes=_num_classes(cfg),
+        encoding=cfg.data.encoding,
     )
+
+
+def _check_same_features(path: str, x, train_path: str, x_train) -> None:
+    if x.shape[1:] != x_train.shape[1:]:
+        raise DataError(
+            f"{path}: samples have shape {x.shape[1:]}, the training data's ({train_path}) "
+            f"have {x_train.shape[1:]}; they must match."
+        )
 
 
 def load_data(cfg: Config) -> Data:
@@ -80,6 +96,9 @@ def load_data(cfg: Config) -> Data:
     validation = None
     if data.validation_path:
         validation = _user_file(cfg, data.validation_path, data.validation_labels_path)
+        _check_same_features(data.validation_path, validation[0], data.path, x)
+    if x_test is not None and data.test_path:
+        _check_same_features(data.test_path, x_test, data.path, x)
     elif data.validation_split or data.validation_samples:
         # Keras's validation_split: the LAST part, taken before any shuffling.
         if data.validation_samples:
@@ -124,6 +143,7 @@ def build_model(cfg: Config, input_shape: tuple, source: str = "config"):
         cuda_graphs=cfg.compile.cuda_graphs,
         precision=cfg.compile.precision,
     )
+    model.build()  # here, so that a size that cannot fit fails before any file is written
     return model
 
 
@@ -159,11 +179,20 @@ def standard_callbacks(checkpoint_path: str, config: dict | None = None) -> tupl
     )
 
 
-def _select_backend(cfg: Config) -> None:
+def select_backend(cfg: Config, announce: bool = False) -> None:
+    """The config's backend, else $GPUNET_BACKEND, else auto; `announce` says in one short line
+    which one auto chose (the reason is in `gpunet info`)."""
     if cfg.backend is not None:
         backend.set_backend(cfg.backend)
     else:
-        backend.get_backend()  # $GPUNET_BACKEND, else auto
+        backend.get_backend()
+    if announce and backend.auto_reason is not None:
+        chosen = (
+            "a CUDA device; using CuPy"
+            if backend.get_backend() == "cupy"
+            else ("no CUDA device; using NumPy (gpunet info says why)")
+        )
+        print(f"gpunet: {chosen}", file=sys.stderr)
 
 
 @dataclasses.dataclass
@@ -174,6 +203,7 @@ class Outcome:
     signal: int | None = None  # SIGINT/SIGTERM that interrupted it (a checkpoint holds it)
     diverged_at: tuple | None = None  # (epoch, step) of a NaN/inf loss
     checkpoint_epochs: int | None = None  # epochs in the newest good checkpoint
+    finished: bool = False  # every epoch ran and the results are written
 
     @property
     def checkpoint(self) -> str:
@@ -211,23 +241,30 @@ def train(
 ) -> Outcome:
     """Run the training a config describes, in a new run directory, or continue the one in
     `resume` from its checkpoint. A checkpoint is written after every epoch."""
-    _select_backend(cfg)
+    select_backend(cfg)
     if cfg.seed is not None:
         gn.utils.set_random_seed(cfg.seed)
     data = load_data(cfg)
     model = build_model(cfg, data.x_train.shape[1:], config_path)
+    callbacks = [
+        config_module.build_callback(config_path, i, spec)
+        for i, spec in enumerate(cfg.fit.callbacks)
+    ] + list(extra_callbacks)
+    names = log_names(model, data.validation is not None)
+    for callback in callbacks:  # what would fail after an epoch fails now, before the run dir
+        if not _relative_path_of(callback):
+            callback.check(names)
     if resume is None:
         run_dir = _new_run_dir(cfg, config_path, output, data.x_train.shape[1:])
     else:
         run_dir = resume
         model.resume_from(os.path.join(run_dir, CHECKPOINT))
+    _place_in_run_dir(callbacks, run_dir)
     recorder, terminator, saver = standard_callbacks(
         os.path.join(run_dir, CHECKPOINT), cfg.to_dict()
     )
-    callbacks = [
-        config_module.build_callback(config_path, i, spec)
-        for i, spec in enumerate(cfg.fit.callbacks)
-    ] + list(extra_callbacks)
+    if not quiet:
+        select_backend(cfg, announce=True)
     try:
         history = model.fit(
             data.x_train,
@@ -241,15 +278,63 @@ def train(
             validation_batch_size=cfg.fit.validation_batch_size,
             callbacks=callbacks + [recorder, terminator, saver],
         )
-    except Exception as exc:
-        if _is_device_oom(exc):
+    except BaseException as exc:
+        if resume is None and saver.saved_epoch is None:
+            shutil.rmtree(run_dir, ignore_errors=True)  # a failed start leaves no run behind
+        if isinstance(exc, Exception) and _is_device_oom(exc):
             raise TrainingError(_oom_message(exc, cfg, saver, run_dir)) from None
         raise
     outcome = Outcome(run_dir, saver.signal_received, terminator.failed_at, saver.saved_epoch)
+    if outcome.diverged_at is not None and resume is None and saver.saved_epoch is None:
+        shutil.rmtree(run_dir, ignore_errors=True)  # nothing to resume: leave nothing behind
     if outcome.signal is not None or outcome.diverged_at is not None:
         return outcome  # the checkpoint holds the last good state; nothing else is replaced
-    _write_results(cfg, config_path, run_dir, model, data, history, recorder, quiet)
+    with _signals_deferred() as received:
+        _write_results(cfg, config_path, run_dir, model, data, history, recorder, quiet)
+    outcome.finished = True
+    outcome.signal = received[0] if received else None
     return outcome
+
+
+@contextlib.contextmanager
+def _signals_deferred():
+    """SIGINT and SIGTERM while the results are written (a second or two) are recorded, not
+    obeyed, so the run directory is complete; the caller acts on them afterwards."""
+    received = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received  # only the main thread may set handlers; its own stay in place
+        return
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {
+        sig: signal.signal(sig, lambda signum, _: received.append(signum)) for sig in signals
+    }
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _relative_path_of(callback) -> str | None:
+    """A config callback's relative path (CSVLogger's filename, ModelCheckpoint's filepath):
+    it names a file in the run directory, as the run's other files are."""
+    if isinstance(callback, gn.callbacks.CSVLogger):
+        path = callback.filename
+    elif isinstance(callback, gn.callbacks.ModelCheckpoint):
+        path = callback.filepath
+    else:
+        return None
+    return None if os.path.isabs(os.path.expanduser(path)) else path
+
+
+def _place_in_run_dir(callbacks, run_dir: str) -> None:
+    for callback in callbacks:
+        path = _relative_path_of(callback)
+        if path is not None:
+            placed = os.path.join(run_dir, path)
+            os.makedirs(os.path.dirname(placed), exist_ok=True)
+            attribute = "filename" if isinstance(callback, gn.callbacks.CSVLogger) else "filepath"
+            setattr(callback, attribute, placed)
 
 
 class TrainingError(RuntimeError):
@@ -313,19 +398,42 @@ def _write_results(cfg, config_path, run_dir, model, data, history, recorder, qu
         print("Test: " + " - ".join(f"{k}: {v:.4f}" for k, v in results.items()))
 
 
-def load_run(run_dir: str):
+def load_run(run_dir: str, backend_name: str | None = None):
     """(config, model with its final weights, weights arrays) of a finished run."""
     config_path = os.path.join(run_dir, "config.yaml")
     if not os.path.isdir(run_dir):
         raise config_module.ConfigError(run_dir, "", "no such run directory.")
-    cfg = config_module.from_dict(config_module.load_raw(config_path), config_path)
-    model_info = runs.read_json(os.path.join(run_dir, "model.json"))
-    _select_backend(cfg)
-    model = build_model(cfg, tuple(model_info["input_shape"]), config_path)
     weights_path = os.path.join(run_dir, runs.WEIGHTS)
+    if not os.path.isfile(weights_path):
+        if os.path.isfile(os.path.join(run_dir, CHECKPOINT)):
+            raise DataError(
+                f"{run_dir}: the run is unfinished (no {runs.WEIGHTS} yet, only its checkpoint); "
+                f"finish it with: gpunet train {config_path} --resume {run_dir}"
+            )
+        raise DataError(f"{run_dir}: no {runs.WEIGHTS}; not a finished gpunet run directory.")
+    cfg = config_module.from_dict(config_module.load_raw(config_path), config_path)
+    if backend_name:
+        cfg.backend = backend_name
+    shape = _input_shape_of_run(os.path.join(run_dir, "model.json"))
+    select_backend(cfg)
+    model = build_model(cfg, shape, config_path)
     arrays = runs.load_weights(weights_path)
     runs.assign_weights(model, arrays, weights_path)
     return cfg, model, arrays
+
+
+def _input_shape_of_run(path: str) -> tuple:
+    info = runs.read_json(path)
+    shape = info.get("input_shape") if isinstance(info, dict) else None
+    if (
+        not isinstance(shape, list)
+        or not shape
+        or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape)
+    ):
+        raise DataError(
+            f"{path}: damaged: expected a mapping whose 'input_shape' is a list of positive ints."
+        )
+    return tuple(shape)
 
 
 def input_shape(cfg: Config) -> tuple:

@@ -59,7 +59,8 @@ def test_bad_input_is_one_line_and_exit_2(args, message):
 
 def test_debug_shows_the_traceback():
     out = _run("--debug", "data", "info", "mnist", "--path", "/nonexistent")
-    assert out.returncode != 0 and "Traceback" in out.stderr
+    assert out.returncode == 2 and "Traceback" in out.stderr  # the README's exit code still
+    assert out.stderr.strip().splitlines()[-1].startswith("error: ")
 
 
 def test_offline_fetch_names_every_place_and_caches_nothing(tmp_path):
@@ -94,3 +95,57 @@ def test_data_verify_removes_a_bad_cached_file(tmp_path, capsys, monkeypatch):
     assert cli.main(["data", "verify", "mnist"]) == 1
     assert "REMOVED" in capsys.readouterr().out
     assert not (folder / "mnist.npz").exists()
+
+
+def _small_run(tmp_path):
+    import numpy as np
+    import yaml
+
+    rs = np.random.default_rng(0)
+    x = rs.random((48, 4), dtype=np.float32)
+    np.savez(tmp_path / "d.npz", x=x, y=(x[:, 0] > 0.5).astype(int))
+    raw = {
+        "data": {"path": str(tmp_path / "d.npz")},
+        "model": [{"type": "Dense", "units": 2, "activation": "softmax"}],
+        "compile": {"loss": "sparse_categorical_crossentropy", "optimizer": "sgd"},
+        "fit": {"epochs": 1, "batch_size": 16, "verbose": 0},
+        "output": {"dir": str(tmp_path / "runs")},
+    }
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path, raw
+
+
+def test_resume_refuses_a_config_that_differs_from_the_runs(tmp_path, capsys):
+    import yaml
+
+    path, raw = _small_run(tmp_path)
+    assert cli.main(["train", str(path), "--quiet"]) == 0
+    (name,) = os.listdir(tmp_path / "runs")
+    run_dir = str(tmp_path / "runs" / name)
+    capsys.readouterr()
+    raw["model"][0]["units"] = 3
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump(raw))
+    assert cli.main(["train", str(other), "--resume", run_dir]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {other}: model[0].units is 3, the run being resumed has 2; a resumed run keeps "
+        f"its own config: give {run_dir}/config.yaml, or start a new run."
+    )
+    raw["model"][0]["units"] = 2
+    raw["output"]["dir"] = "elsewhere"  # where new runs go does not matter to a resumed one
+    other.write_text(yaml.safe_dump(raw))
+    assert cli.main(["train", str(other), "--resume", run_dir, "--quiet"]) == 0
+
+
+def test_train_says_in_one_short_line_when_no_cuda_device_is_there(tmp_path, capsys, monkeypatch):
+    from gpunet import backend
+
+    path, _ = _small_run(tmp_path)
+    monkeypatch.setattr(backend, "_load_cupy", lambda: (None, "CuPy found no CUDA device"))
+    assert cli.main(["train", str(path), "--backend", "auto"]) == 0
+    err = capsys.readouterr().err
+    assert err == "gpunet: no CUDA device; using NumPy (gpunet info says why)\n"
+    assert cli.main(["summary", str(path), "--backend", "numpy"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and "Total params: 10" in captured.out
