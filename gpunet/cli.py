@@ -208,7 +208,8 @@ def cmd_train(args) -> int:
             f"{outcome.checkpoint}"
         )
         print(
-            f"error: the loss became NaN or inf at epoch {epoch + 1}, step {step + 1}; {kept}. "
+            # batch counted from 0, as the "Batch N: Invalid loss" line above it (Keras's)
+            f"error: the loss became NaN or inf in epoch {epoch + 1} at batch {step}; {kept}. "
             "Hint: lower the learning rate, or add clipnorm to the optimizer.",
             file=sys.stderr,
         )

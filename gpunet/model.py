@@ -394,13 +394,15 @@ class Sequential:
         self.history = history
         return history
 
-    def resume_from(self, path: str) -> None:
+    def resume_from(self, path: str) -> int:
         """Make the next `fit` continue the training saved in checkpoint `path` exactly
-        (weights, optimizer, generators, the epoch's position, history, callback states)."""
+        (weights, optimizer, generators, the epoch's position, history, callback states);
+        returns the number of whole epochs the checkpoint holds."""
         arrays, meta = checkpoint.load(path)
         if self.built:  # else `fit` checks it once the model is built
             checkpoint.check_fits(self, arrays, meta, path)
         self._pending_resume = (arrays, meta, path)
+        return meta["epoch"]
 
     def save_checkpoint(self, path: str, config: dict | None = None, epoch_logs=None) -> None:
         """Write the full training state (during or after `fit`) to `path`, atomically.

@@ -254,11 +254,12 @@ def train(
     for callback in callbacks:  # what would fail after an epoch fails now, before the run dir
         if not _relative_path_of(callback):
             callback.check(names)
+    resumed_epochs = None
     if resume is None:
         run_dir = _new_run_dir(cfg, config_path, output, data.x_train.shape[1:])
     else:
         run_dir = resume
-        model.resume_from(os.path.join(run_dir, CHECKPOINT))
+        resumed_epochs = model.resume_from(os.path.join(run_dir, CHECKPOINT))
     _place_in_run_dir(callbacks, run_dir)
     recorder, terminator, saver = standard_callbacks(
         os.path.join(run_dir, CHECKPOINT), cfg.to_dict()
@@ -284,7 +285,8 @@ def train(
         if isinstance(exc, Exception) and _is_device_oom(exc):
             raise TrainingError(_oom_message(exc, cfg, saver, run_dir)) from None
         raise
-    outcome = Outcome(run_dir, saver.signal_received, terminator.failed_at, saver.saved_epoch)
+    newest = saver.saved_epoch if saver.saved_epoch is not None else resumed_epochs
+    outcome = Outcome(run_dir, saver.signal_received, terminator.failed_at, newest)
     if outcome.diverged_at is not None and resume is None and saver.saved_epoch is None:
         shutil.rmtree(run_dir, ignore_errors=True)  # nothing to resume: leave nothing behind
     if outcome.signal is not None or outcome.diverged_at is not None:

@@ -5,7 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+say() { echo "setup: $*" >&2; }
+
 if [ ! -d /usr/share/datasets/fashion-mnist ]; then
+  say "installing Debian's dataset-fashion-mnist (the real Fashion-MNIST) ..."
   if [ "$(id -u)" = 0 ]; then
     apt-get update -q
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist
@@ -18,5 +21,7 @@ if [ ! -d /usr/share/datasets/fashion-mnist ]; then
   fi
 fi
 
+say "creating .venv and installing gpunet with its test and nvrtc extras (a minute or two) ..."
 python3 -m venv .venv
 .venv/bin/python -m pip install -q -e '.[test,nvrtc]'
+say "done: run .venv/bin/gpunet, or 'source .venv/bin/activate' first to type just gpunet"

@@ -175,7 +175,8 @@ def test_divergence_stops_with_epoch_step_and_checkpoint(workdir, tmp_path):
         timeout=300,
     )
     assert result.returncode == 1
-    assert "error: the loss became NaN or inf at epoch 1, step " in result.stderr
+    bad_batch = result.stdout.split(": Invalid loss")[0].split("Batch ")[-1]
+    assert f"error: the loss became NaN or inf in epoch 1 at batch {bad_batch};" in result.stderr
     assert "no checkpoint yet; the run directory is removed" in result.stderr
     assert "Traceback" not in result.stderr
     assert os.listdir(tmp_path / "runs") == []  # a run that never checkpointed leaves nothing

@@ -171,3 +171,22 @@ def test_a_ctrl_c_while_the_command_starts_is_one_line(monkeypatch, capsys):
     monkeypatch.setattr(sys, "meta_path", [Interrupting(), *sys.meta_path])
     assert launch.main() == 130
     assert capsys.readouterr().err == "\ngpunet: interrupted while starting; nothing was written.\n"
+
+
+def test_a_resumed_run_that_diverges_names_the_checkpoint_it_resumed(folder):
+    import gpunet as gn
+
+    raw = _config(folder)
+    first = _train(folder, raw)
+    assert first.checkpoint_epochs == 2
+    raw["fit"]["epochs"] = 4
+    cfg = config.from_dict(raw, "c.yaml")
+    blow_up = gn.callbacks.LambdaCallback(  # the weights go to inf, as a diverging step's would
+        on_epoch_begin=lambda epoch, logs: blow_up.model.set_weights(
+            [w * np.inf for w in blow_up.model.get_weights()]
+        )
+    )
+    outcome = run.train(cfg, "c.yaml", quiet=True, resume=first.run_dir, extra_callbacks=[blow_up])
+    assert outcome.diverged_at is not None and outcome.diverged_at[0] == 2
+    assert outcome.checkpoint_epochs == 2  # the one resumed from, kept, not "no checkpoint yet"
+    assert os.path.isfile(outcome.checkpoint)
