@@ -289,6 +289,14 @@ def cases(w: str) -> list[Case]:
         ),
         Case(
             "sizes",
+            "npz member header 4e11",
+            ["train", c],
+            base_config(w, data={"path": f"{w}/huge.npz"}),
+            {"huge": lambda w: _npz_huge_member(w)},
+            mentions="huge.npz",
+        ),
+        Case(
+            "sizes",
             "batch_size 1e12",
             ["train", c],
             base_config(w, fit__batch_size=10**12),
@@ -447,6 +455,14 @@ def cases(w: str) -> list[Case]:
             ),
             expect="accepted",
         ),
+        Case(
+            "paths",
+            "non-UTF-8 config name",
+            ["train", "{odd}", "--quiet"],
+            None,
+            {"odd": lambda w: _odd_config(w)},
+            expect="accepted",
+        ),
         # --- text data ---------------------------------------------------------------------------
         Case(
             "csv",
@@ -502,6 +518,23 @@ def cases(w: str) -> list[Case]:
     ]
 
 
+def _odd_config(w: str) -> str:
+    """The base config under a file name that is not UTF-8 (b'c\\xff.yaml')."""
+    path = os.fsencode(w) + b"/c\xff.yaml"
+    with open(path, "w") as f:
+        yaml.safe_dump(base_config(w), f)
+    return os.fsdecode(path)
+
+
+def _npz_huge_member(w: str) -> str:
+    """A .npz whose x member declares 4e11 float32 elements in 128 bytes."""
+    path = f"{w}/huge.npz"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("x.npy", _huge_npy_header())
+        z.writestr("y.npy", _huge_npy_header())
+    return path
+
+
 def _mnist_bomb(w: str) -> str:
     folder = f"{w}/bomb"
     os.makedirs(folder, exist_ok=True)
@@ -539,7 +572,12 @@ def run_case(case: Case, w: str) -> tuple[bool, str]:
     argv = [a.format(w=w, **made) if a.startswith("{") else a for a in case.argv]
     try:
         done = subprocess.run(
-            _gpunet(*argv), capture_output=True, text=True, timeout=TIMEOUT, cwd=case_dir
+            _gpunet(*argv),
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=TIMEOUT,
+            cwd=case_dir,
         )
     except subprocess.TimeoutExpired:
         return False, f"hang (> {TIMEOUT} s)"

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +40,16 @@ class FitProgress:
     history: dict = field(default_factory=dict)
     tracker_state: tuple | None = None  # (arrays, samples seen) of a partial epoch, to restore
     stopped: bool = False  # a callback (EarlyStopping) had ended the fit when this was saved
+    # Seconds the current epoch ran before this process took it over from a checkpoint, and
+    # when (time.perf_counter) it began here: a resumed epoch's time counts both parts.
+    seconds_before: float = 0.0
+    epoch_began: float | None = None
+
+    def seconds_in_epoch(self) -> float:
+        """Wall time of the current epoch so far, its part before a resume included."""
+        if self.epoch_began is None:
+            return 0.0
+        return self.seconds_before + time.perf_counter() - self.epoch_began
 
 
 def _history_through(progress: FitProgress, epoch_logs) -> dict:
@@ -80,6 +92,7 @@ def save(
         "epoch": progress.epoch,
         "step": progress.step,
         "stopped": bool(getattr(model, "stop_training", False)),
+        "seconds_in_epoch": progress.seconds_in_epoch() if progress.step > 0 else 0.0,
         "seen": seen,
         "optimizer": scalars,
         "shuffle_rng": None
@@ -215,4 +228,11 @@ def restore(model, arrays: dict, meta: dict, callbacks=(), path: str = "checkpoi
         meta["history"],
         tracker_state,
         meta.get("stopped") is True,
+        _seconds(meta.get("seconds_in_epoch")) if meta["step"] > 0 else 0.0,
     )
+
+
+def _seconds(value) -> float:
+    """A saved duration; anything else (an older checkpoint has none) counts as 0."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return float(value) if ok and math.isfinite(value) and value >= 0 else 0.0

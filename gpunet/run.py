@@ -155,7 +155,7 @@ class _EpochRecorder(gn.callbacks.Callback):
         self.learning_rate, self.epoch_seconds = [], []
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
+        self._start = time.perf_counter() - self.resumed_seconds()
         self._rate = float(self.model.optimizer.learning_rate)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -393,8 +393,10 @@ def _write_results(cfg, config_path, run_dir, model, data, history, recorder, qu
         },
     )
     name = os.path.splitext(os.path.basename(config_path))[0]
+    # A file name that is not UTF-8 arrives with surrogate escapes, which fonts cannot draw.
+    printable = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     runs.plot_curves(
-        os.path.join(run_dir, "curves.png"), rows, f"{name} ({cfg.data.name or 'data'})"
+        os.path.join(run_dir, "curves.png"), rows, f"{printable} ({cfg.data.name or 'data'})"
     )
     if not quiet and results:
         print("Test: " + " - ".join(f"{k}: {v:.4f}" for k, v in results.items()))

@@ -110,7 +110,8 @@ class Trainer:
                     tracker.reset()
                     progress.order = progress.shuffle_rng.permutation(n) if shuffle else None
                 training.begin_epoch(progress.order)
-                hooks.on_epoch_begin(epoch, {})
+                progress.epoch_began = time.perf_counter()
+                hooks.on_epoch_begin(epoch, {})  # may read progress.seconds_before
                 step = progress.step
                 while step < len(steps):
                     # Keras: one begin and one end call per execution of up to
@@ -139,6 +140,7 @@ class Trainer:
                         self.evaluate(*validation, validation_batch_size, "val_", val_tracker)
                     )
                 progress.epoch, progress.step, progress.order = epoch + 1, 0, None
+                progress.seconds_before = 0.0
                 hooks.on_epoch_end(epoch, logs)
                 if model.stop_training:
                     break

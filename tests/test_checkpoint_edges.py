@@ -152,3 +152,28 @@ def test_a_run_ended_by_early_stopping_resumes_to_the_same_end(tmp_path):
     assert history.history == expected.history
     for a, b in zip(reference.get_weights(), resumed.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_resumed_epoch_counts_the_time_it_ran_before_the_interrupt(tmp_path):
+    import time
+
+    from tests.test_checkpoint import Interrupt
+
+    slow = gn.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: time.sleep(0.05) if batch < 4 else None
+    )
+    first = _model()
+    _fit(first, [slow, gn.callbacks.BackupAndRestore(tmp_path, save_freq=1), Interrupt(1, 3)])
+    seen = []
+    spy = gn.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: seen.append((epoch, spy.resumed_seconds()))
+    )
+    resumed = _model()
+    _fit(resumed, [gn.callbacks.BackupAndRestore(tmp_path, save_freq=1), spy])
+    (epoch, before), (later, fresh) = seen
+    assert (epoch, later) == (1, 2)
+    assert 0.2 <= before < 5  # four slow steps of the interrupted epoch 1, at least
+    assert fresh == 0.0
+    progbar = gn.callbacks.ProgbarLogger(verbose=2, clock=lambda: 1000.0)
+    progbar.set_model(resumed)
+    assert progbar.resumed_seconds() == 0.0  # outside fit: nothing resumed

@@ -18,6 +18,12 @@ class Callback:
     def set_params(self, params: dict) -> None:
         self.params = params
 
+    def resumed_seconds(self) -> float:
+        """In on_epoch_begin: seconds the epoch ran before it was resumed from a checkpoint (0.0
+        for a fresh epoch), so that an epoch's time counts both parts."""
+        progress = getattr(self.model, "_fit_progress", None)
+        return 0.0 if progress is None else progress.seconds_before
+
     def check(self, log_names: list[str]) -> None:
         """Refuse, before the first step, what would fail later (a path, a logged name):
         `fit` calls it with the names its logs will hold. Raise ValueError with the reason."""

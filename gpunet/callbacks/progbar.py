@@ -51,7 +51,7 @@ class ProgbarLogger(Callback):
         epochs = self.params.get("epochs", 1)
         if epochs > 1:
             self._print(f"Epoch {epoch + 1}/{epochs}")
-        self._start = self.clock()
+        self._start = self.clock() - self.resumed_seconds()
         self._after_first = None  # clock after the epoch's first step (a resumed epoch's too)
         self._first = 0  # steps done by then
         self._seen = 0

@@ -27,21 +27,27 @@ def _check_file(path: str) -> None:
         raise DataError(f"{path}: the file is empty.")
 
 
-def _check_npy_size(path: str) -> None:
-    """Refuse a header that declares more data than the file holds, before allocating it."""
-    with open(path, "rb") as f:
-        version = np.lib.format.read_magic(f)
-        read_header = {(1, 0): np.lib.format.read_array_header_1_0}.get(
-            version, np.lib.format.read_array_header_2_0
-        )
-        shape, _, dtype = read_header(f)
-        held = os.path.getsize(path) - f.tell()
+def _check_declared_size(f, held: int, where: str) -> None:
+    """Refuse a .npy header (at `f`'s position) that declares more data than the `held` bytes
+    after it, before anything is allocated for it."""
+    start = f.tell()
+    version = np.lib.format.read_magic(f)
+    read_header = {(1, 0): np.lib.format.read_array_header_1_0}.get(
+        version, np.lib.format.read_array_header_2_0
+    )
+    shape, _, dtype = read_header(f)
+    held -= f.tell() - start
     declared = math.prod(shape) * dtype.itemsize
     if declared > held:
         raise DataError(
-            f"{path}: the header declares shape {shape} of {dtype} ({declared:,} bytes), but the "
-            f"file holds {held:,}; it is truncated or not what it says."
+            f"{where}: the header declares shape {shape} of {dtype} ({declared:,} bytes), but "
+            f"the file holds {held:,}; it is truncated or not what it says."
         )
+
+
+def _check_npy_size(path: str) -> None:
+    with open(path, "rb") as f:
+        _check_declared_size(f, os.path.getsize(path), path)
 
 
 def _load_npy(path: str) -> np.ndarray:
@@ -67,6 +73,10 @@ def _load_npz(path: str, x_key: str, y_key: str):
                     f"{path}: no array named {missing[0]!r}; it holds "
                     f"{', '.join(archive.files) or 'nothing'}."
                 )
+            for key in (x_key, y_key):
+                info = archive.zip.getinfo(f"{key}.npy")
+                with archive.zip.open(info) as member:
+                    _check_declared_size(member, info.file_size, f"{path}[{key}]")
             x, y = archive[x_key], archive[y_key]
     except DataError:
         raise
