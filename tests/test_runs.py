@@ -84,3 +84,20 @@ def test_read_npz_refuses_damaged_files_in_one_line(tmp_path):
         z.writestr("a.npy", b"not an array")
     with pytest.raises(DataError, match=r"w\.npz: member 'a' is not an array; not weights\.$"):
         runs.read_npz(str(path), "weights")
+
+
+def test_a_full_disk_names_the_users_path_and_keeps_the_old_file(tmp_path, monkeypatch):
+    import errno
+
+    path = tmp_path / "checkpoint.npz"
+    path.write_bytes(b"the previous checkpoint")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError) as info:
+        runs.atomic_write(str(path), b"new")
+    assert (info.value.errno, info.value.filename) == (errno.ENOSPC, str(path))
+    assert path.read_bytes() == b"the previous checkpoint"
+    assert os.listdir(tmp_path) == ["checkpoint.npz"]  # the temporary file is gone
