@@ -161,3 +161,75 @@ def test_a_missing_folder_is_made_as_keras_does(tmp_path):
     x, y = _data()
     model.fit(x, y, epochs=1, verbose=0, callbacks=[saver])
     assert os.listdir(tmp_path / "new" / "deeper") == ["m-1.npz"]
+
+
+# ----- TrainingCheckpoint (the CLI's) ------------------------------------------------------------
+
+
+def test_training_checkpoint_keeps_the_config_and_each_epochs_logs(tmp_path):
+    from gpunet import checkpoint
+
+    path = tmp_path / "ck.npz"
+    stale = tmp_path / ".ck.npz.x1y2.tmp"  # what a process killed mid-write leaves
+    stale.write_bytes(b"partial")
+    other = tmp_path / ".other.npz.x.tmp"
+    other.write_bytes(b"someone else's")
+    model = _model()
+    x, y = _data()
+    saver = gn.callbacks.TrainingCheckpoint(str(path), config={"seed": 7})
+    assert saver.saved_epoch is None and saver.signal_received is None
+    history = model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[saver])
+    assert not stale.exists() and other.exists()
+    assert saver.saved_epoch == 2
+    _, meta = checkpoint.load(str(path))
+    assert meta["config"] == {"seed": 7} and meta["epoch"] == 2
+    assert meta["history"] == history.history  # the last epoch's logs too
+
+
+def test_training_checkpoint_skips_an_epoch_whose_loss_is_not_finite(tmp_path):
+    saver = gn.callbacks.TrainingCheckpoint(str(tmp_path / "ck.npz"))
+    saver.set_model(_model())
+    saver.on_epoch_end(0, {"loss": float("nan")})
+    saver.on_epoch_end(0, {"loss": float("inf")})
+    saver.on_epoch_end(0, {})
+    assert os.listdir(tmp_path) == [] and saver.saved_epoch is None
+
+
+def test_a_signal_during_fit_checkpoints_the_step_and_stops(tmp_path):
+    import signal
+
+    from gpunet import checkpoint
+
+    model = _model()
+    x, y = _data()
+    saver = gn.callbacks.TrainingCheckpoint(str(tmp_path / "ck.npz"))
+    interrupt = gn.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: (
+            os.kill(os.getpid(), signal.SIGTERM) if batch == 2 else None
+        )
+    )
+    history = model.fit(x, y, batch_size=8, epochs=3, verbose=0, callbacks=[interrupt, saver])
+    assert saver.signal_received == signal.SIGTERM
+    assert model.stop_training is True and model.interrupted is True
+    assert history.epoch == []  # stopped inside the first epoch
+    _, meta = checkpoint.load(str(tmp_path / "ck.npz"))
+    assert (meta["epoch"], meta["step"]) == (0, 3)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # put back at the end
+
+
+# ----- TerminateOnNaN ---------------------------------------------------------------------------
+
+
+def test_terminate_on_nan_takes_plain_dict_logs_as_keras_does(capsys):
+    stopper = gn.callbacks.TerminateOnNaN()
+    assert stopper.failed_at is None
+    model = _model()
+    stopper.set_model(model)
+    stopper.on_train_batch_end(2, {"loss": 0.5})
+    assert not model.stop_training
+    stopper.on_train_batch_end(3, {"loss": float("nan")})  # no on_epoch_begin was called
+    assert stopper.failed_at == (0, 3) and model.stop_training
+    assert capsys.readouterr().out == "Batch 3: Invalid loss, terminating training\n"
+    stopper.on_epoch_begin(4)
+    stopper.on_train_batch_end(1, {"loss": float("-inf")})
+    assert stopper.failed_at == (4, 1)
