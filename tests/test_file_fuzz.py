@@ -188,3 +188,27 @@ def test_the_fuzzed_files_are_whole_when_undamaged(finished_run):
     assert meta["epoch"] == 2 and meta["callbacks"][0]["class"] == "EarlyStopping"
     with open(os.path.join(finished_run, "model.json")) as f:
         assert json.load(f)["input_shape"] == [4]
+
+
+@settings(max_examples=40, deadline=None)
+@given(units=st.integers(1, 10**13), features=st.integers(1, 10**6))
+def test_any_layer_size_builds_or_says_how_much_memory_it_needs(units, features):
+    raw = {
+        "data": {"name": "fashion_mnist"},
+        "model": [{"type": "Dense", "units": units}],
+        "compile": {"loss": "mse", "optimizer": "sgd"},
+    }
+    cfg = config.from_dict(raw, "c.yaml")
+    needed = (features * units + units) * 4 * 2  # float32 parameters and their gradients
+    if needed > 2**30:  # more than this test should allocate: it must be refused, or skipped
+        try:
+            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError):
+            return
+        if needed <= total:
+            return
+        with pytest.raises(MemoryError, match=r"parameters need [\d,.]+ GiB"):
+            run.build_model(cfg, (features,))
+        return
+    model = run.build_model(cfg, (features,))
+    assert model.count_params() == features * units + units
