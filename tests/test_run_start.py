@@ -129,11 +129,12 @@ def test_a_signal_while_the_results_are_written_waits_for_them(folder, monkeypat
         plot(*args)
 
     monkeypatch.setattr(runs, "plot_curves", plot_after_a_signal)
+    before = signal.getsignal(signum)  # SIG_IGN under nohup, the default otherwise
     outcome = _train(folder, _config(folder))
     assert outcome.finished and outcome.signal == signum
     files = set(os.listdir(outcome.run_dir))
     assert {"weights.npz", "history.csv", "metrics.json", "curves.png"} <= files
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers put back
+    assert signal.getsignal(signum) == before  # handlers put back
 
 
 def test_the_cli_says_a_late_signal_left_the_results_complete(folder, monkeypatch, capsys):
