@@ -1,40 +1,32 @@
-"""Training configs: YAML (safe_load only) -> dataclasses, validated in full before any work.
+"""Training configs: YAML (gpunet.yamlfile) -> dataclasses, validated in full before any work.
 
-Every fault is a ConfigError: one line naming the file, the key path (`model[2].activation`),
-what was found and what is allowed. Keys equal the Python argument names of the API.
+Every fault is a ConfigError (gpunet.config_errors): one line naming the file, the key path
+(`model[2].activation`), what was found and what is allowed. Keys equal the Python argument
+names of the API; layers, the optimizer and callbacks are built by gpunet.config_objects.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import inspect
 import math
-import types
 import typing
 from dataclasses import dataclass, field
 
 import yaml
 
-from gpunet import backend, layers, losses, metrics, optimizers, yamlfile
-from gpunet.kernels import activations
+from gpunet import backend, losses, metrics, yamlfile
+from gpunet.config_errors import (  # noqa: F401  (ConfigError and MAX_MESSAGE: this module's API)
+    MAX_MESSAGE,
+    ConfigError,
+    check_choice,
+    matches,
+    type_name,
+    unknown_key,
+)
+from gpunet.config_objects import build_callback, build_layer, build_optimizer
 from gpunet.messages import excerpt
 
 DATASETS = ("mnist", "fashion_mnist")
-MAX_MESSAGE = 1000  # characters in one error line
-
-
-class ConfigError(ValueError):
-    """A config fault; `str()` is the one-line message the CLI prints."""
-
-    def __init__(self, source: str, key: str, message: str):
-        key = key if key.isprintable() else repr(key)
-        self.source, self.key = source, key
-        where = f"{source}: {key}" if key else source
-        text = " ".join(f"{where}: {message}".splitlines())
-        if len(text) > MAX_MESSAGE:  # a safety net: values in messages are excerpts already
-            text = text[: MAX_MESSAGE - 3] + "..."
-        super().__init__(text)
 
 
 @dataclass
@@ -98,43 +90,6 @@ class Config:
         return dataclasses.asdict(self)
 
 
-def _type_name(hint) -> str:
-    names = {
-        int: "an int",
-        float: "a number",
-        bool: "true/false",
-        str: "a string",
-        list: "a list",
-        dict: "a mapping",
-        type(None): "null",
-    }
-    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        return " or ".join(_type_name(h) for h in typing.get_args(hint))
-    return names.get(hint, getattr(hint, "__name__", str(hint)))
-
-
-def _matches(value, hint) -> bool:
-    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        return any(_matches(value, h) for h in typing.get_args(hint))
-    if hint is type(None):
-        return value is None
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, hint)
-
-
-def _unknown_key(source: str, path: str, key, allowed) -> ConfigError:
-    close = difflib.get_close_matches(str(key), [str(a) for a in allowed], n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    return ConfigError(
-        source,
-        f"{path}{key}" if path else str(key),
-        f"unknown key.{hint} Allowed: {', '.join(map(str, allowed))}.",
-    )
-
-
 def _section(source: str, raw, cls, path: str):
     """Build dataclass `cls` from mapping `raw`, checking keys and value types."""
     if raw is None:
@@ -145,181 +100,26 @@ def _section(source: str, raw, cls, path: str):
     names = [f.name for f in dataclasses.fields(cls)]
     for key in raw:
         if key not in names:
-            raise _unknown_key(source, path, key, names)
+            raise unknown_key(source, path, key, names)
     values = {}
     for name in names:
         if name not in raw:
             continue
         value = raw[name]
-        if not _matches(value, hints[name]):
+        if not matches(value, hints[name]):
             raise ConfigError(
                 source,
                 f"{path}{name}",
-                f"expected {_type_name(hints[name])}, found {excerpt(value)}.",
+                f"expected {type_name(hints[name])}, found {excerpt(value)}.",
             )
         values[name] = value
     return cls(**values)
 
 
-def _check_choice(source: str, key: str, value, allowed) -> None:
-    if value not in allowed:
-        raise ConfigError(
-            source,
-            key,
-            f"{excerpt(value)} is not allowed; expected one of {', '.join(map(str, allowed))}.",
-        )
-
-
-def _check_arguments(source: str, key: str, target, args: dict, skip=()) -> None:
-    """Unknown keyword arguments of a layer/optimizer/callback, reported with a did-you-mean,
-    and values whose type differs from the argument's default (an int where 3 is the default)."""
-    allowed = [p for p in _signature_names(target) if p not in skip]
-    defaults = _signature_defaults(target)
-    for name in _required_names(target):
-        if name not in args and name not in skip:
-            raise ConfigError(
-                source,
-                f"{key}.{name}",
-                f"required by {getattr(target, '__name__', target)}, missing; "
-                f"its arguments: {', '.join(allowed)}.",
-            )
-    for name, value in args.items():
-        if name not in allowed:
-            raise _unknown_key(source, f"{key}.", name, allowed)
-        default = defaults.get(name)
-        expected = {bool: bool, int: int, float: float, str: str}.get(type(default))
-        if name in _SEVERAL_TYPES:
-            expected = None
-        if expected is not None and value is not None and not _matches(value, expected):
-            raise ConfigError(
-                source, f"{key}.{name}", f"expected {_type_name(expected)}, found {excerpt(value)}."
-            )
-
-
-# Arguments whose default's type is one of several allowed (save_freq: "epoch" or steps).
-_SEVERAL_TYPES = {"save_freq"}
-
-
-def _signature_defaults(target: type) -> dict:
-    defaults = {}
-    for klass in reversed(target.__mro__):
-        init = klass.__dict__.get("__init__")
-        if init is not None:
-            for name, parameter in inspect.signature(init).parameters.items():
-                if parameter.default is not inspect.Parameter.empty:
-                    defaults[name] = parameter.default
-    return defaults
-
-
-def _required_names(target: type) -> list[str]:
-    """Arguments of the class's __init__ that have no default."""
-    return [
-        p.name
-        for p in inspect.signature(target.__init__).parameters.values()
-        if p.name != "self"
-        and p.default is inspect.Parameter.empty
-        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    ]
-
-
-def _signature_names(target: type) -> list[str]:
-    """The arguments of the class's __init__ and of its bases' (a layer's name, input_shape
-    and input_dim come from Layer's), and an optimizer's Keras 2 `lr`."""
-    names = []
-    for klass in target.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is not None:
-            parameters = inspect.signature(init).parameters
-            names += [p for p in parameters if p not in ("self", "args", "kwargs")]
-    if issubclass(target, optimizers.Optimizer):
-        names.append("lr")
-    return list(dict.fromkeys(names))
-
-
-def build_layer(source: str, index: int, spec):
-    """One `model` entry -> a layer; `type` names the class, the rest are its arguments."""
-    key = f"model[{index}]"
-    if not isinstance(spec, dict) or "type" not in spec:
-        raise ConfigError(
-            source,
-            key,
-            f"expected a mapping with a 'type' key (e.g. type: Dense), found {excerpt(spec)}.",
-        )
-    args = {k: v for k, v in spec.items() if k != "type"}
-    try:
-        cls = layers.get(spec["type"])
-    except ValueError as exc:
-        raise ConfigError(source, f"{key}.type", str(exc)) from None
-    _check_arguments(source, key, cls, args)
-    if "activation" in args and args["activation"] is not None:
-        try:
-            activations.get(args["activation"])
-        except ValueError as exc:
-            raise ConfigError(source, f"{key}.activation", str(exc)) from None
-    try:
-        return cls(**args)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(source, key, str(exc)) from None
-
-
-def build_callback(source: str, index: int, spec):
-    """One `fit.callbacks` entry -> a callback; `type` names the class, the rest its arguments."""
-    from gpunet import callbacks
-
-    key = f"fit.callbacks[{index}]"
-    if not isinstance(spec, dict) or "type" not in spec:
-        raise ConfigError(
-            source,
-            key,
-            "expected a mapping with a 'type' key (e.g. type: EarlyStopping), "
-            f"found {excerpt(spec)}.",
-        )
-    cls = callbacks.CONFIGURABLE.get(spec["type"]) if isinstance(spec["type"], str) else None
-    if cls is None:
-        raise ConfigError(
-            source,
-            f"{key}.type",
-            f"unknown callback {excerpt(spec['type'])}; expected "
-            f"one of {', '.join(callbacks.CONFIGURABLE)}.",
-        )
-    args = {k: v for k, v in spec.items() if k != "type"}
-    _check_arguments(source, key, cls, args)
-    try:
-        return cls(**args)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(source, key, str(exc)) from None
-
-
-def build_optimizer(source: str, spec):
-    """`compile.optimizer`: a name with defaults, or a mapping with `name` and arguments."""
-    key = "compile.optimizer"
-    if isinstance(spec, str):
-        try:
-            return optimizers.get(spec)
-        except ValueError as exc:
-            raise ConfigError(source, key, str(exc)) from None
-    if "name" not in spec:
-        raise ConfigError(source, key, "a mapping needs a 'name' (e.g. name: adam).")
-    args = {k: v for k, v in spec.items() if k != "name"}
-    cls = optimizers._BY_NAME.get(str(spec["name"]).lower())
-    if cls is None:
-        raise ConfigError(
-            source,
-            f"{key}.name",
-            f"unknown optimizer {excerpt(spec['name'])}; expected "
-            f"one of {', '.join(sorted(optimizers._BY_NAME))}.",
-        )
-    _check_arguments(source, key, cls, args)
-    try:
-        return cls(**args)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(source, key, str(exc)) from None
-
-
 def validate(config: Config, source: str) -> Config:
     """Check values and names that the dataclass types cannot express."""
     if config.backend is not None:
-        _check_choice(source, "backend", config.backend, backend.BACKENDS)
+        check_choice(source, "backend", config.backend, backend.BACKENDS)
     if config.seed is not None and config.seed < 0:
         raise ConfigError(source, "seed", f"expected an int >= 0, found {config.seed}.")
     data = config.data
@@ -331,7 +131,7 @@ def validate(config: Config, source: str) -> Config:
             "to your own .npz/.npy/.csv file.",
         )
     if data.name is not None:
-        _check_choice(source, "data.name", data.name, DATASETS)
+        check_choice(source, "data.name", data.name, DATASETS)
     if not 0.0 <= data.validation_split < 1.0:
         raise ConfigError(
             source,
@@ -358,9 +158,7 @@ def validate(config: Config, source: str) -> Config:
             metrics.check_name(name)
         except ValueError as exc:
             raise ConfigError(source, f"compile.metrics[{index}]", str(exc)) from None
-    _check_choice(
-        source, "compile.precision", config.compile.precision, ("float32", "tf32", "bf16")
-    )
+    check_choice(source, "compile.precision", config.compile.precision, ("float32", "tf32", "bf16"))
     if config.compile.steps_per_execution < 1:
         raise ConfigError(
             source,
@@ -377,13 +175,13 @@ def validate(config: Config, source: str) -> Config:
             "fit.validation_batch_size",
             f"expected an int >= 1, found {fit.validation_batch_size}.",
         )
-    _check_choice(source, "fit.verbose", fit.verbose, (0, 1, 2, "auto"))
+    check_choice(source, "fit.verbose", fit.verbose, (0, 1, 2, "auto"))
     for label, weight in (fit.class_weight or {}).items():
         if isinstance(label, bool) or not isinstance(label, int) or label < 0:
             raise ConfigError(
                 source, f"fit.class_weight.{label}", "class keys must be ints >= 0 (class indices)."
             )
-        if not _matches(weight, float) or not math.isfinite(weight) or weight < 0:
+        if not matches(weight, float) or not math.isfinite(weight) or weight < 0:
             raise ConfigError(
                 source,
                 f"fit.class_weight.{label}",
