@@ -177,3 +177,78 @@ def test_a_resumed_epoch_counts_the_time_it_ran_before_the_interrupt(tmp_path):
     progbar = gn.callbacks.ProgbarLogger(verbose=2, clock=lambda: 1000.0)
     progbar.set_model(resumed)
     assert progbar.resumed_seconds() == 0.0  # outside fit: nothing resumed
+
+
+def test_saving_after_fit_with_the_last_logs_adds_no_row(tmp_path):
+    model = _model()
+    history = _fit(model, epochs=2)
+    path = str(tmp_path / "c.npz")
+    last = {name: values[-1] for name, values in history.history.items()}
+    model.save_checkpoint(path, epoch_logs=last)  # History has them already
+    _, meta = checkpoint.load(path)
+    assert meta["history"] == history.history
+    assert meta["backend"] == gn.backend.get_backend()
+
+
+def test_a_step_counter_and_times_read_back_as_saved():
+    progress = checkpoint.FitProgress(0)
+    assert progress.seconds_in_epoch() == 0.0  # no epoch began in this process
+    assert [checkpoint._seconds(v) for v in (2, 2.5, 0, -1.0, float("nan"))] == [
+        2.0,
+        2.5,
+        0.0,
+        0.0,
+        0.0,
+    ]
+    assert [checkpoint._seconds(v) for v in (float("inf"), True, "x", None, [1])] == [0.0] * 5
+
+
+@pytest.mark.parametrize(
+    "entries, message",
+    [
+        ([[1]], "callback entry 0 has no class."),
+        ([{"state": {}}], "callback entry 0 has no class."),
+        ([{"class": "EarlyStopping", "state": {}}, 7], "callback entry 1 has no class."),
+    ],
+)
+def test_callback_entries_without_a_class_are_named(saved, entries, message):
+    path, _ = saved
+    _rewrite(path, lambda a, m: m.update(callbacks=entries))
+    model = _model()
+    model.resume_from(str(path))
+    x, y = _data()
+    with pytest.raises(DataError) as info:
+        model.fit(x, y, verbose=0)
+    assert str(info.value) == f"{path}: damaged checkpoint: {message}"
+
+
+def test_load_messages_in_full(tmp_path):
+    missing = tmp_path / "none.npz"
+    with pytest.raises(DataError) as info:
+        checkpoint.load(str(missing))
+    assert str(info.value) == f"{missing}: no checkpoint there."
+    path = tmp_path / "c.npz"
+    np.savez(path, params=np.zeros(3, np.float32))
+    with pytest.raises(DataError) as info:
+        checkpoint.load(str(path))
+    assert str(info.value) == f"{path}: not a gpunet checkpoint (no readable metadata)."
+    meta = np.frombuffer(b'{"format": "gpunet-checkpoint-1"}', dtype=np.uint8)
+    np.savez(path, params=np.zeros(3, np.float32), meta=meta)
+    with pytest.raises(DataError) as info:
+        checkpoint.load(str(path))
+    assert str(info.value) == (
+        f"{path}: checkpoint format 'gpunet-checkpoint-1', expected 'gpunet-checkpoint-2'."
+    )
+
+
+def test_an_epoch_interrupted_after_its_first_step_keeps_that_steps_time(tmp_path):
+    import time
+
+    from tests.test_checkpoint import Interrupt
+
+    slow = gn.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: time.sleep(0.1))
+    first = _model()
+    backup = gn.callbacks.BackupAndRestore(tmp_path, save_freq=1)
+    _fit(first, [slow, backup, Interrupt(0, 0)])
+    _, meta = checkpoint.load(backup.path)
+    assert meta["step"] == 1 and 0.1 <= meta["seconds_in_epoch"] < 5

@@ -128,7 +128,7 @@ def _format_fields(filepath: str) -> list[str]:
             f"ModelCheckpoint: filepath {filepath!r} cannot be formatted ({exc}); it may hold "
             "{epoch} and logged names, with format specs: 'best-{epoch:02d}-{val_loss:.3f}.npz'."
         ) from None
-    return [f.split(".")[0].split("[")[0] for f in fields]
+    return [f.split(".")[0] for f in fields]  # `{loss.real}` names loss (an index fails above)
 
 
 class BackupAndRestore(Callback):

@@ -148,7 +148,7 @@ def test_a_filepath_naming_a_value_the_fit_does_not_log_fails_before_the_first_s
 @pytest.mark.parametrize("threshold", ["abc", True, None, 0.5, 1])
 def test_the_initial_threshold_is_a_number(threshold):
     if isinstance(threshold, (str, bool)):
-        with pytest.raises(ValueError, match="initial_value_threshold must be a number or None"):
+        with pytest.raises(ValueError, match="^ModelCheckpoint: initial_value_threshold must be"):
             gn.callbacks.ModelCheckpoint("m.npz", initial_value_threshold=threshold)
     else:
         saver = gn.callbacks.ModelCheckpoint("m.npz", initial_value_threshold=threshold)
@@ -234,3 +234,25 @@ def test_terminate_on_nan_takes_plain_dict_logs_as_keras_does(capsys):
     stopper.on_epoch_begin(4)
     stopper.on_train_batch_end(1, {"loss": float("-inf")})
     assert stopper.failed_at == (4, 1)
+
+
+def test_a_training_checkpoint_serves_two_fits(tmp_path):
+    model = _model()
+    x, y = _data()
+    saver = gn.callbacks.TrainingCheckpoint(str(tmp_path / "ck.npz"))
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[saver])
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[saver])
+    assert saver.saved_epoch == 1
+
+
+def test_filepath_fields_may_be_batch_and_attributes_of_logged_values():
+    saver = gn.callbacks.ModelCheckpoint("m-{epoch:02d}-{batch:03d}-{loss.real:.2f}.npz")
+    saver.check(["loss"])
+    assert saver.fields == ["epoch", "batch", "loss"]
+    with pytest.raises(ValueError) as info:
+        gn.callbacks.ModelCheckpoint("m-{epoch[0]}.npz")
+    assert str(info.value) == (
+        "ModelCheckpoint: filepath 'm-{epoch[0]}.npz' cannot be formatted ('int' object is not "
+        "subscriptable); it may hold {epoch} and logged names, with format specs: "
+        "'best-{epoch:02d}-{val_loss:.3f}.npz'."
+    )

@@ -194,6 +194,7 @@ def test_early_stopping_restores_quietly_without_verbose(capsys):
         (gn.callbacks.ReduceLROnPlateau, "cooldown", True, "cooldown must be an int >= 0"),
         (gn.callbacks.ReduceLROnPlateau, "min_lr", "0", "min_lr must be a number"),
         (gn.callbacks.ReduceLROnPlateau, "factor", None, "factor must be a number"),
+        (gn.callbacks.ReduceLROnPlateau, "min_delta", "x", "min_delta must be a number"),
     ],
 )
 def test_monitor_arguments_are_checked_when_made(cls, argument, value, message):
@@ -205,3 +206,33 @@ def test_monitor_arguments_are_checked_when_made(cls, argument, value, message):
 def test_monitor_counts_take_numpy_ints():
     stopper = gn.callbacks.EarlyStopping(patience=np.int64(2), baseline=np.float32(0.5))
     assert stopper.patience == 2
+
+
+def test_a_bare_callback_and_history_start_empty():
+    callback = gn.callbacks.Callback()
+    assert callback.model is None and callback.params == {}
+    assert callback.resumed_seconds() == 0.0  # no model, no fit: nothing resumed
+    assert gn.callbacks.History().epoch == []
+
+
+def test_callback_list_refuses_hooks_that_are_not_keras_hooks():
+    hooks = gn.callbacks.CallbackList([], None, {})
+    for name in ("on_bogus", "fit", "on_"):
+        with pytest.raises(AttributeError) as info:
+            getattr(hooks, name)
+        assert str(info.value) == name
+
+
+def test_the_model_holds_the_running_history_during_fit():
+    gn.utils.clear_session()
+    model = gn.Sequential([gn.layers.Input((2,)), gn.layers.Dense(1)])
+    model.compile(loss="mse", optimizer="sgd")
+    seen = []
+    spy = gn.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: (
+            seen.append((model.history, list(model.history.epoch))) if epoch == 1 else None
+        )
+    )
+    history = model.fit(np.zeros((8, 2), np.float32), np.zeros((8, 1)), epochs=2, verbose=0,
+                        callbacks=[spy])  # fmt: skip
+    assert seen == [(history, [0])]  # set at epoch 0's end, before fit returns
