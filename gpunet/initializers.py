@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from gpunet import rng
+from gpunet.messages import unknown_name
 
 
 def compute_fans(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -204,4 +205,4 @@ def get(identifier) -> Initializer:
         return identifier
     if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
         return _BY_NAME[identifier.lower()]()
-    raise ValueError(f"Unknown initializer {identifier!r}. Allowed: {', '.join(sorted(_BY_NAME))}.")
+    raise unknown_name("initializer", identifier, sorted(_BY_NAME))

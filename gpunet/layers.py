@@ -9,6 +9,7 @@ from gpunet.buffers import Buffers
 from gpunet.kernels import activations
 from gpunet.kernels import dropout as dropout_kernels
 from gpunet.kernels.dense import dense_bwd, dense_fwd
+from gpunet.messages import unknown_name
 
 
 def _shape_tuple(shape, what: str) -> tuple[int, ...]:
@@ -346,4 +347,4 @@ def get(name: str):
     """The layer class called `name` (as written in configs: "Dense", "Dropout", ...)."""
     if isinstance(name, str) and name in _BY_NAME:
         return _BY_NAME[name]
-    raise ValueError(f"Unknown layer {name!r}. Allowed: {', '.join(sorted(_BY_NAME))}.")
+    raise unknown_name("layer", name, sorted(_BY_NAME))

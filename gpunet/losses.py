@@ -14,6 +14,7 @@ import numpy as np
 from gpunet.backend import get_array_module, to_host
 from gpunet.buffers import Buffers
 from gpunet.kernels import activations
+from gpunet.messages import unknown_name
 
 EPSILON = 1e-7  # keras.config.epsilon()
 
@@ -325,4 +326,4 @@ def get(identifier) -> Loss:
         return identifier
     if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
         return _BY_NAME[identifier.lower()]()
-    raise ValueError(f"Unknown loss {identifier!r}. Allowed: {', '.join(sorted(_BY_NAME))}.")
+    raise unknown_name("loss", identifier, sorted(_BY_NAME))

@@ -11,6 +11,7 @@ import numpy as np
 
 from gpunet.backend import get_array_module, to_host
 from gpunet.buffers import Buffers
+from gpunet.messages import unknown_name
 
 
 class Metric:
@@ -347,7 +348,7 @@ def get(identifier, y_true_shape: tuple, y_pred_shape: tuple) -> Metric:
             return MeanMetricWrapper(_FUNCTIONS[key], identifier)
         if key in _CLASSES:
             return _CLASSES[key](name=identifier)
-    raise ValueError(f"Unknown metric {identifier!r}. Allowed: {', '.join(NAMES)}.")
+    raise unknown_name("metric", identifier, NAMES)
 
 
 def check_name(identifier) -> None:
@@ -355,4 +356,4 @@ def check_name(identifier) -> None:
     if isinstance(identifier, Metric):
         return
     if not isinstance(identifier, str) or identifier.lower() not in NAMES:
-        raise ValueError(f"Unknown metric {identifier!r}. Allowed: {', '.join(NAMES)}.")
+        raise unknown_name("metric", identifier, NAMES)

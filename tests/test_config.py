@@ -151,7 +151,7 @@ def test_cli_bad_config_is_one_line_exit_2(tmp_path):
     assert out.returncode == 2
     assert out.stderr.strip() == (
         f"error: {path}: model[0].activation: Unknown activation "
-        "'rellu'. Allowed: elu, exponential, gelu, hard_sigmoid, "
+        "'rellu'. Did you mean 'relu'? Allowed: elu, exponential, gelu, hard_sigmoid, "
         "leaky_relu, linear, relu, selu, sigmoid, silu, softmax, "
         "softplus, softsign, tanh, swish."
     )

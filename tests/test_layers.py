@@ -179,6 +179,7 @@ def test_dropout_backward_scales_the_gradient_in_place():
 def test_unknown_layer_lists_the_layers():
     with pytest.raises(ValueError) as info:
         gn.layers.get("Dense2")
-    assert (
-        str(info.value) == "Unknown layer 'Dense2'. Allowed: Activation, Dense, Dropout, Flatten."
+    assert str(info.value) == (
+        "Unknown layer 'Dense2'. Did you mean 'Dense'? Allowed: Activation, Dense, Dropout, "
+        "Flatten."
     )

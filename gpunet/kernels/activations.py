@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gpunet.backend import get_array_module
+from gpunet.messages import unknown_name
 
 SELU_ALPHA = 1.6732632423543772
 SELU_SCALE = 1.0507009873554805
@@ -317,8 +318,8 @@ def get(identifier) -> Activation:
     if isinstance(identifier, Activation):
         return identifier
     if identifier is not None and not isinstance(identifier, str):
-        raise ValueError(f"Unknown activation {identifier!r}. Allowed: {', '.join(NAMES)}.")
+        raise unknown_name("activation", identifier, NAMES)
     key = _ALIASES.get(identifier, identifier)
     if isinstance(key, str) and key.lower() in _TABLE:
         return _TABLE[key.lower()]
-    raise ValueError(f"Unknown activation {identifier!r}. Allowed: {', '.join(NAMES)}.")
+    raise unknown_name("activation", identifier, NAMES)

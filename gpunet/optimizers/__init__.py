@@ -1,6 +1,7 @@
 """Optimizers with Keras 3 names, defaults and update rules, applied to the whole model at once
 (the base and its step scalars in `base`, the rules in `rules`)."""
 
+from gpunet.messages import unknown_name
 from gpunet.optimizers.base import DeviceScalar, Optimizer
 from gpunet.optimizers.rules import SGD, Adagrad, Adam, Adamax, AdamW, Nadam, RMSprop
 
@@ -21,7 +22,7 @@ def get(identifier) -> Optimizer:
         return identifier
     if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
         return _BY_NAME[identifier.lower()]()
-    raise ValueError(f"Unknown optimizer {identifier!r}. Allowed: {', '.join(sorted(_BY_NAME))}.")
+    raise unknown_name("optimizer", identifier, sorted(_BY_NAME))
 
 
 __all__ = [
