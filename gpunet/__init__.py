@@ -25,7 +25,7 @@ _SUBMODULES = (
     "utils",
 )
 
-__all__ = ["Sequential", "activations", *_SUBMODULES, "__version__"]
+__all__ = ["Input", "InputLayer", "Sequential", "activations", *_SUBMODULES, "__version__"]
 
 
 def __getattr__(name: str):
@@ -35,6 +35,8 @@ def __getattr__(name: str):
         module = importlib.import_module("gpunet.kernels.activations")
     elif name == "Sequential":
         module = importlib.import_module("gpunet.model").Sequential
+    elif name in ("Input", "InputLayer"):  # `gn.Input((784,))`, as `keras.Input`
+        module = getattr(importlib.import_module("gpunet.layers"), name)
     else:
         raise AttributeError(f"module 'gpunet' has no attribute {name!r}")
     globals()[name] = module  # later lookups skip this function

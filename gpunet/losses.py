@@ -57,7 +57,10 @@ class Loss:
         return float(values.sum() / values.shape[0])
 
     def check_targets(self, y_true: np.ndarray, output_shape: tuple[int, ...], where: str) -> None:
-        """Raise ValueError when targets don't fit the model's output."""
+        """Raise ValueError when targets don't fit the model's output; targets shaped (N,) fit
+        an output of one unit (Keras expands them to (N, 1))."""
+        if y_true.ndim == 1 and tuple(output_shape) == (1,):
+            return
         if y_true.shape[1:] != output_shape:
             expected = (None,) + tuple(output_shape)
             raise ValueError(
@@ -66,7 +69,7 @@ class Loss:
                 + (
                     "\nHint: one-hot encode labels with gn.utils.to_categorical, or use "
                     "sparse_categorical_crossentropy."
-                    if y_true.ndim == 1
+                    if y_true.ndim == 1 and self.name == "categorical_crossentropy"
                     else ""
                 )
             )

@@ -20,6 +20,7 @@ from gpunet import callbacks as callbacks_module
 from gpunet import metrics as metrics_module
 from gpunet.layers import InputLayer, Layer
 from gpunet.messages import excerpt
+from gpunet.model_layers import LayerAccess
 from gpunet.trainer import Trainer
 
 FLOATX = inputs.FLOATX
@@ -40,7 +41,7 @@ def _check_fits_in_memory(name: str, count: int) -> None:
         )
 
 
-class Sequential:
+class Sequential(LayerAccess):
     """A linear stack of layers.
 
     Args:
@@ -151,36 +152,6 @@ class Sequential:
                 self._input_shape = tuple(data_shape)
             self.build()
 
-    def count_params(self) -> int:
-        """Number of parameters (all trainable)."""
-        self._ensure_built()
-        return int(self._params.size)
-
-    @property
-    def weights(self) -> list:
-        self._ensure_built()
-        return [w for layer in self.layers for w in layer.weights]
-
-    def get_weights(self) -> list[np.ndarray]:
-        """Host copies of all weights, Keras order: per Dense, kernel (in, out) then bias."""
-        return [np.array(backend.to_host(w)) for w in self.weights]
-
-    def set_weights(self, weights) -> None:
-        """Copy host arrays into the weights; shapes must match `get_weights()`."""
-        targets = self.weights
-        if len(weights) != len(targets):
-            raise ValueError(
-                f"{self.name}: set_weights expects {len(targets)} arrays, received {len(weights)}."
-            )
-        for i, (target, value) in enumerate(zip(targets, weights)):
-            value = np.asarray(backend.to_host(value), dtype=FLOATX)
-            if value.shape != target.shape:
-                raise ValueError(
-                    f"{self.name}: weight {i} must have shape {target.shape}, received "
-                    f"{value.shape}."
-                )
-            target[...] = backend.to_device(value, FLOATX)
-
     def summary(self, print_fn=None, line_length: int | None = None) -> None:
         """Print Keras 3's table of layers, output shapes and parameter counts (drawn with rich).
 
@@ -278,6 +249,8 @@ class Sequential:
         if len(x) == 0:
             raise ValueError(f"{where}: x is empty.")
         self.loss.check_targets(y, self.layers[-1].output_shape, where)
+        if y.ndim == 1 and not self.loss.sparse:
+            y = y.reshape(-1, 1)  # (N,) targets of a one-unit output, as Keras expands them
         inputs.check_finite(x, f"{where}: x")
         inputs.check_finite(y, f"{where}: y")
         if self._metrics is None:

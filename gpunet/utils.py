@@ -51,3 +51,21 @@ def to_categorical(y, num_classes: int | None = None, dtype="float32") -> np.nda
     out = np.zeros(labels.shape + (num_classes,), dtype=dtype)
     np.put_along_axis(out, labels[..., None].astype(np.intp), 1, axis=-1)
     return out
+
+
+def normalize(x, axis: int = -1, order: int = 2):
+    """`x` divided by its `order`-norm along `axis` (rows of norm 0 stay as they are), as
+    `keras.utils.normalize`; the shape is kept (Keras's NumPy path makes a 1-D input 2-D, its
+    tensor path does not), and a device array gives a device array."""
+    xp = backend.get_array_module(x)
+    x = xp.asarray(x)
+    magnitude = xp.abs(x)
+    if order == 2:
+        norm = xp.sqrt((x * x).sum(axis=axis, keepdims=True))
+    elif order == np.inf:
+        norm = magnitude.max(axis=axis, keepdims=True)
+    elif order == 1:
+        norm = magnitude.sum(axis=axis, keepdims=True)
+    else:
+        norm = (magnitude**order).sum(axis=axis, keepdims=True) ** (1.0 / order)
+    return x / xp.where(norm == 0, 1, norm).astype(x.dtype, copy=False)

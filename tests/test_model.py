@@ -477,3 +477,36 @@ def test_numpy_integers_are_ints_as_keras_takes_them():
     history = model.fit(x, y, epochs=np.int64(2), batch_size=np.int32(100), verbose=0)
     assert history.epoch == [0, 1] and history.params["steps"] == 6
     assert type(history.params["epochs"]) is int
+
+
+@pytest.mark.parametrize("loss", ["mse", "mae", "binary_crossentropy"])
+def test_one_column_targets_may_be_given_flat_as_keras_takes_them(loss):
+    rs = np.random.default_rng(0)
+    x = rs.random((40, 3), dtype=np.float32)
+    y = (x[:, 0] > 0.5).astype(np.float32)
+
+    def trained(targets):
+        gn.utils.clear_session()
+        gn.utils.set_random_seed(4)
+        model = gn.Sequential([gn.layers.Input((3,)), gn.layers.Dense(1, activation="sigmoid")])
+        model.compile(loss=loss, optimizer="sgd", metrics=["accuracy"])
+        history = model.fit(x, targets, epochs=2, batch_size=8, verbose=0, validation_split=0.25)
+        return model, history.history
+
+    flat, flat_history = trained(y)
+    column, column_history = trained(y[:, None])
+    assert flat_history == column_history
+    for a, b in zip(flat.get_weights(), column.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert flat.evaluate(x, y, verbose=0) == column.evaluate(x, y[:, None], verbose=0)
+
+
+def test_flat_targets_for_several_outputs_keep_the_one_hot_hint_for_crossentropy_only():
+    x = np.zeros((4, 3), np.float32)
+    for loss, hinted in (("categorical_crossentropy", True), ("mse", False)):
+        gn.utils.clear_session()
+        model = gn.Sequential([gn.layers.Input((3,)), gn.layers.Dense(2)])
+        model.compile(loss=loss, optimizer="sgd")
+        with pytest.raises(ValueError) as info:
+            model.fit(x, np.zeros(4), verbose=0)
+        assert ("to_categorical" in str(info.value)) is hinted

@@ -1,0 +1,91 @@
+"""Keras's ways to reach a model's layers, weights and logged names: `get_layer`, `weights`,
+`trainable_weights`, `get_weights`/`set_weights`, `count_params`, `metrics_names`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gpunet import backend, inputs
+
+FLOATX = inputs.FLOATX
+
+
+class LayerAccess:
+    """Mixed into Sequential, which provides `layers`, `name`, `_ensure_built` and `_params`."""
+
+    def get_layer(self, name: str | None = None, index: int | None = None):
+        """The layer called `name`, or at position `index` of `layers` (Keras: one of them)."""
+        if name is not None and index is not None:
+            raise ValueError(
+                f"{self.name}: get_layer takes a layer name or an index, not both "
+                f"(received name={name!r}, index={index!r})."
+            )
+        if index is not None:
+            if not inputs.is_int(index) or not -len(self.layers) <= index < len(self.layers):
+                raise ValueError(
+                    f"{self.name}: no layer at index {index!r}; the model has "
+                    f"{len(self.layers)} layers."
+                )
+            return self.layers[index]
+        if name is not None:
+            for layer in self.layers:
+                if layer.name == name:
+                    return layer
+            raise ValueError(
+                f"{self.name}: no layer named {name!r}; its layers are "
+                f"{', '.join(layer.name for layer in self.layers) or 'none'}."
+            )
+        raise ValueError(f"{self.name}: get_layer needs a layer name or an index.")
+
+    @property
+    def metrics_names(self) -> list[str]:
+        """The names `evaluate` returns its values under, in order: "loss", then the metrics.
+
+        Keras 3 answers ["loss", "compile_metrics"] once compiled metrics exist; the names are
+        what Keras 2 code (`dict(zip(model.metrics_names, scores))`) needs, so they are given.
+        """
+        if self.loss is None:
+            return []
+        metrics = self._metrics if self._metrics is not None else self._metric_ids
+        return ["loss"] + [m if isinstance(m, str) else m.name for m in metrics]
+
+    def count_params(self) -> int:
+        """Number of parameters (all trainable)."""
+        self._ensure_built()
+        return int(self._params.size)
+
+    @property
+    def weights(self) -> list:
+        """Every weight (views into the flat parameters), Keras order."""
+        self._ensure_built()
+        return [w for layer in self.layers for w in layer.weights]
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Host copies of all weights, Keras order: per Dense, kernel (in, out) then bias."""
+        return [np.array(backend.to_host(w)) for w in self.weights]
+
+    def set_weights(self, weights) -> None:
+        """Copy host arrays into the weights; shapes must match `get_weights()`."""
+        targets = self.weights
+        if len(weights) != len(targets):
+            raise ValueError(
+                f"{self.name}: set_weights expects {len(targets)} arrays, received {len(weights)}."
+            )
+        for i, (target, value) in enumerate(zip(targets, weights)):
+            value = np.asarray(backend.to_host(value), dtype=FLOATX)
+            if value.shape != target.shape:
+                raise ValueError(
+                    f"{self.name}: weight {i} must have shape {target.shape}, received "
+                    f"{value.shape}."
+                )
+            target[...] = backend.to_device(value, FLOATX)
+
+    @property
+    def trainable_weights(self) -> list:
+        """The weights the optimizer updates: every weight (no layer is frozen)."""
+        return self.weights
+
+    @property
+    def non_trainable_weights(self) -> list:
+        """Weights the optimizer leaves alone: none (no gpunet layer has any yet)."""
+        return []
