@@ -229,7 +229,7 @@ def cmd_evaluate(args) -> int:
     if data.x_test is None:
         raise UsageError(f"{args.run_dir}: the run has no test data; pass --data FILE.")
     results = model.evaluate(
-        data.x_test, data.y_test, batch_size=cfg.fit.batch_size, return_dict=True
+        data.x_test, data.y_test, batch_size=cfg.fit.batch_size, return_dict=True, verbose=0
     )
     print(" - ".join(f"{name}: {value:.4f}" for name, value in results.items()))
     return 0
@@ -244,7 +244,7 @@ def cmd_predict(args) -> int:
             f"{args.input}: inputs have per-sample shape {x.shape[1:]}, the model of "
             f"{args.run_dir} expects {expected}."
         )
-    probs = model.predict(x, batch_size=cfg.fit.batch_size)
+    probs = model.predict(x, batch_size=cfg.fit.batch_size, verbose=0)  # stdout is the CSV
     header = "predicted," + ",".join(f"p{i}" for i in range(probs.shape[1]))
     lines = [header] + [f"{row.argmax()}," + ",".join(f"{v:.6g}" for v in row) for row in probs]
     text = "\n".join(lines) + "\n"

@@ -41,6 +41,16 @@ def _check_fits_in_memory(name: str, count: int) -> None:
         )
 
 
+def _progbar(verbose, where: str):
+    """The bar evaluate and predict draw: verbose "auto" and 1 a live bar (the plain line off a
+    terminal), 2 the plain line, 0 nothing."""
+    if verbose == "auto":
+        verbose = 1
+    if verbose not in (0, 1, 2) or isinstance(verbose, bool):
+        raise ValueError(f"{where}: verbose must be 0, 1, 2 or 'auto', received {verbose!r}.")
+    return callbacks_module.ProgbarLogger(verbose) if verbose else None
+
+
 class Sequential(LayerAccess):
     """A linear stack of layers.
 
@@ -421,13 +431,14 @@ class Sequential(LayerAccess):
     ):
         """Loss and metrics on (x, y): a float if no metrics, else [loss, *metrics]."""
         batch_size = inputs.check_batch_size(batch_size)
+        progbar = _progbar(verbose, "evaluate")
         x_dev, y_dev = self._prepare(x, y, "evaluate")
         w_dev = None
         if sample_weight is not None:
             w_dev = backend.to_device(
                 inputs.check_sample_weight(sample_weight, len(x_dev), "evaluate"), FLOATX
             )
-        logs = self._get_trainer().evaluate(x_dev, y_dev, w_dev, batch_size)
+        logs = self._get_trainer().evaluate(x_dev, y_dev, w_dev, batch_size, progbar=progbar)
         if return_dict:
             return logs
         values = list(logs.values())
@@ -436,13 +447,14 @@ class Sequential(LayerAccess):
     def predict(self, x, batch_size=None, verbose="auto") -> np.ndarray:
         """Model outputs for x (dropout off), computed in batches; a host float32 array."""
         batch_size = inputs.check_batch_size(batch_size)
+        progbar = _progbar(verbose, "predict")
         x = inputs.as_array(x, "predict: x")
         if x.ndim < 2:
             raise ValueError(f"predict: x must have a batch axis, received shape {x.shape}.")
         self._ensure_built(x.shape[1:])
         self._check_input_shape(x.shape, "predict")
         inputs.check_finite(x, "predict: x")
-        return self._get_trainer().predict(backend.to_device(x, FLOATX), batch_size)
+        return self._get_trainer().predict(backend.to_device(x, FLOATX), batch_size, progbar)
 
     def __repr__(self) -> str:
         return f"<Sequential name={self.name!r}, {len(self.layers)} layers>"

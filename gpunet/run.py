@@ -381,7 +381,7 @@ def _write_results(cfg, config_path, run_dir, model, data, history, recorder, qu
     results = {}
     if data.x_test is not None:
         results = model.evaluate(
-            data.x_test, data.y_test, batch_size=cfg.fit.batch_size, return_dict=True
+            data.x_test, data.y_test, batch_size=cfg.fit.batch_size, return_dict=True, verbose=0
         )
     runs.write_json(
         os.path.join(run_dir, "metrics.json"),

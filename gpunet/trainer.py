@@ -171,23 +171,45 @@ class Trainer:
 
     # ----- evaluate and predict ---------------------------------------------------------------
 
-    def evaluate(self, x, y, w, batch_size: int, prefix: str = "", tracker=None) -> dict:
-        """Loss and metrics over (x, y[, w]) in batches (dropout off): one read at the end."""
+    def evaluate(
+        self, x, y, w, batch_size: int, prefix: str = "", tracker=None, progbar=None
+    ) -> dict:
+        """Loss and metrics over (x, y[, w]) in batches (dropout off): one read at the end.
+        `progbar` (a ProgbarLogger) draws the steps and prints the results at the end."""
         spans = batches(len(x), batch_size)
         if tracker is None:
             tracker = Tracker(backend.get_array_module(x), self.model._metrics, len(spans))
         tracker.reset()
+        _begin(progbar, "test", len(spans))
         for step, (start, stop) in enumerate(spans):
             wb = None if w is None else w[start:stop]
             yb = y[start:stop]
             y_pred = self.step.evaluate(x[start:stop], yb, wb, tracker.step_total(step))
             tracker.update(stop - start, yb, y_pred, wb)
-        return tracker.read(prefix)
+            if progbar is not None:
+                progbar.on_test_batch_end(step)
+        logs = tracker.read(prefix)
+        if progbar is not None:
+            progbar.on_test_end(logs)
+        return logs
 
-    def predict(self, x, batch_size: int) -> np.ndarray:
+    def predict(self, x, batch_size: int, progbar=None) -> np.ndarray:
         """Model outputs in batches, gathered on the device and copied to the host once."""
         xp = backend.get_array_module(x)
         out = xp.empty((len(x),) + self.model.layers[-1].output_shape, dtype=inputs.FLOATX)
-        for start, stop in batches(len(x), batch_size):
+        spans = batches(len(x), batch_size)
+        _begin(progbar, "predict", len(spans))
+        for step, (start, stop) in enumerate(spans):
             out[start:stop] = self.step.forward(x[start:stop], training=False)
-        return np.asarray(backend.to_host(out))
+            if progbar is not None:
+                progbar.on_predict_batch_end(step)
+        host = np.asarray(backend.to_host(out))
+        if progbar is not None:
+            progbar.on_predict_end()
+        return host
+
+
+def _begin(progbar, kind: str, steps: int) -> None:
+    if progbar is not None:
+        progbar.set_params({"verbose": progbar.verbose, "epochs": 1, "steps": steps})
+        getattr(progbar, f"on_{kind}_begin")()

@@ -97,3 +97,20 @@ class ProgbarLogger(Callback):
         if self._live is not None:  # training stopped mid-epoch
             self._live.stop()
             self._live = None
+
+    # evaluate() and predict() outside fit: one bar over their batches (Keras's), the final
+    # line with the results; `params` gives their step count, `epochs` 1 (no header).
+    def on_test_begin(self, logs=None):
+        self.on_train_begin()
+        self.on_epoch_begin(0)
+
+    def on_test_batch_end(self, batch, logs=None):
+        self.on_train_batch_end(batch, logs)
+
+    def on_test_end(self, logs=None):
+        self.on_epoch_end(0, logs)
+        self.on_train_end()
+
+    on_predict_begin = on_test_begin
+    on_predict_batch_end = on_test_batch_end
+    on_predict_end = on_test_end
