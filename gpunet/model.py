@@ -20,6 +20,7 @@ from gpunet import callbacks as callbacks_module
 from gpunet import metrics as metrics_module
 from gpunet.layers import InputLayer, Layer
 from gpunet.messages import excerpt
+from gpunet.model_batches import BatchMethods
 from gpunet.model_layers import LayerAccess
 from gpunet.trainer import Trainer
 
@@ -51,7 +52,7 @@ def _progbar(verbose, where: str):
     return callbacks_module.ProgbarLogger(verbose) if verbose else None
 
 
-class Sequential(LayerAccess):
+class Sequential(LayerAccess, BatchMethods):
     """A linear stack of layers.
 
     Args:
@@ -360,6 +361,7 @@ class Sequential(LayerAccess):
             val = self._validation_arrays(validation_data)
         val_batch_size = inputs.check_batch_size(validation_batch_size or batch_size)
 
+        self.reset_metrics()  # as Keras: the *_on_batch running means start afresh
         history = self._get_trainer().fit(
             x_dev,
             y_dev,
@@ -438,6 +440,7 @@ class Sequential(LayerAccess):
             w_dev = backend.to_device(
                 inputs.check_sample_weight(sample_weight, len(x_dev), "evaluate"), FLOATX
             )
+        self.reset_metrics()
         logs = self._get_trainer().evaluate(x_dev, y_dev, w_dev, batch_size, progbar=progbar)
         if return_dict:
             return logs
