@@ -312,6 +312,24 @@ _ALIASES = {"swish": "silu", None: "linear"}
 
 NAMES = tuple(sorted(_TABLE)) + ("swish",)
 
+# The activations as functions, as `keras.activations.relu(x)` (Keras's default options; a new
+# array each call): `Dense(64, activation=gn.activations.relu)` works too.
+linear, relu, sigmoid, tanh = (_TABLE[n] for n in ("linear", "relu", "sigmoid", "tanh"))
+softmax, softplus, softsign = (_TABLE[n] for n in ("softmax", "softplus", "softsign"))
+elu, selu, leaky_relu, gelu = (_TABLE[n] for n in ("elu", "selu", "leaky_relu", "gelu"))
+silu = swish = _TABLE["silu"]
+hard_sigmoid, exponential = _TABLE["hard_sigmoid"], _TABLE["exponential"]
+
+
+def serialize(activation) -> str:
+    """Keras 3 serializes a built-in activation as its name."""
+    return get(activation).name
+
+
+def deserialize(name) -> Activation:
+    """The activation `serialize` named."""
+    return get(name)
+
 
 def get(identifier) -> Activation:
     """Resolve an activation name (or None, or an Activation) to its kernel pair."""

@@ -3,6 +3,7 @@ import math
 import numpy as np
 import pytest
 
+import gpunet as gn
 from gpunet.kernels import activations
 from tests.gradcheck import assert_grad_close, numerical_grad
 
@@ -204,3 +205,17 @@ def test_exact_gelu_without_scipy_says_what_to_install(monkeypatch):
         "The exact 'gelu' activation needs SciPy for erf on the NumPy backend. "
         "Hint: pip install scipy."
     )
+
+
+def test_activations_are_functions_as_in_keras():
+    x = np.array([[-2.0, 0.0, 3.0]], dtype=np.float32)
+    np.testing.assert_array_equal(gn.activations.relu(x), [[0.0, 0.0, 3.0]])
+    assert gn.activations.swish is gn.activations.silu
+    np.testing.assert_allclose(gn.activations.softmax(x).sum(axis=-1), [1.0], rtol=1e-6)
+    assert x.tolist() == [[-2.0, 0.0, 3.0]]  # the input is left alone
+    names = [n for n in gn.activations.NAMES if n != "swish"]
+    assert all(getattr(gn.activations, n).name == n for n in names)
+    layer = gn.layers.Dense(2, activation=gn.activations.tanh)
+    assert layer.activation.name == "tanh"
+    assert gn.activations.serialize(gn.activations.elu) == "elu"
+    assert gn.activations.deserialize("swish").name == "silu"
