@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from gpunet import rng
+from gpunet import rng, serialization
 from gpunet.messages import unknown_name
 
 
@@ -35,6 +35,14 @@ class Initializer:
 
     def sample(self, shape: tuple[int, ...]) -> np.ndarray:
         raise NotImplementedError
+
+    def get_config(self) -> dict:
+        """The constructor arguments that rebuild this initializer (Keras's `get_config`)."""
+        return serialization.constructor_config(self)
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)
 
 
 class Zeros(Initializer):
@@ -199,10 +207,27 @@ _BY_NAME = {
 }
 
 
+_CLASSES = {cls.__name__: cls for cls in set(_BY_NAME.values())}
+
+
+def serialize(initializer: Initializer) -> dict:
+    """Keras 3's serialized form of an initializer."""
+    return serialization.serialize(initializer, "keras.initializers")
+
+
+def deserialize(config: dict) -> Initializer:
+    """The initializer `serialize` (or Keras 3) described."""
+    return serialization.deserialize(config, _CLASSES, "initializer")
+
+
 def get(identifier) -> Initializer:
-    """Resolve an initializer name or instance."""
+    """Resolve an initializer name, class name, serialized dict or instance."""
     if isinstance(identifier, Initializer):
         return identifier
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
+    if isinstance(identifier, str) and identifier in _CLASSES:
+        return _CLASSES[identifier]()
     if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
         return _BY_NAME[identifier.lower()]()
     raise unknown_name("initializer", identifier, sorted(_BY_NAME))

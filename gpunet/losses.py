@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from gpunet import serialization
 from gpunet.backend import get_array_module, to_host
 from gpunet.buffers import Buffers
 from gpunet.kernels import activations
@@ -55,6 +56,14 @@ class Loss:
         if sample_weight is not None:
             values = values * sample_weight
         return float(values.sum() / values.shape[0])
+
+    def get_config(self) -> dict:
+        """The constructor arguments that rebuild this loss (Keras's `get_config`)."""
+        return serialization.constructor_config(self)
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)
 
     def check_targets(self, y_true: np.ndarray, output_shape: tuple[int, ...], where: str) -> None:
         """Raise ValueError when targets don't fit the model's output; targets shaped (N,) fit
@@ -323,10 +332,37 @@ _BY_NAME = {
 }
 
 
+_CLASSES = {
+    cls.__name__: cls
+    for cls in (
+        MeanSquaredError,
+        MeanAbsoluteError,
+        Huber,
+        BinaryCrossentropy,
+        CategoricalCrossentropy,
+        SparseCategoricalCrossentropy,
+    )
+}
+
+
+def serialize(loss: Loss) -> dict:
+    """Keras 3's serialized form of a loss."""
+    return serialization.serialize(loss, "keras.losses")
+
+
+def deserialize(config: dict) -> Loss:
+    """The loss `serialize` (or Keras 3) described."""
+    return serialization.deserialize(config, _CLASSES, "loss")
+
+
 def get(identifier) -> Loss:
-    """Resolve a loss name or instance."""
+    """Resolve a loss name, class name, serialized dict or instance."""
     if isinstance(identifier, Loss):
         return identifier
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
+    if isinstance(identifier, str) and identifier in _CLASSES:
+        return _CLASSES[identifier]()
     if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
         return _BY_NAME[identifier.lower()]()
     raise unknown_name("loss", identifier, sorted(_BY_NAME))

@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import math
 
+from gpunet import serialization
+
 
 class LearningRateSchedule:
     """Base class: a callable from the step count to a learning rate."""
+
+    def get_config(self) -> dict:
+        """The constructor arguments that rebuild this schedule (Keras's `get_config`)."""
+        return serialization.constructor_config(self)
 
     def __call__(self, step: int) -> float:
         raise NotImplementedError
@@ -77,3 +83,14 @@ class CosineDecay(LearningRateSchedule):
         step = min(step, self.decay_steps)
         cosine = 0.5 * (1.0 + math.cos(math.pi * step / self.decay_steps))
         return peak * ((1.0 - self.alpha) * cosine + self.alpha)
+
+
+def serialize(schedule: LearningRateSchedule) -> dict:
+    """Keras 3's serialized form of a schedule."""
+    return serialization.serialize(schedule, "keras.optimizers.schedules")
+
+
+def deserialize(config: dict) -> LearningRateSchedule:
+    """The schedule `serialize` (or Keras 3) described."""
+    classes = {cls.__name__: cls for cls in (ExponentialDecay, PiecewiseConstantDecay, CosineDecay)}
+    return serialization.deserialize(config, classes, "schedule")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 
+from gpunet import schedules, serialization
 from gpunet.backend import get_array_module, to_host
 from gpunet.buffers import Buffers
 from gpunet.schedules import LearningRateSchedule
@@ -116,6 +117,20 @@ class Optimizer:
 
         own = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "kwargs")]
         return sorted(set(own) | set(_BASE_ARGS) | {"lr"})
+
+    def get_config(self) -> dict:
+        """The constructor arguments that rebuild this optimizer (Keras's `get_config`); a
+        schedule's rate is its serialized form."""
+        config = serialization.constructor_config(self)
+        if isinstance(self._learning_rate, LearningRateSchedule):
+            config["learning_rate"] = schedules.serialize(self._learning_rate)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict):
+        from gpunet import optimizers
+
+        return optimizers.deserialize({"class_name": cls.__name__, "config": config})
 
     @property
     def learning_rate(self) -> float:
