@@ -19,6 +19,7 @@ _SUBMODULES = (
     "layers",
     "losses",
     "metrics",
+    "models",
     "optimizers",
     "regularizers",
     "schedules",

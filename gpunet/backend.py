@@ -136,3 +136,10 @@ def to_host(array) -> np.ndarray:
     if type(array) in _DEVICE_MODULES:
         return array.get()
     return np.asarray(array)
+
+
+def clear_session() -> None:
+    """`keras.backend.clear_session()`: default layer and model names start afresh."""
+    from gpunet import naming
+
+    naming.reset()

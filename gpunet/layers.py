@@ -53,6 +53,24 @@ class Layer:
     def built(self) -> bool:
         return self.output_shape is not None
 
+    def get_config(self) -> dict:
+        """Keras's layer config: name, trainable, dtype, then the layer's own arguments (nested
+        objects serialized); `from_config` rebuilds an equal layer with fresh weights."""
+        config = {"name": self.name, "trainable": True, "dtype": "float32"}
+        if self.declared_input_shape is not None:
+            config["input_shape"] = list(self.declared_input_shape)
+        return {**config, **self._config()}
+
+    def _config(self) -> dict:
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict):
+        arguments = dict(config)
+        arguments.pop("trainable", None)  # every gpunet layer trains
+        arguments.pop("dtype", None)  # float32, the only dtype gpunet trains in
+        return cls(**arguments)
+
     def build(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Fix the per-sample input shape and return the per-sample output shape."""
         self._buffers.clear()
@@ -105,11 +123,21 @@ class InputLayer(Layer):
 
     Args:
         shape: per-sample shape, e.g. (784,) or (28, 28).
+        batch_shape: Keras's config spelling, the batch axis first: (None, 784).
     """
 
-    def __init__(self, shape, name: str | None = None):
+    def __init__(self, shape=None, name: str | None = None, batch_shape=None):
         super().__init__(name=name or naming.unique_name("input_layer"))
+        if batch_shape is not None:
+            shape = tuple(batch_shape)[1:]
         self.declared_input_shape = _shape_tuple(shape, f"{self.name}: shape")
+
+    def get_config(self) -> dict:
+        return {
+            "name": self.name,
+            "batch_shape": [None, *self.declared_input_shape],
+            "dtype": "float32",
+        }
 
 
 def Input(shape, name: str | None = None) -> InputLayer:  # noqa: N802 (Keras spelling)
@@ -179,6 +207,17 @@ class Dense(_Activated):
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
         self.kernel = self.bias = self.g_kernel = self.g_bias = None
+
+    def _config(self) -> dict:
+        return {
+            "units": self.units,
+            "activation": self.activation.name,
+            "use_bias": self.use_bias,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": _serialized(self.kernel_regularizer),
+            "bias_regularizer": _serialized(self.bias_regularizer),
+        }
 
     def compute_output_shape(self, input_shape):
         if len(input_shape) != 1:
@@ -253,6 +292,9 @@ class Activation(_Activated):
     def __init__(self, activation, **kwargs):
         super().__init__(activation=activation, **kwargs)
 
+    def _config(self) -> dict:
+        return {"activation": self.activation.name}
+
     def forward(self, x, training, activate: bool = True):
         # Never in place: the previous layer may need its own output for its backward pass.
         return self._activate(x, own_buffer=True, activate=activate)
@@ -286,6 +328,9 @@ class Dropout(Layer):
         self.stream_seed: int | None = None  # fixed when the model is built
         self.offset = 0  # units drawn so far
         self._mask = None
+
+    def _config(self) -> dict:
+        return {"rate": self.rate, "seed": self.seed}
 
     def build(self, input_shape):
         self.stream_seed = rng.draw_seed() if self.seed is None else self.seed
@@ -338,6 +383,10 @@ class Flatten(Layer):
 
     def backward(self, gy):
         return gy.reshape((gy.shape[0],) + self.input_shape) if self.need_input_grad else None
+
+
+def _serialized(regularizer):
+    return None if regularizer is None else regularizers.serialize(regularizer)
 
 
 _BY_NAME = {"Dense": Dense, "Activation": Activation, "Dropout": Dropout, "Flatten": Flatten}

@@ -21,6 +21,7 @@ from gpunet import metrics as metrics_module
 from gpunet.layers import InputLayer, Layer
 from gpunet.messages import excerpt
 from gpunet.model_batches import BatchMethods
+from gpunet.model_config import ConfigMethods
 from gpunet.model_layers import LayerAccess
 from gpunet.trainer import Trainer
 
@@ -52,7 +53,7 @@ def _progbar(verbose, where: str):
     return callbacks_module.ProgbarLogger(verbose) if verbose else None
 
 
-class Sequential(LayerAccess, BatchMethods):
+class Sequential(LayerAccess, BatchMethods, ConfigMethods):
     """A linear stack of layers.
 
     Args:

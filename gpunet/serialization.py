@@ -52,7 +52,8 @@ def deserialize(config, classes: dict, kind: str):
     cls = classes.get(config["class_name"])
     if cls is None:
         raise unknown_name(kind, config["class_name"], sorted(classes))
-    arguments = config.get("config") or {}
+    arguments = config.get("config")
+    arguments = {} if arguments is None else arguments
     if not isinstance(arguments, dict):
         raise ValueError(
             f"{kind} {cls.__name__}: config must be a dict, received {excerpt(arguments)}."
