@@ -3,7 +3,9 @@ model's flat buffer) and its forward/backward buffers; the math lives in `gpunet
 
 from __future__ import annotations
 
-from gpunet import initializers, naming, regularizers, rng
+import numpy as np
+
+from gpunet import backend, initializers, naming, regularizers, rng
 from gpunet.backend import get_array_module
 from gpunet.buffers import Buffers
 from gpunet.kernels import activations
@@ -91,6 +93,25 @@ class Layer:
     @property
     def weights(self) -> list:
         return []
+
+    def get_weights(self) -> list:
+        """Host copies of this layer's weights (kernel, then bias), as Keras's layer method."""
+        return [np.array(backend.to_host(w)) for w in self.weights]
+
+    def set_weights(self, weights) -> None:
+        """Copy host arrays into this layer's weights (the model's buffers); shapes must match."""
+        targets = self.weights
+        if len(weights) != len(targets):
+            raise ValueError(
+                f"{self.name}: set_weights expects {len(targets)} arrays, received {len(weights)}."
+            )
+        for target, value in zip(targets, weights):
+            value = np.asarray(backend.to_host(value), dtype=target.dtype)
+            if value.shape != target.shape:
+                raise ValueError(
+                    f"{self.name}: a weight of shape {target.shape} received {value.shape}."
+                )
+            target[...] = backend.to_device(value, target.dtype)
 
     @property
     def regularized(self) -> bool:
@@ -240,6 +261,8 @@ class Dense(_Activated):
 
     @property
     def weights(self):
+        if self.kernel is None:  # not built: no weights yet, as a Keras layer before build
+            return []
         return [self.kernel, self.bias] if self.use_bias else [self.kernel]
 
     @property

@@ -183,3 +183,19 @@ def test_unknown_layer_lists_the_layers():
         "Unknown layer 'Dense2'. Did you mean 'Dense'? Allowed: Activation, Dense, Dropout, "
         "Flatten."
     )
+
+
+def test_a_layers_weights_get_and_set_as_keras_layers_do():
+    model = gn.Sequential([gn.layers.Input((3,)), gn.layers.Dense(2), gn.layers.Dropout(0.5)])
+    dense, dropout = model.layers
+    assert dense.get_weights() == [] and dropout.get_weights() == []  # not built yet
+    model.build()
+    kernel, bias = dense.get_weights()
+    assert kernel.shape == (3, 2) and bias.shape == (2,)
+    dense.set_weights([np.ones((3, 2)), np.full(2, 0.5)])
+    np.testing.assert_array_equal(model.get_weights()[0], np.ones((3, 2), np.float32))
+    np.testing.assert_array_equal(model.get_weights()[1], [0.5, 0.5])
+    with pytest.raises(ValueError, match=r"^dense: set_weights expects 2 arrays, received 1\.$"):
+        dense.set_weights([kernel])
+    with pytest.raises(ValueError, match=r"^dense: a weight of shape \(2,\) received \(3,\)\.$"):
+        dense.set_weights([kernel, np.zeros(3)])
