@@ -76,6 +76,9 @@ def save(
     holds the running loss and metrics of a partial epoch."""
     scalars, slots = model.optimizer.get_state()
     arrays = {"params": backend.to_host(model._params)}
+    for layer in model.layers:  # statistics training does not update (Normalization's)
+        for name, value in layer.state().items():
+            arrays[f"state/{layer.name}/{name}"] = backend.to_host(value)
     arrays.update({f"optimizer/{name}": value for name, value in slots.items()})
     if progress.order is not None:
         arrays["order"] = progress.order
@@ -176,6 +179,12 @@ def restore(model, arrays: dict, meta: dict, callbacks=(), path: str = "checkpoi
     """Put a loaded checkpoint back into a built, compiled model; returns where the fit was."""
     check_fits(model, arrays, meta, path)
     model._params[...] = backend.to_device(arrays["params"], model._params.dtype)
+    for layer in model.layers:
+        for name, target in layer.state().items():
+            saved = arrays.get(f"state/{layer.name}/{name}")
+            if saved is None or saved.shape != target.shape:
+                raise DataError(f"{path}: damaged checkpoint: no {layer.name} {name} of its shape.")
+            target[...] = backend.to_device(saved, target.dtype)
     slots = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("optimizer/")}
     try:
         model.optimizer.set_state(meta["optimizer"], slots)

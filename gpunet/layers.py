@@ -94,6 +94,11 @@ class Layer:
     def weights(self) -> list:
         return []
 
+    def state(self) -> dict:
+        """Arrays the layer keeps that training does not update (Normalization's statistics),
+        by name: saved with the weights and in checkpoints, after the parameters."""
+        return {}
+
     def get_weights(self) -> list:
         """Host copies of this layer's weights (kernel, then bias), as Keras's layer method."""
         return [np.array(backend.to_host(w)) for w in self.weights]
@@ -412,7 +417,15 @@ def _serialized(regularizer):
     return None if regularizer is None else regularizers.serialize(regularizer)
 
 
-_BY_NAME = {"Dense": Dense, "Activation": Activation, "Dropout": Dropout, "Flatten": Flatten}
+from gpunet.normalization import Normalization  # noqa: E402 (it subclasses Layer, above)
+
+_BY_NAME = {
+    "Dense": Dense,
+    "Activation": Activation,
+    "Dropout": Dropout,
+    "Flatten": Flatten,
+    "Normalization": Normalization,
+}
 
 
 def get(name: str):

@@ -246,6 +246,9 @@ def train(
         gn.utils.set_random_seed(cfg.seed)
     data = load_data(cfg)
     model = build_model(cfg, data.x_train.shape[1:], config_path)
+    for layer in model.layers:  # a config's Normalization learns from the training part
+        if isinstance(layer, gn.layers.Normalization) and layer._given is None:
+            layer.adapt(data.x_train)
     callbacks = [
         config_module.build_callback(config_path, i, spec)
         for i, spec in enumerate(cfg.fit.callbacks)

@@ -89,6 +89,8 @@ def save_weights(path: str, model, extra: dict | None = None) -> None:
     for layer in model.layers:
         for (name, _, _), value in zip(layer.param_specs(), layer.weights):
             arrays[f"{layer.name}/{name}"] = to_host(value)
+        for name, value in layer.state().items():
+            arrays[f"{layer.name}/{name}"] = to_host(value)
     arrays.update(extra or {})
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
@@ -128,7 +130,7 @@ def assign_weights(model, arrays: dict, path: str) -> None:
         model.build()
     values = []
     for layer in model.layers:
-        for name, _, _ in layer.param_specs():
+        for name in [spec[0] for spec in layer.param_specs()] + list(layer.state()):
             key = f"{layer.name}/{name}"
             if key not in arrays:
                 raise DataError(f"{path}: no array {key!r}; the weights do not match the model.")
