@@ -417,7 +417,10 @@ def _serialized(regularizer):
     return None if regularizer is None else regularizers.serialize(regularizer)
 
 
-from gpunet.normalization import Normalization  # noqa: E402 (it subclasses Layer, above)
+from gpunet.normalization import (  # noqa: E402 (they subclass Layer, above)
+    BatchNormalization,
+    Normalization,
+)
 
 _BY_NAME = {
     "Dense": Dense,
@@ -425,6 +428,7 @@ _BY_NAME = {
     "Dropout": Dropout,
     "Flatten": Flatten,
     "Normalization": Normalization,
+    "BatchNormalization": BatchNormalization,
 }
 
 

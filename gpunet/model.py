@@ -174,16 +174,19 @@ class Sequential(LayerAccess, BatchMethods, ConfigMethods):
             (
                 f"{layer.name} ({type(layer).__name__})",
                 str((None,) + layer.output_shape),
-                sum(math.prod(s) for _, s, _ in layer.param_specs()),
+                sum(math.prod(s) for _, s, _ in layer.param_specs())
+                + sum(int(a.size) for a in layer.state().values()),
             )
             for layer in self.layers
         ]
+        frozen = sum(int(a.size) for layer in self.layers for a in layer.state().values())
         width = line_length or min(88, shutil.get_terminal_size().columns - 4)
         if print_fn is None:
             console = Console()
         else:  # plain text, captured; wide enough for the table
             console = Console(record=True, file=io.StringIO(), width=width + 4, color_system=None)
-        for renderable in progress.summary_renderables(self.name, rows, self.count_params(), width):
+        counts = (self.count_params(), frozen)
+        for renderable in progress.summary_renderables(self.name, rows, counts, width):
             console.print(renderable, highlight=False)
         if print_fn is not None:
             for line in console.export_text().rstrip("\n").split("\n"):

@@ -79,8 +79,11 @@ def readable_size(num_bytes: float) -> str:
         num_bytes /= 1024
 
 
-def summary_renderables(name: str, rows: list[tuple[str, str, int]], total: int, width: int):
-    """`Model: "name"`, the layer table, and the parameter totals, as Keras 3 prints them."""
+def summary_renderables(name: str, rows: list[tuple[str, str, int]], counts, width: int):
+    """`Model: "name"`, the layer table, and the parameter totals, as Keras 3 prints them;
+    `counts` is (trainable, non-trainable) or the trainable count alone."""
+    trainable, frozen = counts if isinstance(counts, tuple) else (counts, 0)
+    total = trainable + frozen
     # Keras's column positions for sequential models: 45%, 80% and 100% of the line.
     widths, current = [], 0
     for position in (0.45, 0.80, 1.0):
@@ -92,10 +95,13 @@ def summary_renderables(name: str, rows: list[tuple[str, str, int]], total: int,
     table.add_column("Param #", justify="right", width=widths[2])
     for layer, shape, count in rows:
         table.add_row(layer, shape, f"{count:,}")
-    size = readable_size(total * 4)  # float32 parameters
-    totals = [
-        Text.assemble((" Total params: ", "bold"), f"{total:,} ({size})"),
-        Text.assemble((" Trainable params: ", "bold"), f"{total:,} ({size})"),
-        Text.assemble((" Non-trainable params: ", "bold"), f"0 ({readable_size(0)})"),
+    totals = [  # float32: 4 bytes each
+        Text.assemble((" Total params: ", "bold"), f"{total:,} ({readable_size(total * 4)})"),
+        Text.assemble(
+            (" Trainable params: ", "bold"), f"{trainable:,} ({readable_size(trainable * 4)})"
+        ),
+        Text.assemble(
+            (" Non-trainable params: ", "bold"), f"{frozen:,} ({readable_size(frozen * 4)})"
+        ),
     ]
     return [Text(f'Model: "{name}"', style="bold"), table, *totals]
