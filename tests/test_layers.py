@@ -180,8 +180,8 @@ def test_unknown_layer_lists_the_layers():
     with pytest.raises(ValueError) as info:
         gn.layers.get("Dense2")
     assert str(info.value) == (
-        "Unknown layer 'Dense2'. Did you mean 'Dense'? Allowed: Activation, Dense, Dropout, "
-        "Flatten."
+        "Unknown layer 'Dense2'. Did you mean 'Dense'? Allowed: Activation, BatchNormalization, "
+        "Dense, Dropout, Flatten, Normalization."
     )
 
 
