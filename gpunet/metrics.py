@@ -229,6 +229,17 @@ def get(identifier, y_true_shape: tuple, y_pred_shape: tuple) -> Metric:
     raise unknown_name("metric", identifier, NAMES)
 
 
+def log_name(identifier) -> str:
+    """The name a compiled metric logs under, known before its shapes are: an instance's name,
+    a class name's default ("RootMeanSquaredError" -> "root_mean_squared_error"), else the
+    string as written ("acc" stays "acc")."""
+    if isinstance(identifier, Metric):
+        return identifier.name
+    if identifier in _BY_CLASS_NAME:
+        return _BY_CLASS_NAME[identifier]().name
+    return identifier
+
+
 def check_name(identifier) -> None:
     """Raise ValueError at compile time for a name `get` will not resolve."""
     if isinstance(identifier, Metric):

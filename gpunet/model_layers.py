@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from gpunet import backend, inputs
+from gpunet.trainer import evaluation_names
 
 FLOATX = inputs.FLOATX
 
@@ -46,8 +47,7 @@ class LayerAccess:
         """
         if self.loss is None:
             return []
-        metrics = self._metrics if self._metrics is not None else self._metric_ids
-        return ["loss"] + [m if isinstance(m, str) else m.name for m in metrics]
+        return evaluation_names(self)
 
     def count_params(self) -> int:
         """Number of parameters (all trainable)."""

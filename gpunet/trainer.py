@@ -14,6 +14,7 @@ import numpy as np
 
 from gpunet import backend, checkpoint, inputs, rng
 from gpunet import callbacks as callbacks_module
+from gpunet import metrics as metrics_module
 from gpunet.step import ReferenceStep, select_training
 from gpunet.tracker import Tracker
 
@@ -25,10 +26,15 @@ def batches(n: int, batch_size: int) -> list[tuple[int, int]]:
     return [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
 
 
+def evaluation_names(model) -> list[str]:
+    """ "loss", then each compiled metric's log name: what evaluate returns, in order."""
+    metrics = model._metrics if model._metrics is not None else model._metric_ids
+    return ["loss"] + [metrics_module.log_name(m) for m in metrics]
+
+
 def log_names(model, validation: bool) -> list[str]:
     """The names a fit of `model` logs each epoch (what a ModelCheckpoint filepath may use)."""
-    metrics = model._metrics if model._metrics is not None else model._metric_ids
-    names = ["loss"] + [m if isinstance(m, str) else m.name for m in metrics]
+    names = evaluation_names(model)
     if validation:
         names += [f"val_{name}" for name in names]
     return names + ["learning_rate"]

@@ -90,3 +90,24 @@ def test_class_metrics_in_a_fit_log_keras_names():
         "root_mean_squared_error",
         "top_k_categorical_accuracy",
     ]
+
+
+def test_a_class_name_metric_is_known_by_its_log_name_before_fit(tmp_path):
+    gn.utils.clear_session()
+    model = gn.Sequential([gn.layers.Input((3,)), gn.layers.Dense(3, activation="softmax")])
+    model.compile(loss="mse", optimizer="sgd", metrics=["RootMeanSquaredError", "acc"])
+    assert model.metrics_names == ["loss", "root_mean_squared_error", "acc"]
+    saver = gn.callbacks.ModelCheckpoint(str(tmp_path / "m-{root_mean_squared_error:.3f}.npz"))
+    model.fit(Y_PRED.astype(np.float32), Y_TRUE, epochs=1, verbose=0, callbacks=[saver])
+    assert len(list(tmp_path.iterdir())) == 1
+
+
+def test_evaluate_weights_its_metrics_by_sample_weight():
+    gn.utils.clear_session()
+    model = gn.Sequential([gn.layers.Input((3,)), gn.layers.Dense(3, activation="softmax")])
+    model.compile(loss="categorical_crossentropy", optimizer="sgd", metrics=["accuracy"])
+    x = Y_PRED.astype(np.float32)
+    correct = (model.predict(x, verbose=0).argmax(1) == Y_TRUE.argmax(1)).astype(float)
+    weights = np.array([3.0, 1.0, 0.0, 2.0])
+    _, accuracy = model.evaluate(x, Y_TRUE, sample_weight=weights, verbose=0)
+    assert accuracy == pytest.approx((correct * weights).sum() / weights.sum())

@@ -342,3 +342,23 @@ def test_eta_format_switches_at_a_minute_and_an_hour(seconds, text):
 )
 def test_summary_sizes_switch_unit_at_1024_and_stop_at_gigabytes(size, text):
     assert progress.readable_size(size) == text
+
+
+def test_a_resumed_epoch_counts_the_seconds_it_ran_before():
+    class Progress:
+        seconds_before = 7.0
+
+    class Model:
+        _fit_progress = Progress()
+
+    out = io.StringIO()
+    logger = ProgbarLogger(2, console=Console(file=out, force_terminal=False), clock=_clock(1.0))
+    logger.set_model(Model())
+    logger.set_params({"epochs": 1, "steps": 2})
+    logger.on_train_begin()
+    logger.on_epoch_begin(0)
+    logger.on_train_batch_end(0, {})
+    logger.on_train_batch_end(1, {})
+    logger.on_epoch_end(0, {"loss": 0.5})
+    # clock 0 at begin, the epoch ran 7 s before: 3 reads later it is 3 + 7 = 10 s
+    assert out.getvalue() == "2/2 - 10s - 2s/step - loss: 0.5000\n"  # (3 - 1) / 1 step

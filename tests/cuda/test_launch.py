@@ -47,9 +47,10 @@ def test_signatures_read_pointers_const_and_multi_word_types():
     { }
     __device__ void helper(int x) { }
     __global__  void  empty_name ( unsigned int seed ) { }
+    __global__ void tight(int*flags,const float*w) { }
     """
     found = kernels.signatures(source)
-    assert list(found) == ["scale", "empty_name"]  # __device__ functions are not kernels
+    assert list(found) == ["scale", "empty_name", "tight"]  # __device__ ones are not kernels
     P = kernels.Param
     assert found["scale"] == (
         P("__restrict_x", "float", True),
@@ -60,6 +61,7 @@ def test_signatures_read_pointers_const_and_multi_word_types():
         P("raw", "char", True),
     )
     assert found["empty_name"] == (P("seed", "unsigned int", False),)
+    assert found["tight"] == (P("flags", "int", True), P("w", "float", True))  # no spaces
     assert [p.dtype for p in found["scale"]] == [
         np.float32,
         np.float64,
