@@ -272,7 +272,11 @@ def load_raw(path: str) -> dict:
     """Read a YAML config file (safe tags, YAML 1.2 floats, bounded); errors name file and line."""
     try:
         with open(path, "rb") as f:
-            data = f.read(yamlfile.MAX_BYTES + 1)
+            data = f.read(yamlfile.MAX_BYTES + 1)  # never more: the file may be anything
+        if len(data) > yamlfile.MAX_BYTES:
+            raise ConfigError(
+                path, "", f"larger than {yamlfile.MAX_BYTES:,} bytes; a config is a few hundred."
+            )
         raw = yamlfile.load(data.decode("utf-8-sig"))
     except FileNotFoundError:
         raise ConfigError(path, "", "no such file.") from None

@@ -252,3 +252,34 @@ def test_an_epoch_interrupted_after_its_first_step_keeps_that_steps_time(tmp_pat
     _fit(first, [slow, backup, Interrupt(0, 0)])
     _, meta = checkpoint.load(backup.path)
     assert meta["step"] == 1 and 0.1 <= meta["seconds_in_epoch"] < 5
+    seen = []
+    spy = gn.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: seen.append(spy.resumed_seconds())
+    )
+    _fit(_model(), [gn.callbacks.BackupAndRestore(tmp_path, save_freq=1), spy])
+    assert seen[0] >= 0.1 and seen[1:] == [0.0, 0.0]  # then fresh epochs
+
+
+def test_an_epoch_boundary_checkpoint_resumes_with_no_seconds_carried(tmp_path):
+    path = str(tmp_path / "c.npz")
+    first = _model()
+    _fit(first, [gn.callbacks.TrainingCheckpoint(path)], epochs=1)
+    seen = []
+    spy = gn.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: seen.append(spy.resumed_seconds())
+    )
+    resumed = _model()
+    resumed.resume_from(path)
+    _fit(resumed, [spy], epochs=2)
+    assert seen == [0.0]
+
+
+def test_metadata_that_is_not_a_mapping_is_named(saved):
+    path, _ = saved
+    with np.load(path) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    arrays["meta"] = np.frombuffer(b"[1, 2]", dtype=np.uint8)
+    np.savez(path, **arrays)
+    with pytest.raises(DataError) as info:
+        checkpoint.load(str(path))
+    assert str(info.value) == f"{path}: checkpoint format None, expected 'gpunet-checkpoint-2'."

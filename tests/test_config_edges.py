@@ -78,6 +78,7 @@ def test_set_replaces_a_whole_list_item():
         ),
         ("seed.0=1", "'seed' is a value, not a section or a list."),
         ("compile.metrics.0.x=1", "'compile.metrics.0' is a value, not a section."),
+        ("compile.metrics.0.x.y=1", "'compile.metrics.0' is a value, not a section or a list."),
         ("compile.metrics.-1=1", "'-1' is not an index of the list; indices: 0 to 1."),
     ],
 )
@@ -107,7 +108,7 @@ def test_a_config_of_exactly_the_size_bound_is_read_to_its_last_byte(tmp_path):
     path.write_text("#" + "x" * (yamlfile.MAX_BYTES - len(tail)) + tail)
     with pytest.raises(config.ConfigError) as info:
         config.load_raw(str(path))
-    assert str(info.value) == f"{path}: 1,048,577 characters; a config may have at most 1,048,576."
+    assert str(info.value) == f"{path}: larger than 1,048,576 bytes; a config is a few hundred."
 
 
 def test_an_unreadable_config_says_permission_denied(tmp_path, monkeypatch):
