@@ -510,3 +510,18 @@ def test_flat_targets_for_several_outputs_keep_the_one_hot_hint_for_crossentropy
         with pytest.raises(ValueError) as info:
             model.fit(x, np.zeros(4), verbose=0)
         assert ("to_categorical" in str(info.value)) is hinted
+
+
+def test_unshuffled_training_weights_its_loss_by_sample_weight():
+    x, y, _ = _data()
+
+    def first_step_loss(weights):
+        gn.utils.set_random_seed(0)
+        model = _compiled()
+        model.optimizer.learning_rate = 1e-9  # the reported loss: the weights barely move
+        history = model.fit(x, y, epochs=1, batch_size=600, shuffle=False, verbose=0,
+                            sample_weight=weights)  # fmt: skip
+        return history.history["loss"][0]
+
+    full = first_step_loss(np.ones(len(x)))
+    assert first_step_loss(np.full(len(x), 0.5)) == pytest.approx(0.5 * full, rel=1e-5)
