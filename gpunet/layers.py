@@ -49,6 +49,7 @@ class Layer:
         self.input_shape: tuple[int, ...] | None = None
         self.output_shape: tuple[int, ...] | None = None
         self.need_input_grad = True
+        self.trainable = True  # False: fit leaves its weights as they are (Keras)
         self._buffers = Buffers()
 
     @property
@@ -58,7 +59,7 @@ class Layer:
     def get_config(self) -> dict:
         """Keras's layer config: name, trainable, dtype, then the layer's own arguments (nested
         objects serialized); `from_config` rebuilds an equal layer with fresh weights."""
-        config = {"name": self.name, "trainable": True, "dtype": "float32"}
+        config = {"name": self.name, "trainable": self.trainable, "dtype": "float32"}
         if self.declared_input_shape is not None:
             config["input_shape"] = list(self.declared_input_shape)
         return {**config, **self._config()}
@@ -69,9 +70,11 @@ class Layer:
     @classmethod
     def from_config(cls, config: dict):
         arguments = dict(config)
-        arguments.pop("trainable", None)  # every gpunet layer trains
+        trainable = arguments.pop("trainable", True)
         arguments.pop("dtype", None)  # float32, the only dtype gpunet trains in
-        return cls(**arguments)
+        layer = cls(**arguments)
+        layer.trainable = bool(trainable)
+        return layer
 
     def build(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Fix the per-sample input shape and return the per-sample output shape."""

@@ -141,6 +141,7 @@ class Sequential(LayerAccess, BatchMethods, ConfigMethods):
         _check_fits_in_memory(self.name, sum(sizes))
         host = np.empty(sum(sizes), dtype=FLOATX)
         self._segments, start = [], 0
+        self._segment_owners = [owner for owner, _, _ in specs]
         for (_, shape_, initializer), size in zip(specs, sizes):
             host[start : start + size] = initializer(shape_, FLOATX).reshape(-1)
             self._segments.append((start, start + size))
@@ -157,6 +158,13 @@ class Sequential(LayerAccess, BatchMethods, ConfigMethods):
         self._trainer = None
         if self.optimizer is not None:
             self.optimizer.build(self._params, self._segments)
+
+    def _frozen_segments(self) -> list[tuple[int, int]]:
+        """The flat-buffer spans of the parameters of layers set `trainable = False`."""
+        self._ensure_built()
+        return [
+            span for owner, span in zip(self._segment_owners, self._segments) if not owner.trainable
+        ]
 
     def _ensure_built(self, data_shape: tuple | None = None) -> None:
         if not self.built:
@@ -179,13 +187,14 @@ class Sequential(LayerAccess, BatchMethods, ConfigMethods):
             )
             for layer in self.layers
         ]
-        frozen = sum(int(a.size) for layer in self.layers for a in layer.state().values())
+        total = sum(count for _, _, count in rows)
+        frozen = sum(int(w.size) for w in self.non_trainable_weights)  # and statistics
         width = line_length or min(88, shutil.get_terminal_size().columns - 4)
         if print_fn is None:
             console = Console()
         else:  # plain text, captured; wide enough for the table
             console = Console(record=True, file=io.StringIO(), width=width + 4, color_system=None)
-        counts = (self.count_params(), frozen)
+        counts = (total - frozen, frozen)
         for renderable in progress.summary_renderables(self.name, rows, counts, width):
             console.print(renderable, highlight=False)
         if print_fn is not None:

@@ -82,10 +82,18 @@ class LayerAccess:
 
     @property
     def trainable_weights(self) -> list:
-        """The weights the optimizer updates: every weight (no layer is frozen)."""
-        return self.weights
+        """The weights fit updates: those of trainable layers, less their statistics."""
+        self._ensure_built()
+        return [
+            w
+            for layer in self.layers
+            if layer.trainable
+            for w in layer.weights
+            if not any(w is s for s in layer.state().values())
+        ]
 
     @property
     def non_trainable_weights(self) -> list:
-        """Weights the optimizer leaves alone: none (no gpunet layer has any yet)."""
-        return []
+        """Weights fit leaves alone: frozen layers' and every layer's statistics."""
+        trained = {id(w) for w in self.trainable_weights}
+        return [w for w in self.weights if id(w) not in trained]

@@ -189,7 +189,8 @@ class BatchNormalization(Layer):
 
     def forward(self, x, training):
         xp = backend.get_array_module(x)
-        if training:
+        self._batch_statistics = training and self.trainable  # frozen: inference mode (Keras 3)
+        if self._batch_statistics:
             mean = x.mean(axis=0)
             centered = x - mean
             variance = (centered * centered).mean(axis=0)  # the population variance, as Keras
@@ -217,6 +218,8 @@ class BatchNormalization(Layer):
         if not self.need_input_grad:
             return None
         g_xhat = gy * self.gamma if self.scale else gy
+        if not self._batch_statistics:  # constant statistics: a per-feature scale
+            return g_xhat * self._inverse_std
         n = gy.shape[0]
         inner = n * g_xhat - g_xhat.sum(axis=0) - xhat * (g_xhat * xhat).sum(axis=0)
         return inner * (self._inverse_std / n)

@@ -142,3 +142,20 @@ def test_a_config_round_trips_and_images_are_refused():
     assert again.get_config() == layer.get_config()
     with pytest.raises(ValueError, match=r"takes flat per-sample inputs .*\n?Hint: put a Flatten"):
         gn.Sequential([gn.Input((4, 4)), gn.layers.BatchNormalization()]).build()
+
+
+def test_a_frozen_layers_gradient_matches_central_differences():
+    rs = np.random.default_rng(5)
+    x = rs.standard_normal((6, 3))
+    gy = rs.standard_normal((6, 3))
+    layer, _ = _layer()
+    layer.trainable = False  # inference mode in training: the moving statistics are constants
+    layer.moving_mean[...] = gn.backend.to_device(np.array([0.5, -1.0, 2.0]))
+    layer.moving_variance[...] = gn.backend.to_device(np.array([4.0, 0.25, 9.0]))
+    layer.forward(gn.backend.to_device(x), training=True)
+    gx = gn.backend.to_host(layer.backward(gn.backend.to_device(gy)))
+
+    def loss(v):
+        return float((gn.backend.to_host(layer.forward(gn.backend.to_device(v), True)) * gy).sum())
+
+    assert_grad_close(gx, numerical_grad(loss, x.copy()))

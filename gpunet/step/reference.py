@@ -100,7 +100,13 @@ class ReferenceStep:
         predictions, for the metrics."""
         scale = self.optimizer.loss_scale()
         y_pred = self.gradients(x, y, weights, total, scale)
-        self.optimizer.apply(self.model._params, self.model._grads, scale)
+        params = self.model._params
+        # Frozen layers (trainable = False) keep their weights: put them back after the update
+        # (their optimizer slots may move; Keras rebuilds those on the next compile).
+        kept = [(a, b, params[a:b].copy()) for a, b in self.model._frozen_segments()]
+        self.optimizer.apply(params, self.model._grads, scale)
+        for a, b, values in kept:
+            params[a:b] = values
         return y_pred
 
     def evaluate(self, x, y, weights, total):

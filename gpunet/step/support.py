@@ -14,6 +14,9 @@ from gpunet.layers import Dense, Dropout, Flatten
 def unsupported(model, x, y) -> str | None:
     """Why the fused step cannot train this model on this data, or None."""
     layers = list(model.layers)
+    frozen = [layer.name for layer in layers if not layer.trainable]
+    if frozen:
+        return f"layer {frozen[0]} is frozen (trainable = False)"
     if layers and isinstance(layers[0], Flatten):
         layers = layers[1:]
     if not layers or not isinstance(layers[-1], Dense):
