@@ -194,6 +194,16 @@ def test_a_capture_that_fails_says_why_and_trains_on_eagerly(monkeypatch, caplog
     with caplog.at_level(logging.WARNING, logger="gpunet"):
         model.fit(x, y, batch_size=128, epochs=2, verbose=0)
     assert "capturing the step into a CUDA graph failed (CaptureError" in caplog.text
+    assert "allocating device memory is not allowed during capture); the fused" in caplog.text
     assert model._trainer.training.eager
     for a, b in zip(expected.get_weights(), model.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_each_execution_length_is_captured_once():
+    use_standin()
+    x, y = _data(128 * 5, seed=3)  # five full batches: executions of 2, 2 and 1 steps
+    model = _workload(W1, per_execution=2)
+    model.fit(x, y, batch_size=128, epochs=2, verbose=0)
+    training = model._trainer.training
+    assert training.captures == 2 and sorted(training._graphs) == [(1, 128), (2, 128)]
