@@ -17,7 +17,7 @@ import traceback
 import numpy as np
 
 import gpunet
-from gpunet import backend, config, run, runs
+from gpunet import backend, config, run, run_data, runs
 from gpunet.datasets import download, fashion_mnist, locate, mnist, user
 from gpunet.datasets.idx import DataError
 from gpunet.messages import excerpt
@@ -225,7 +225,7 @@ def cmd_evaluate(args) -> int:
             cfg.data.path = args.data
         else:
             cfg.data.test_path = args.data
-    data = run.load_data(cfg)
+    data = run_data.load_data(cfg)
     if data.x_test is None:
         raise UsageError(f"{args.run_dir}: the run has no test data; pass --data FILE.")
     results = model.evaluate(
@@ -237,7 +237,7 @@ def cmd_evaluate(args) -> int:
 
 def cmd_predict(args) -> int:
     cfg, model, arrays = run.load_run(args.run_dir, args.backend)
-    x = run.prepare_inputs(cfg, user.load_features(args.input, cfg.data.encoding), arrays)
+    x = run_data.prepare_inputs(cfg, user.load_features(args.input, cfg.data.encoding), arrays)
     expected = model.input_shape[1:]
     if x.shape[1:] != expected:
         raise UsageError(
@@ -261,7 +261,7 @@ def cmd_summary(args) -> int:
     if args.backend:
         cfg.backend = args.backend
     run.select_backend(cfg)
-    run.build_model(cfg, run.input_shape(cfg), args.config).summary()
+    run.build_model(cfg, run_data.input_shape(cfg), args.config).summary()
     return 0
 
 

@@ -174,7 +174,7 @@ def test_edge_values_that_are_allowed(fit):
 def test_validation_samples_take_the_last_samples(tmp_path):
     import numpy as np
 
-    from gpunet import run
+    from gpunet import run_data
 
     x = np.arange(40, dtype=np.float32).reshape(10, 4)
     y = np.arange(10) % 3
@@ -184,13 +184,13 @@ def test_validation_samples_take_the_last_samples(tmp_path):
         "model": [{"type": "Dense", "units": 3, "activation": "softmax"}],
         "compile": {"loss": "sparse_categorical_crossentropy", "optimizer": "sgd"},
     }
-    data = run.load_data(config.from_dict(raw, "c.yaml"))
+    data = run_data.load_data(config.from_dict(raw, "c.yaml"))
     np.testing.assert_array_equal(data.x_train, x[:7])
     np.testing.assert_array_equal(data.validation[0], x[7:])
     np.testing.assert_array_equal(data.validation[1], y[7:])
     raw["data"]["validation_samples"] = 10
     with pytest.raises(config.ConfigError, match="leaves no training data out of 10 samples"):
-        run.load_data(config.from_dict(raw, "c.yaml"))
+        run_data.load_data(config.from_dict(raw, "c.yaml"))
 
 
 @pytest.mark.parametrize(

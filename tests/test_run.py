@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 import gpunet as gn
-from gpunet import config, run, runs
+from gpunet import config, run, run_data, runs
 from gpunet.datasets import fashion_mnist
 from gpunet.datasets.idx import DataError
 from tests.conftest import session_backend_env
@@ -107,7 +107,7 @@ def test_predict_matches_the_model(quick_run, tmp_path):
     probs = np.array([[float(v) for v in r.split(",")[1:]] for r in rows[1:]])
     assert len(predicted) == 50 and (predicted == y_test[:50]).mean() > 0.7
     cfg, model, arrays = run.load_run(run_dir)
-    expected = model.predict(run.prepare_inputs(cfg, x_test[:50], arrays))
+    expected = model.predict(run_data.prepare_inputs(cfg, x_test[:50], arrays))
     np.testing.assert_allclose(probs, expected, rtol=1e-5, atol=1e-12)  # printed with %.6g
     np.testing.assert_array_equal(predicted, expected.argmax(axis=1))
     bad = _gpunet("predict", run_dir, "--input", str(tmp_path / "missing.npy"))
@@ -167,7 +167,7 @@ def test_user_csv_with_validation_and_test_files_and_standardization(tmp_path):
     assert "val_accuracy" in history[-1]
     _, model, arrays = run.load_run(run_dir)
     assert arrays["standardize/mean"].shape == (4,)
-    x_new = run.prepare_inputs(
+    x_new = run_data.prepare_inputs(
         cfg, np.loadtxt(tmp_path / "test.csv", delimiter=",", skiprows=1)[:, :4], arrays
     )
     assert x_new.dtype == np.float32 and abs(float(x_new.mean())) < 0.3
