@@ -7,15 +7,12 @@ Data crosses the host/device edge once per fit (in) and once per result (out).
 
 from __future__ import annotations
 
-import io
 import math
 import os
-import shutil
 
 import numpy as np
-from rich.console import Console
 
-from gpunet import backend, checkpoint, inputs, losses, naming, optimizers, progress
+from gpunet import backend, checkpoint, inputs, losses, naming, optimizers
 from gpunet import callbacks as callbacks_module
 from gpunet import metrics as metrics_module
 from gpunet.layers import InputLayer, Layer
@@ -171,35 +168,6 @@ class Sequential(LayerAccess, BatchMethods, ConfigMethods):
             if self._input_shape is None and data_shape is not None:
                 self._input_shape = tuple(data_shape)
             self.build()
-
-    def summary(self, print_fn=None, line_length: int | None = None) -> None:
-        """Print Keras 3's table of layers, output shapes and parameter counts (drawn with rich).
-
-        `print_fn` receives the plain text line by line instead (no colours).
-        """
-        self._ensure_built()
-        rows = [
-            (
-                f"{layer.name} ({type(layer).__name__})",
-                str((None,) + layer.output_shape),
-                sum(math.prod(s) for _, s, _ in layer.param_specs())
-                + sum(int(a.size) for a in layer.state().values()),
-            )
-            for layer in self.layers
-        ]
-        total = sum(count for _, _, count in rows)
-        frozen = sum(int(w.size) for w in self.non_trainable_weights)  # and statistics
-        width = line_length or min(88, shutil.get_terminal_size().columns - 4)
-        if print_fn is None:
-            console = Console()
-        else:  # plain text, captured; wide enough for the table
-            console = Console(record=True, file=io.StringIO(), width=width + 4, color_system=None)
-        counts = (total - frozen, frozen)
-        for renderable in progress.summary_renderables(self.name, rows, counts, width):
-            console.print(renderable, highlight=False)
-        if print_fn is not None:
-            for line in console.export_text().rstrip("\n").split("\n"):
-                print_fn(line)
 
     # ----- compile -----------------------------------------------------------------------------
 

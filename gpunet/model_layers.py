@@ -1,11 +1,17 @@
 """Keras's ways to reach a model's layers, weights and logged names: `get_layer`, `weights`,
-`trainable_weights`, `get_weights`/`set_weights`, `count_params`, `metrics_names`."""
+`trainable_weights`, `get_weights`/`set_weights`, `count_params`, `metrics_names`, and the
+`summary()` table that counts them."""
 
 from __future__ import annotations
 
-import numpy as np
+import io
+import math
+import shutil
 
-from gpunet import backend, inputs
+import numpy as np
+from rich.console import Console
+
+from gpunet import backend, inputs, progress
 from gpunet.trainer import evaluation_names
 
 FLOATX = inputs.FLOATX
@@ -97,3 +103,32 @@ class LayerAccess:
         """Weights fit leaves alone: frozen layers' and every layer's statistics."""
         trained = {id(w) for w in self.trainable_weights}
         return [w for w in self.weights if id(w) not in trained]
+
+    def summary(self, print_fn=None, line_length: int | None = None) -> None:
+        """Print Keras 3's table of layers, output shapes and parameter counts (drawn with rich).
+
+        `print_fn` receives the plain text line by line instead (no colours).
+        """
+        self._ensure_built()
+        rows = [
+            (
+                f"{layer.name} ({type(layer).__name__})",
+                str((None,) + layer.output_shape),
+                sum(math.prod(s) for _, s, _ in layer.param_specs())
+                + sum(int(a.size) for a in layer.state().values()),
+            )
+            for layer in self.layers
+        ]
+        total = sum(count for _, _, count in rows)
+        frozen = sum(int(w.size) for w in self.non_trainable_weights)  # and statistics
+        width = line_length or min(88, shutil.get_terminal_size().columns - 4)
+        if print_fn is None:
+            console = Console()
+        else:  # plain text, captured; wide enough for the table
+            console = Console(record=True, file=io.StringIO(), width=width + 4, color_system=None)
+        counts = (total - frozen, frozen)
+        for renderable in progress.summary_renderables(self.name, rows, counts, width):
+            console.print(renderable, highlight=False)
+        if print_fn is not None:
+            for line in console.export_text().rstrip("\n").split("\n"):
+                print_fn(line)
