@@ -95,14 +95,15 @@ class Trainer:
             val_tracker = Tracker(
                 xp, model._metrics, len(batches(len(validation[0]), validation_batch_size))
             )
+        logged = log_names(model, validation is not None)
         for callback in user:
-            callback.check(log_names(model, validation is not None))
+            callback.check(logged)
         hooks.on_train_begin({})
         progress = self._start_progress(initial_epoch, history, user)
         training = self.training = select_training(model, self.step, x, y, w, batch_size)
         per_execution = model.steps_per_execution
         batch_end = hooks.has("on_train_batch_end")
-        names = ["loss"] + [metric.name for metric in model._metrics]
+        names = evaluation_names(model)
         readers = {name: (lambda name=name: tracker.read()[name]) for name in names}
         last_refresh = -float("inf")
         # A diverging run overflows to inf/NaN: TerminateOnNaN and the logs report it, rather
