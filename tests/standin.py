@@ -77,7 +77,7 @@ def _call_site() -> str:
 class Ledger:
     """Events a GPU would pay for: (kind, call site, op), in order."""
 
-    KINDS = ("launches", "syncs", "h2d", "allocs", "graph_launches")
+    KINDS = ("launches", "syncs", "h2d", "pageable", "allocs", "graph_launches")
 
     def __init__(self):
         self.events: list[tuple[str, str, str]] = []
@@ -313,10 +313,13 @@ class ndarray:  # noqa: N801 (CuPy's name)
         _launch("setitem", lambda: self._a.__setitem__(raw, value), out=self)
 
     def set(self, arr, stream=None):
-        """CuPy's host-to-device copy into this array."""
+        """CuPy's host-to-device copy into this array: asynchronous only from pinned memory on
+        a stream; from pageable memory the host waits (counted as "pageable")."""
         if not isinstance(arr, _np.ndarray) or arr.shape != self.shape or arr.dtype != self.dtype:
             raise ValueError("set: a host array of the same shape and dtype is required")
         _h2d("set")
+        if stream is None or not _is_pinned(arr):
+            ledger.add("pageable", "set")
         self._a[...] = arr
 
     # -- device ops
@@ -852,6 +855,18 @@ class Stream:
     def synchronize(self):
         _sync("Stream.synchronize")
 
+    def record(self, event=None):
+        """Mark this point of the stream (a new Event unless one is given); allocates nothing
+        on the device."""
+        event = Event() if event is None else event
+        event.record(self)
+        return event
+
+    def wait_event(self, event):
+        """Later work on this stream waits for `event` (on the device: no host sync)."""
+        if not isinstance(event, Event):
+            raise TypeError("wait_event: a cupy.cuda.Event is required")
+
     def use(self):
         _streams.append(self)
         return self
@@ -862,6 +877,40 @@ class Stream:
     def __exit__(self, *exc):
         _streams.pop()
         return False
+
+
+class PinnedMemoryPointer(bytearray):
+    """Page-locked host memory (`cuda.alloc_pinned_memory`): a buffer NumPy can view."""
+
+
+def alloc_pinned_memory(nbytes: int) -> PinnedMemoryPointer:
+    return PinnedMemoryPointer(int(nbytes))
+
+
+def _is_pinned(arr: _np.ndarray) -> bool:
+    """Whether `arr` views memory from alloc_pinned_memory (through views and np.frombuffer)."""
+    base = arr
+    while isinstance(base, _np.ndarray):
+        base = base.base
+    return isinstance(getattr(base, "obj", base), PinnedMemoryPointer)
+
+
+class Event:
+    """A point in a stream. Work here runs at once, so every event has happened; waiting on
+    one from the host still counts as a sync."""
+
+    def __init__(self, block=False, disable_timing=False, interprocess=False):
+        self.recorded = False
+
+    def record(self, stream=None):
+        self.recorded = True
+
+    def synchronize(self):
+        _sync("Event.synchronize")
+
+    @property
+    def done(self):
+        return True
 
 
 class Device:
@@ -892,7 +941,9 @@ runtime = types.SimpleNamespace(
 cuda = types.SimpleNamespace(
     Device=Device,
     Stream=Stream,
+    Event=Event,
     Graph=Graph,
+    alloc_pinned_memory=alloc_pinned_memory,
     runtime=runtime,
     get_current_stream=lambda: _streams[-1],
 )

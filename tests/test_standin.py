@@ -60,7 +60,14 @@ def test_launches_allocations_and_copies_are_counted_per_call_site():
     view.sum()  # launch + alloc (a 0-d device array)
     b[1:, :2].T.reshape(-1)  # not contiguous: a copy, as in CuPy (launch + alloc)
     counts = cp.ledger.since(mark)
-    assert counts == {"launches": 5, "syncs": 0, "h2d": 1, "allocs": 5, "graph_launches": 0}
+    assert counts == {
+        "launches": 5,
+        "syncs": 0,
+        "h2d": 1,
+        "pageable": 0,
+        "allocs": 5,
+        "graph_launches": 0,
+    }
     (site,) = cp.ledger.sites("h2d", mark)
     assert site.startswith("tests/test_standin.py:")
 
@@ -97,3 +104,23 @@ def test_stream_capture_refuses_syncs_allocations_and_cublas_then_replays():
     graph.launch()
     np.testing.assert_array_equal(a.get(), [3, 3, 3])
     assert cp.ledger.since(mark)["graph_launches"] == 2
+
+
+def test_a_copy_is_asynchronous_only_from_pinned_memory_on_a_stream_and_event_waits_sync():
+    target = cp.empty((2, 3), cp.float32)
+    stream = cp.cuda.Stream(non_blocking=True)
+    pinned = np.frombuffer(cp.cuda.alloc_pinned_memory(24), np.float32, 6).reshape(2, 3)
+    pinned[...] = 1.0
+    mark = cp.ledger.mark()
+    target.set(pinned, stream=stream)
+    target.set(pinned[:, :].copy(), stream=stream)  # a pageable copy of it: blocking in CuPy
+    target.set(pinned)  # pinned, but on no stream: blocking too
+    counts = cp.ledger.since(mark)
+    assert (counts["h2d"], counts["pageable"], counts["syncs"]) == (3, 2, 0)
+    event = stream.record()
+    cp.cuda.get_current_stream().wait_event(event)  # on the device: no sync
+    assert cp.ledger.since(mark)["syncs"] == 0
+    event.synchronize()
+    assert cp.ledger.since(mark)["syncs"] == 1
+    with pytest.raises(TypeError, match="cupy.cuda.Event"):
+        stream.wait_event(object())
