@@ -39,6 +39,11 @@ def as_array(array, name: str):
         raise ValueError(f"{name} could not be read as an array: {exc}") from None
 
 
+def host_array(array):
+    """`array` in host memory (a device array copied; anything else as it is)."""
+    return backend.to_host(array) if backend.is_device_array(array) else array
+
+
 def check_finite(array, name: str) -> None:
     """Refuse NaN or inf in a float array, naming the first bad sample."""
     xp = backend.get_array_module(array)

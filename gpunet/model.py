@@ -2,7 +2,10 @@
 
 All parameters live in one flat float32 vector on the active backend, each layer holding views
 of it (and of the flat gradient), so an optimizer updates the whole model in a few calls.
-Data crosses the host/device edge once per fit (in) and once per result (out).
+Array data crosses the host/device edge once per fit (in) and once per result (out); a
+generator's batches cross one by one, each copied while the one before trains (uploads.py).
+Fit lives in model_fit.py; layer access, per-batch calls, configs and streams in the other
+model_* mixins.
 """
 
 from __future__ import annotations
@@ -12,14 +15,15 @@ import os
 
 import numpy as np
 
-from gpunet import backend, checkpoint, inputs, losses, naming, optimizers
+from gpunet import backend, inputs, losses, naming, optimizers, streams
 from gpunet import callbacks as callbacks_module
 from gpunet import metrics as metrics_module
 from gpunet.layers import InputLayer, Layer
-from gpunet.messages import excerpt
 from gpunet.model_batches import BatchMethods
 from gpunet.model_config import ConfigMethods
+from gpunet.model_fit import FitMethods
 from gpunet.model_layers import LayerAccess
+from gpunet.model_streams import StreamMethods
 from gpunet.trainer import Trainer
 
 FLOATX = inputs.FLOATX
@@ -50,7 +54,7 @@ def _progbar(verbose, where: str):
     return callbacks_module.ProgbarLogger(verbose) if verbose else None
 
 
-class Sequential(LayerAccess, BatchMethods, ConfigMethods):
+class Sequential(LayerAccess, FitMethods, BatchMethods, ConfigMethods, StreamMethods):
     """A linear stack of layers.
 
     Args:
@@ -221,9 +225,17 @@ class Sequential(LayerAccess, BatchMethods, ConfigMethods):
 
     def _prepare(self, x, y, where: str):
         """Validate x/y, build what is missing, and bring them to the device as float32."""
+        x, y = self._checked(x, y, where)
+        y_dtype = "int64" if self.loss.sparse else FLOATX
+        return backend.to_device(x, FLOATX), backend.to_device(y, y_dtype)
+
+    def _checked(self, x, y, where: str):
+        """x and y validated (the model built and the metrics made on first use), in their own
+        array module; (N,) targets of a one-unit output made (N, 1)."""
         if self.loss is None or self.optimizer is None:
+            call = where.split(":")[0]
             raise RuntimeError(
-                f"{self.name}: call compile(optimizer=..., loss=...) before {where}()."
+                f"{self.name}: call compile(optimizer=..., loss=...) before {call}()."
             )
         x = inputs.as_array(x, f"{where}: x")
         y = inputs.as_array(y, f"{where}: y")
@@ -248,8 +260,7 @@ class Sequential(LayerAccess, BatchMethods, ConfigMethods):
         if self._metrics is None:
             out_shape = (None,) + self.layers[-1].output_shape
             self._metrics = [metrics_module.get(m, y.shape, out_shape) for m in self._metric_ids]
-        y_dtype = "int64" if self.loss.sparse else FLOATX
-        return backend.to_device(x, FLOATX), backend.to_device(y, y_dtype)
+        return x, y
 
     def _check_input_shape(self, shape: tuple, where: str) -> None:
         if tuple(shape[1:]) != self._input_shape:
@@ -259,149 +270,12 @@ class Sequential(LayerAccess, BatchMethods, ConfigMethods):
                 f"{expected}, received {tuple(shape)}."
             )
 
-    # ----- fit / evaluate / predict -------------------------------------------------------------
+    # ----- evaluate / predict (fit: model_fit.py) ----------------------------------------------
 
     def _get_trainer(self) -> Trainer:
         if self._trainer is None:
             self._trainer = Trainer(self)
         return self._trainer
-
-    def fit(
-        self,
-        x=None,
-        y=None,
-        batch_size=None,
-        epochs: int = 1,
-        verbose="auto",
-        callbacks=None,
-        validation_split: float = 0.0,
-        validation_data=None,
-        shuffle: bool = True,
-        class_weight: dict | None = None,
-        sample_weight=None,
-        initial_epoch: int = 0,
-        validation_batch_size=None,
-        validation_freq: int = 1,
-    ):
-        """Train for `epochs` epochs; returns a `History` (Keras 3 semantics, see README)."""
-        batch_size = inputs.check_batch_size(batch_size)
-        for name, value, low in (
-            ("epochs", epochs, 0),
-            ("initial_epoch", initial_epoch, 0),
-            ("validation_freq", validation_freq, 1),
-        ):
-            if not inputs.is_int(value) or value < low:
-                raise ValueError(f"fit: {name} must be an int >= {low}, received {value!r}.")
-        epochs, initial_epoch, validation_freq = (
-            int(epochs),
-            int(initial_epoch),
-            int(validation_freq),
-        )
-        if callbacks is not None and (
-            not isinstance(callbacks, (list, tuple))
-            or not all(isinstance(c, callbacks_module.Callback) for c in callbacks)
-        ):
-            raise ValueError(
-                f"fit: callbacks must be a list of Callback objects, received {excerpt(callbacks)}."
-            )
-        if verbose == "auto":
-            verbose = 1
-        if verbose not in (0, 1, 2):
-            raise ValueError(f"fit: verbose must be 0, 1, 2 or 'auto', received {verbose!r}.")
-        if not 0.0 <= validation_split < 1.0:
-            raise ValueError(
-                f"fit: validation_split must be in [0, 1), received {validation_split!r}."
-            )
-        if class_weight is not None and sample_weight is not None:
-            raise ValueError("fit: pass class_weight or sample_weight, not both.")
-        x_host = inputs.as_array(x, "fit: x")
-        y_host = inputs.as_array(y, "fit: y")
-        if sample_weight is not None:
-            sample_weight = inputs.check_sample_weight(sample_weight, len(x_host), "fit")
-        elif class_weight is not None:
-            sample_weight = inputs.class_weights(y_host, class_weight)
-
-        # validation_split takes the LAST fraction, before any shuffling (Keras).
-        if validation_data is None and validation_split:
-            split_at = int(math.floor(len(x_host) * (1.0 - validation_split)))
-            if split_at == 0 or split_at == len(x_host):
-                raise ValueError(
-                    f"fit: validation_split={validation_split} of {len(x_host)} samples leaves "
-                    "an empty training or validation part."
-                )
-            validation_data = (x_host[split_at:], y_host[split_at:])
-            if sample_weight is not None:
-                validation_data += (sample_weight[split_at:],)
-                sample_weight = sample_weight[:split_at]
-            x_host, y_host = x_host[:split_at], y_host[:split_at]
-
-        x_dev, y_dev = self._prepare(x_host, y_host, "fit")
-        w_dev = None if sample_weight is None else backend.to_device(sample_weight, FLOATX)
-        val = None
-        if validation_data is not None:
-            val = self._validation_arrays(validation_data)
-        val_batch_size = inputs.check_batch_size(validation_batch_size or batch_size)
-
-        self.reset_metrics()  # as Keras: the *_on_batch running means start afresh
-        history = self._get_trainer().fit(
-            x_dev,
-            y_dev,
-            w_dev,
-            val,
-            batch_size,
-            epochs,
-            verbose,
-            callbacks,
-            shuffle,
-            initial_epoch,
-            val_batch_size,
-            validation_freq,
-        )
-        self.history = history
-        return history
-
-    def resume_from(self, path: str) -> int:
-        """Make the next `fit` continue the training saved in checkpoint `path` exactly
-        (weights, optimizer, generators, the epoch's position, history, callback states);
-        returns the number of whole epochs the checkpoint holds."""
-        arrays, meta = checkpoint.load(path)
-        if self.built:  # else `fit` checks it once the model is built
-            checkpoint.check_fits(self, arrays, meta, path)
-        self._pending_resume = (arrays, meta, path)
-        return meta["epoch"]
-
-    def save_checkpoint(self, path: str, config: dict | None = None, epoch_logs=None) -> None:
-        """Write the full training state (during or after `fit`) to `path`, atomically.
-
-        From a callback's on_epoch_end, pass that epoch's logs as `epoch_logs`: History records
-        them only after the user's callbacks have run.
-        """
-        trainer = self._trainer
-        progress = trainer.progress if trainer is not None else None
-        tracker = trainer.tracker if progress is not None else None
-        if progress is None:
-            progress = checkpoint.FitProgress(
-                len(self.history.epoch) if self.history else 0,
-                history=self.history.history if self.history else {},
-            )
-        checkpoint.save(path, self, progress, tracker, self._callbacks, config, epoch_logs)
-
-    @property
-    def _fit_progress(self):
-        """Where the running fit is (None outside fit)."""
-        return None if self._trainer is None else self._trainer.progress
-
-    def _validation_arrays(self, validation_data):
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-            raise ValueError(
-                "fit: validation_data must be a tuple (x_val, y_val[, sample_weight])."
-            )
-        xv, yv = self._prepare(validation_data[0], validation_data[1], "fit: validation_data")
-        wv = None
-        if len(validation_data) == 3 and validation_data[2] is not None:
-            wv = inputs.check_sample_weight(validation_data[2], len(xv), "fit: validation_data")
-            wv = backend.to_device(wv, FLOATX)
-        return xv, yv, wv
 
     def evaluate(
         self,
@@ -410,28 +284,45 @@ class Sequential(LayerAccess, BatchMethods, ConfigMethods):
         batch_size=None,
         verbose="auto",
         sample_weight=None,
+        steps=None,
         return_dict: bool = False,
     ):
-        """Loss and metrics on (x, y): a float if no metrics, else [loss, *metrics]."""
+        """Loss and metrics on (x, y), or on the batches of a generator or PyDataset x
+        (`steps` of them, default all): a float if no metrics, else [loss, *metrics]."""
         batch_size = inputs.check_batch_size(batch_size)
         progbar = _progbar(verbose, "evaluate")
-        x_dev, y_dev = self._prepare(x, y, "evaluate")
-        w_dev = None
-        if sample_weight is not None:
-            w_dev = backend.to_device(
-                inputs.check_sample_weight(sample_weight, len(x_dev), "evaluate"), FLOATX
-            )
+        steps = streams.check_steps(steps, "evaluate: steps")
+        if streams.is_stream(x):
+            if y is not None or sample_weight is not None:
+                raise ValueError(
+                    f"evaluate: x is a {type(x).__name__}: y and sample_weight must be None "
+                    "(the batches carry them)."
+                )
+            data = self._open_stream(x, steps, "evaluate: x", targets=True)
+        else:
+            x_dev, y_dev = self._prepare(x, y, "evaluate")
+            w_dev = None
+            if sample_weight is not None:
+                w_dev = backend.to_device(
+                    inputs.check_sample_weight(sample_weight, len(x_dev), "evaluate"), FLOATX
+                )
+            data = (x_dev, y_dev, w_dev)
         self.reset_metrics()
-        logs = self._get_trainer().evaluate(x_dev, y_dev, w_dev, batch_size, progbar=progbar)
+        logs = self._get_trainer().evaluate(data, batch_size, progbar=progbar)
         if return_dict:
             return logs
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
-    def predict(self, x, batch_size=None, verbose="auto") -> np.ndarray:
-        """Model outputs for x (dropout off), computed in batches; a host float32 array."""
+    def predict(self, x, batch_size=None, verbose="auto", steps=None) -> np.ndarray:
+        """Model outputs for x (dropout off), computed in batches; a host float32 array. x may
+        be a generator or PyDataset of x, (x,) or (x, y) batches (`steps` of them)."""
         batch_size = inputs.check_batch_size(batch_size)
         progbar = _progbar(verbose, "predict")
+        steps = streams.check_steps(steps, "predict: steps")
+        if streams.is_stream(x):
+            data = self._open_stream(x, steps, "predict: x", targets=False)
+            return self._get_trainer().predict(data, batch_size, progbar)
         x = inputs.as_array(x, "predict: x")
         if x.ndim < 2:
             raise ValueError(f"predict: x must have a batch axis, received shape {x.shape}.")

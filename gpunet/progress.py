@@ -44,11 +44,22 @@ def format_eta(seconds: float) -> str:
 
 
 def progress_line(
-    current: int, total: int, time_per_step: float, logs, elapsed: float | None, eta: float | None
+    current: int,
+    total: int | None,
+    time_per_step: float,
+    logs,
+    elapsed: float | None,
+    eta: float | None,
 ) -> Text:
     """The verbose=1 line: ` 57/375 ━━━━━━━━━━━━━━━━━━━━ 1s 3ms/step - accuracy: ...`; the ETA
-    mid-epoch, the elapsed seconds at the end."""
+    mid-epoch, the elapsed seconds at the end. With no total yet (a generator's first epoch),
+    Keras's `     57/Unknown 2s 3ms/step - ...`: no bar, the seconds so far."""
     line = Text()
+    if total is None:
+        line.append(f"{current:7d}/Unknown")
+        line.append(f" {elapsed:.0f}s", style="bold")
+        line.append(f" {format_time_per_step(time_per_step)}{format_metrics(logs)}")
+        return line
     line.append(f"{current:>{len(str(total))}}/{total}", style="bold")
     line.append(" ")
     done = int(BAR_WIDTH * current / total)  # total >= 1: the logger counts the steps seen

@@ -15,15 +15,17 @@ class Tracker:
     Args:
         xp: the array module of the pass.
         metrics: the compiled metrics; this tracker keeps their states, in slices of its vector.
-        steps: the number of steps of the pass (one loss total each).
+        steps: the number of steps of the pass (one loss total each); None when unknown (data
+            from a generator): the totals then grow as steps come.
     """
 
-    def __init__(self, xp, metrics: list, steps: int):
+    def __init__(self, xp, metrics: list, steps: int | None):
+        self.growable = steps is None
         self.metrics = metrics
         sizes = [metric.state_size for metric in metrics]
         # values[0] is the pass's loss total, summed from step_totals when read.
         self.values = xp.zeros(1 + sum(sizes), dtype="float64")
-        self.step_totals = xp.zeros(steps, dtype="float64")
+        self.step_totals = xp.zeros(64 if steps is None else steps, dtype="float64")
         self._slices, start = [], 1
         for size in sizes:
             self._slices.append(slice(start, start + size))
@@ -36,6 +38,16 @@ class Tracker:
         self.values.fill(0.0)
         self.step_totals.fill(0.0)
         self.seen, self._host = 0, None
+
+    def reserve(self, steps: int) -> None:
+        """Room for `steps` step totals: a growable tracker doubles its vector as needed (a
+        fixed one is sized for its pass already)."""
+        held = self.step_totals.shape[0]
+        if steps > held and self.growable:
+            xp = backend.get_array_module(self.step_totals)
+            grown = xp.zeros(max(steps, 2 * held), dtype="float64")
+            grown[:held] = self.step_totals
+            self.step_totals = grown
 
     def step_total(self, step: int):
         """The 0-d device slot for step `step`'s loss total: sum(loss * weight) + N * penalty."""
@@ -89,6 +101,9 @@ class Tracker:
         }
 
     def set_state(self, arrays: dict, seen: int) -> None:
+        self.reserve(arrays["step_totals"].shape[0])  # a growable tracker had grown this far
+        if self.growable:
+            self.step_totals = self.step_totals[: arrays["step_totals"].shape[0]]
         for name in ("values", "step_totals"):
             target = getattr(self, name)
             if arrays[name].shape != target.shape:

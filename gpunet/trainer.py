@@ -8,6 +8,7 @@ are then `synced`, and reading all of them is one copy of the tracker's vector.
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
@@ -16,7 +17,12 @@ from gpunet import backend, checkpoint, inputs, rng
 from gpunet import callbacks as callbacks_module
 from gpunet import metrics as metrics_module
 from gpunet.step import ReferenceStep, select_training
+from gpunet.step.streaming import StreamTraining
+from gpunet.streams import BatchStream
 from gpunet.tracker import Tracker
+from gpunet.uploads import Prefetcher, Uploader
+
+logger = logging.getLogger("gpunet")
 
 REFRESH_INTERVAL = 0.05  # seconds between progress refreshes (Keras's redraw rate)
 
@@ -60,9 +66,7 @@ class Trainer:
 
     def fit(
         self,
-        x,
-        y,
-        w,
+        data,
         validation,
         batch_size: int,
         epochs: int,
@@ -73,11 +77,19 @@ class Trainer:
         validation_batch_size: int,
         validation_freq: int,
     ):
-        """The epochs of `Sequential.fit` on prepared device arrays; returns the History."""
+        """The epochs of `Sequential.fit`; returns the History. `data` and `validation`: the
+        prepared device arrays (x, y, w), or a BatchStream (validation may be None)."""
         model = self.model
-        xp = backend.get_array_module(x)
-        n = len(x)
-        steps = batches(n, batch_size)
+        stream = data if isinstance(data, BatchStream) else None
+        if stream is None:
+            x, y, w = data
+            xp = backend.get_array_module(x)
+            n = len(x)
+            total = len(batches(n, batch_size))
+        else:
+            xp = backend.xp()
+            total = stream.known_steps()  # None: the first pass tells
+            n = total if stream.exact_order else None  # what an epoch's order permutes
         # Keras's order: the user's callbacks, then History (so it records what they add to
         # the logs, e.g. learning_rate), then the progress bar.
         user = list(callbacks or [])
@@ -85,13 +97,15 @@ class Trainer:
         defaults = [history]
         if verbose and not any(isinstance(c, callbacks_module.ProgbarLogger) for c in user):
             defaults.append(callbacks_module.ProgbarLogger(verbose))
-        params = {"verbose": verbose, "epochs": epochs, "steps": len(steps)}
+        params = {"verbose": verbose, "epochs": epochs, "steps": total}
         hooks = callbacks_module.CallbackList(user + defaults, model, params)
         model.stop_training = model.interrupted = False
         model._callbacks = user  # their states go into checkpoints
-        self.tracker = tracker = Tracker(xp, model._metrics, len(steps))
+        self.tracker = tracker = Tracker(xp, model._metrics, total)
         val_tracker = None
-        if validation is not None:
+        if isinstance(validation, BatchStream):
+            val_tracker = Tracker(xp, model._metrics, validation.known_steps())
+        elif validation is not None:
             val_tracker = Tracker(
                 xp, model._metrics, len(batches(len(validation[0]), validation_batch_size))
             )
@@ -100,7 +114,12 @@ class Trainer:
             callback.check(logged)
         hooks.on_train_begin({})
         progress = self._start_progress(initial_epoch, history, user)
-        training = self.training = select_training(model, self.step, x, y, w, batch_size)
+        if stream is None:
+            training = select_training(model, self.step, x, y, w, batch_size)
+        else:
+            training = _stream_training(model, self.step, stream, progress, shuffle, xp)
+        self.training = training
+        more = getattr(training, "more", None)  # a stream's epoch ends when its data does
         per_execution = model.steps_per_execution
         batch_end = hooks.has("on_train_batch_end")
         names = evaluation_names(model)
@@ -115,22 +134,29 @@ class Trainer:
                 progress.epoch = epoch
                 if progress.step == 0:  # a fresh epoch (else one resumed from a checkpoint)
                     tracker.reset()
-                    progress.order = progress.shuffle_rng.permutation(n) if shuffle else None
-                training.begin_epoch(progress.order)
+                    shuffled = shuffle and n is not None
+                    progress.order = progress.shuffle_rng.permutation(n) if shuffled else None
+                if stream is None:
+                    training.begin_epoch(progress.order)
+                else:
+                    training.begin_epoch(progress.order, progress.step)
+                    if not training.more():  # a generator used up by earlier epochs
+                        break
                 progress.epoch_began = time.perf_counter()
                 hooks.on_epoch_begin(epoch, {})  # may read progress.seconds_before
                 step = progress.step
-                while step < len(steps):
+                while (total is None or step < total) and (more is None or more()):
                     # Keras: one begin and one end call per execution of up to
                     # steps_per_execution steps, with its first and last step.
-                    count = min(per_execution, len(steps) - step)
+                    count = per_execution if total is None else min(per_execution, total - step)
                     hooks.on_train_batch_begin(step, {})
-                    training.run(tracker, step, count)
-                    step += count
+                    ran = training.run(tracker, step, count)
+                    step += count if ran is None else ran
                     progress.step = step
                     if batch_end:
                         now = self.clock()
-                        synced = step == len(steps) or now - last_refresh >= REFRESH_INTERVAL
+                        last = step == total or (more is not None and not more())
+                        synced = last or now - last_refresh >= REFRESH_INTERVAL
                         if synced:
                             last_refresh = now
                         logs = callbacks_module.LazyLogs(
@@ -139,17 +165,19 @@ class Trainer:
                         hooks.on_train_batch_end(step - 1, logs)
                     if model.stop_training:
                         break
+                if stream is not None:
+                    training.end_epoch()
                 if model.interrupted:  # a checkpoint holds the partial epoch; no epoch end
                     break
                 logs = tracker.read()
                 if validation is not None and (epoch + 1) % validation_freq == 0:
                     logs.update(
-                        self.evaluate(*validation, validation_batch_size, "val_", val_tracker)
+                        self.evaluate(validation, validation_batch_size, "val_", val_tracker)
                     )
                 progress.epoch, progress.step, progress.order = epoch + 1, 0, None
                 progress.seconds_before = 0.0
                 hooks.on_epoch_end(epoch, logs)
-                if model.stop_training:
+                if model.stop_training or (stream is not None and stream.ran_out):
                     break
         hooks.on_train_end({})
         self.progress = None
@@ -178,21 +206,20 @@ class Trainer:
 
     # ----- evaluate and predict ---------------------------------------------------------------
 
-    def evaluate(
-        self, x, y, w, batch_size: int, prefix: str = "", tracker=None, progbar=None
-    ) -> dict:
-        """Loss and metrics over (x, y[, w]) in batches (dropout off): one read at the end.
-        `progbar` (a ProgbarLogger) draws the steps and prints the results at the end."""
-        spans = batches(len(x), batch_size)
+    def evaluate(self, data, batch_size: int, prefix: str = "", tracker=None, progbar=None) -> dict:
+        """Loss and metrics over `data` (device arrays (x, y, w), or a BatchStream) in batches
+        (dropout off): one read at the end. `progbar` (a ProgbarLogger) draws the steps and
+        prints the results at the end."""
+        xp = backend.xp() if isinstance(data, BatchStream) else backend.get_array_module(data[0])
+        steps = _steps(data, batch_size)
         if tracker is None:
-            tracker = Tracker(backend.get_array_module(x), self.model._metrics, len(spans))
+            tracker = Tracker(xp, self.model._metrics, steps)
         tracker.reset()
-        _begin(progbar, "test", len(spans))
-        for step, (start, stop) in enumerate(spans):
-            wb = None if w is None else w[start:stop]
-            yb = y[start:stop]
-            y_pred = self.step.evaluate(x[start:stop], yb, wb, tracker.step_total(step))
-            tracker.update(stop - start, yb, y_pred, wb)
+        _begin(progbar, "test", steps)
+        for step, (rows, xb, yb, wb) in enumerate(_batches(data, batch_size, xp)):
+            tracker.reserve(step + 1)
+            y_pred = self.step.evaluate(xb, yb, wb, tracker.step_total(step))
+            tracker.update(rows, yb, y_pred, wb)
             if progbar is not None:
                 progbar.on_test_batch_end(step)
         logs = tracker.read(prefix)
@@ -200,23 +227,75 @@ class Trainer:
             progbar.on_test_end(logs)
         return logs
 
-    def predict(self, x, batch_size: int, progbar=None) -> np.ndarray:
-        """Model outputs in batches, gathered on the device and copied to the host once."""
-        xp = backend.get_array_module(x)
-        out = xp.empty((len(x),) + self.model.layers[-1].output_shape, dtype=inputs.FLOATX)
-        spans = batches(len(x), batch_size)
-        _begin(progbar, "predict", len(spans))
-        for step, (start, stop) in enumerate(spans):
-            out[start:stop] = self.step.forward(x[start:stop], training=False)
-            if progbar is not None:
-                progbar.on_predict_batch_end(step)
+    def predict(self, data, batch_size: int, progbar=None) -> np.ndarray:
+        """Model outputs in batches of `data` (a device array, or a BatchStream), gathered on
+        the device and copied to the host once."""
+        if isinstance(data, BatchStream):
+            xp, parts = backend.xp(), []
+            _begin(progbar, "predict", data.known_steps())
+            for step, (_, xb, _, _) in enumerate(_batches(data, batch_size, xp)):
+                parts.append(self.step.forward(xb, training=False).copy())
+                if progbar is not None:
+                    progbar.on_predict_batch_end(step)
+            out = xp.concatenate(parts)
+        else:
+            xp = backend.get_array_module(data)
+            out = xp.empty((len(data),) + self.model.layers[-1].output_shape, inputs.FLOATX)
+            spans = batches(len(data), batch_size)
+            _begin(progbar, "predict", len(spans))
+            for step, (start, stop) in enumerate(spans):
+                out[start:stop] = self.step.forward(data[start:stop], training=False)
+                if progbar is not None:
+                    progbar.on_predict_batch_end(step)
         host = np.asarray(backend.to_host(out))
         if progbar is not None:
             progbar.on_predict_end()
         return host
 
 
-def _begin(progbar, kind: str, steps: int) -> None:
+def _stream_training(model, step, stream, progress, shuffle: bool, xp) -> StreamTraining:
+    """The training of a fit on a BatchStream; refuses a mid-epoch resume it cannot make
+    exact."""
+    if progress.step and not stream.exact_order:
+        raise ValueError(
+            "fit: this checkpoint was saved mid-epoch, and only array data or a PyDataset "
+            "without steps_per_epoch can be resumed mid-epoch exactly (a generator cannot go "
+            "back to a batch). Resume from a checkpoint saved at an epoch's end."
+        )
+    if shuffle and stream.dataset is not None and not stream.exact_order:
+        stream.rng = progress.shuffle_rng  # each pass of a PyDataset with steps_per_epoch
+    if xp is not np:
+        logger.warning(
+            "gpunet: data from a %s: the reference CuPy step trains on each batch as it is "
+            "copied (the fused step needs array data).",
+            type(stream.data).__name__,
+        )
+    return StreamTraining(step, stream, xp)
+
+
+def _steps(data, batch_size: int) -> int | None:
+    """Steps of one pass over `data`, when known."""
+    if isinstance(data, BatchStream):
+        return data.known_steps()
+    return len(batches(len(data[0]), batch_size))
+
+
+def _batches(data, batch_size: int, xp):
+    """(rows, x, y, w) on the device for each batch of one pass over `data`."""
+    if isinstance(data, BatchStream):
+        prefetch = Prefetcher(data.epoch(), Uploader(xp))
+        while prefetch.more():
+            host, (xb, yb, wb) = prefetch.next()
+            yield len(host[0]), xb, yb, wb
+        prefetch.close()
+        data.end_epoch()
+        return
+    x, y, w = data
+    for start, stop in batches(len(x), batch_size):
+        yield stop - start, x[start:stop], y[start:stop], None if w is None else w[start:stop]
+
+
+def _begin(progbar, kind: str, steps: int | None) -> None:
     if progbar is not None:
         progbar.set_params({"verbose": progbar.verbose, "epochs": 1, "steps": steps})
         getattr(progbar, f"on_{kind}_begin")()

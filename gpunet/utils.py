@@ -7,6 +7,18 @@ import random
 import numpy as np
 
 from gpunet import backend, naming, rng
+from gpunet.pydataset import PyDataset
+
+Sequence = PyDataset  # Keras 2's name, kept by Keras 3
+
+__all__ = [
+    "PyDataset",
+    "Sequence",
+    "clear_session",
+    "normalize",
+    "set_random_seed",
+    "to_categorical",
+]
 
 
 def set_random_seed(seed: int) -> None:

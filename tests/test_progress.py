@@ -69,6 +69,12 @@ def test_value_time_and_eta_formats():
     assert [progress.format_eta(s) for s in (5, 75, 3725)] == ["5s", "1:15", "1:02:05"]
 
 
+def test_a_first_epoch_of_unknown_length_shows_the_count_and_the_seconds_so_far():
+    # Keras's progbar without a target: "%7d/Unknown", the elapsed seconds, no bar, no ETA.
+    line = progress.progress_line(37, None, 0.005, {"loss": 0.5}, 2.2, None)
+    assert line.plain == "     37/Unknown 2s 5ms/step - loss: 0.5000"
+
+
 def test_mid_epoch_line_and_its_styles():
     line = progress.progress_line(
         57, 375, 0.003, {"loss": 0.8963, "accuracy": 0.7313}, elapsed=None, eta=1.0

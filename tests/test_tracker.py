@@ -47,3 +47,20 @@ def test_a_sum_that_overflows_names_no_step():
     with np.errstate(over="ignore"):  # as fit reads it
         assert tracker.read()["loss"] == np.inf
         assert tracker.first_nonfinite_step() is None
+
+
+def test_a_pass_of_unknown_length_grows_its_totals_and_a_fixed_one_does_not():
+    tracker = _tracker(steps=None)  # a generator's first epoch
+    y_pred = np.eye(3, dtype=np.float32)
+    for step in range(150):  # past the 64 it starts with, twice
+        tracker.reserve(step + 1)
+        tracker.step_total(step)[...] = float(step)
+        tracker.update(3, np.array([0, 1, 2]), y_pred)
+    assert tracker.step_totals.shape == (256,)
+    assert tracker.read()["loss"] == pytest.approx(sum(range(150)) / 450)
+    restored = _tracker(steps=None)
+    restored.set_state(tracker.get_state(), seen=tracker.seen)  # a checkpoint mid-epoch
+    assert restored.read() == tracker.read()
+    fixed = _tracker(steps=3)
+    fixed.reserve(10)
+    assert fixed.step_totals.shape == (3,)

@@ -38,6 +38,7 @@ class ProgbarLogger(Callback):
         self.clock = clock
         self.refresh_interval = refresh_interval
         self._live = None
+        self._learned_steps = None  # steps per epoch, learned from a first epoch of unknown size
 
     def on_train_begin(self, logs=None):
         if self.console is None:
@@ -74,15 +75,21 @@ class ProgbarLogger(Callback):
         synced = getattr(logs, "synced", None)  # fit's refresh schedule, when it gives one
         due = now - self._last_draw >= self.refresh_interval if synced is None else synced
         if self._live is not None and due:
-            total = self.params.get("steps") or self._seen
+            total = self.params.get("steps") or self._learned_steps  # None: not known yet
             per_step = self._time_per_step(now)
-            line = progress_line(
-                self._seen, total, per_step, logs or {}, None, per_step * (total - self._seen)
-            )
+            if total is None:
+                line = progress_line(
+                    self._seen, None, per_step, logs or {}, now - self._start, None
+                )
+            else:
+                eta = per_step * max(total - self._seen, 0)
+                line = progress_line(self._seen, total, per_step, logs or {}, None, eta)
             self._live.update(line, refresh=True)
             self._last_draw = now
 
     def on_epoch_end(self, epoch, logs=None):
+        if not self.params.get("steps"):
+            self._learned_steps = self._seen  # Keras: later epochs of a generator show it
         now = self.clock()
         elapsed, per_step = now - self._start, self._time_per_step(now)
         if self._live is not None:
