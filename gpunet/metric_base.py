@@ -17,6 +17,9 @@ class Metric:
     """
 
     state_size = 0
+    # Options Keras 3's config of this metric carries that gpunet does not offer, with the
+    # value meaning "off": a Keras config giving exactly these loads; any other is refused.
+    keras_only: dict = {}
 
     def __init__(self, name: str):
         self.name = name
@@ -50,6 +53,31 @@ class Metric:
 
     def result_from(self, state: np.ndarray) -> float:
         raise NotImplementedError
+
+    def get_config(self) -> dict:
+        """Keras 3's config: the name, the dtype (always float32 here) and the options."""
+        return {"name": self.name, "dtype": "float32", **self._options()}
+
+    def _options(self) -> dict:
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict):
+        """The metric `get_config` (gpunet's or Keras 3's) describes."""
+        config = dict(config)
+        dtype = config.pop("dtype", None)
+        if dtype not in (None, "float32"):
+            raise ValueError(
+                f"metric {cls.__name__}: dtype {dtype!r}: gpunet's metrics compute in "
+                "float32 (float64 accumulators); use 'float32' or leave it out."
+            )
+        for option, off in cls.keras_only.items():
+            if option in config and config.pop(option) != off:
+                raise ValueError(
+                    f"metric {cls.__name__}: option {option!r} is not supported by gpunet "
+                    f"(only {off!r})."
+                )
+        return cls(**config)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r}>"

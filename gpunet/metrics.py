@@ -8,9 +8,11 @@ syncs with the host; only reading the state does.
 from __future__ import annotations
 
 import functools
+import inspect
 
 import numpy as np
 
+from gpunet import serialization
 from gpunet.backend import get_array_module
 from gpunet.messages import unknown_name
 from gpunet.metric_base import Mean, MeanMetricWrapper, Metric, _row_weights, _same_rank  # noqa: F401
@@ -110,10 +112,21 @@ def _wrapper(class_name: str, fn, default_name: str, doc: str):
     """A MeanMetricWrapper class for `fn` with Keras 3's class name and default log name; its
     keyword options (threshold, k) go to `fn`."""
 
+    # The options and their defaults, as Keras's config lists them (threshold, k).
+    defaults = {
+        p.name: p.default
+        for p in inspect.signature(fn).parameters.values()
+        if p.default is not inspect.Parameter.empty and p.name != "buffers"
+    }
+
     def __init__(self, name: str = default_name, **options):
         MeanMetricWrapper.__init__(self, functools.partial(fn, **options) if options else fn, name)
+        self._given = options
 
-    body = {"__init__": __init__, "__doc__": doc, "__module__": __name__}
+    def _options(self):
+        return {**defaults, **self._given}
+
+    body = {"__init__": __init__, "_options": _options, "__doc__": doc, "__module__": __name__}
     return type(class_name, (MeanMetricWrapper,), body)
 
 
@@ -212,10 +225,25 @@ def resolve_accuracy(y_true_shape: tuple, y_pred_shape: tuple):
     return categorical_accuracy
 
 
-def get(identifier, y_true_shape: tuple, y_pred_shape: tuple) -> Metric:
-    """Build the metric for a name (or return a Metric instance), given the shapes it will see."""
+def serialize(metric: Metric) -> dict:
+    """Keras 3's serialized form of a metric object."""
+    return serialization.serialize(metric, "keras.metrics")
+
+
+def deserialize(config: dict) -> Metric:
+    """The metric `serialize` (or Keras 3) described."""
+    return serialization.deserialize(
+        config, _BY_CLASS_NAME, "metric", lambda cls, arguments: cls.from_config(arguments)
+    )
+
+
+def get(identifier, y_true_shape: tuple = (None,), y_pred_shape: tuple = (None, 1)) -> Metric:
+    """Build the metric for a name or serialized dict (or return a Metric instance), given the
+    shapes it will see ("accuracy" depends on them)."""
     if isinstance(identifier, Metric):
         return identifier
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
     if isinstance(identifier, str):
         if identifier in _BY_CLASS_NAME:
             return _BY_CLASS_NAME[identifier]()
@@ -235,6 +263,8 @@ def log_name(identifier) -> str:
     string as written ("acc" stays "acc")."""
     if isinstance(identifier, Metric):
         return identifier.name
+    if isinstance(identifier, dict):
+        return deserialize(identifier).name
     if identifier in _BY_CLASS_NAME:
         return _BY_CLASS_NAME[identifier]().name
     return identifier
@@ -243,6 +273,9 @@ def log_name(identifier) -> str:
 def check_name(identifier) -> None:
     """Raise ValueError at compile time for a name `get` will not resolve."""
     if isinstance(identifier, Metric):
+        return
+    if isinstance(identifier, dict):
+        deserialize(identifier)  # raises for a bad one
         return
     if not isinstance(identifier, str) or (
         identifier not in _BY_CLASS_NAME and identifier.lower() not in NAMES

@@ -27,6 +27,7 @@ class _Confusion(Metric):
     State: [tp, fp, fn]."""
 
     state_size = 3
+    keras_only = {"thresholds": None, "top_k": None, "class_id": None}
 
     def _update(self, state, y_true, y_pred, sample_weight):
         xp = get_array_module(y_pred)
@@ -74,6 +75,15 @@ class AUC(Metric):
     `bincount`, which syncs on CuPy.
     """
 
+    keras_only = {
+        "curve": "ROC",
+        "summation_method": "interpolation",
+        "multi_label": False,
+        "num_labels": None,
+        "label_weights": None,
+        "from_logits": False,
+    }
+
     def __init__(self, num_thresholds: int = 200, name: str = "auc"):
         if num_thresholds < 2:
             raise ValueError(f"AUC num_thresholds must be > 1, received {num_thresholds!r}.")
@@ -82,7 +92,11 @@ class AUC(Metric):
         # every score is above the first and none above the last, as with infinities here.
         self.thresholds = np.array([-np.inf] + inner + [np.inf])
         self.state_size = 2 * num_thresholds + 2
+        self.num_thresholds = num_thresholds
         super().__init__(name)
+
+    def _options(self) -> dict:
+        return {"num_thresholds": self.num_thresholds}
 
     def _update(self, state, y_true, y_pred, sample_weight):
         xp = get_array_module(y_pred)

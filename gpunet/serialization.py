@@ -42,8 +42,9 @@ def serialize(obj, module: str) -> dict:
     }
 
 
-def deserialize(config, classes: dict, kind: str):
-    """The object a serialized form describes; `classes` maps class names to classes."""
+def deserialize(config, classes: dict, kind: str, make=None):
+    """The object a serialized form describes; `classes` maps class names to classes, `make`
+    (class, arguments) builds it (default: the class called with the arguments)."""
     if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
         raise ValueError(
             f"A serialized {kind} is a dict with 'class_name' and 'config', received "
@@ -59,6 +60,6 @@ def deserialize(config, classes: dict, kind: str):
             f"{kind} {cls.__name__}: config must be a dict, received {excerpt(arguments)}."
         )
     try:
-        return cls(**arguments)
+        return cls(**arguments) if make is None else make(cls, arguments)
     except TypeError as exc:
         raise ValueError(f"{kind} {cls.__name__}: bad config ({exc}).") from None

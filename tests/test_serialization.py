@@ -1,6 +1,10 @@
 """get_config / serialize / deserialize (gpunet/serialization.py) for losses, initializers,
 optimizers and schedules, in Keras 3's {module, class_name, config, registered_name} form."""
 
+import json
+import pathlib
+
+import numpy as np
 import pytest
 
 import gpunet as gn
@@ -83,3 +87,46 @@ def test_a_constructor_argument_without_its_attribute_is_a_bug_named():
 
     with pytest.raises(TypeError, match="Odd: no attribute for argument 'lost'"):
         serialization.constructor_config(Odd(1, 2))
+
+
+KERAS_METRICS = json.loads(
+    (pathlib.Path(__file__).parent / "fixtures" / "keras3_metric_configs.json").read_text()
+)
+
+
+@pytest.mark.parametrize("class_name", sorted(KERAS_METRICS["configs"]))
+def test_metrics_read_keras3_serialized_configs_and_write_them_back(class_name):
+    # Written by Keras 3 itself (bench/keras_metric_configs.py): gpunet builds the same metric
+    # and serializes it to the same dict, for the options both have.
+    written = KERAS_METRICS["configs"][class_name]
+    metric = gn.metrics.get(written)
+    assert type(metric).__name__ == class_name
+    ours = gn.metrics.serialize(metric)
+    keras_only = type(metric).keras_only
+    assert ours["config"] == {k: v for k, v in written["config"].items() if k not in keras_only}
+    assert {k: v for k, v in ours.items() if k != "config"} == {
+        k: v for k, v in written.items() if k != "config"
+    }
+
+
+def test_metric_options_travel_and_unsupported_keras_options_are_refused():
+    top3 = gn.metrics.deserialize(gn.metrics.serialize(gn.metrics.TopKCategoricalAccuracy(k=3)))
+    y_true = np.eye(4, dtype=np.float32)[[0, 1, 2, 3]]
+    y_pred = np.array([[0.1, 0.2, 0.3, 0.4]] * 4, dtype=np.float32)
+    top3.update_state(y_true, y_pred)
+    assert top3.result() == pytest.approx(0.75)  # class 0 is 4th of 4: outside the top 3
+    assert (
+        gn.metrics.get({"class_name": "AUC", "config": {"num_thresholds": 9}}).num_thresholds == 9
+    )
+    with pytest.raises(ValueError, match="option 'curve' is not supported by gpunet"):
+        gn.metrics.get({"class_name": "AUC", "config": {"curve": "PR"}})
+    with pytest.raises(ValueError, match="dtype 'float64'"):
+        gn.metrics.get({"class_name": "Recall", "config": {"dtype": "float64"}})
+    with pytest.raises(ValueError, match="Unknown metric 'Accuracyy'"):
+        gn.metrics.get({"class_name": "Accuracyy", "config": {}})
+    model = gn.Sequential([gn.layers.Input((4,)), gn.layers.Dense(4, activation="softmax")])
+    model.compile(loss="categorical_crossentropy", metrics=[gn.metrics.serialize(top3)])
+    assert model.evaluate(y_true, y_true, verbose=0, return_dict=True).keys() == {
+        "loss",
+        "top_k_categorical_accuracy",
+    }
