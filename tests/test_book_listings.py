@@ -101,3 +101,63 @@ def test_geron_callbacks_and_the_functions_the_chapter_uses():
     clone = keras.models.clone_model(model)
     clone.set_weights(model.get_weights())
     np.testing.assert_array_equal(clone.predict_on_batch(x[:8]), model.predict_on_batch(x[:8]))
+
+
+def test_keras_guide_training_with_a_pydataset_and_a_generator():
+    # "Training & evaluation with the built-in methods" (keras.io guide), its PyDataset section;
+    # then the same data from a Python generator with steps_per_epoch.
+    (x_train, y_train), (x_test, y_test) = keras.datasets.fashion_mnist.load_data()
+    x_train = x_train[:6000].reshape(6000, 784).astype("float32") / 255
+    y_train = y_train[:6000].astype("float32")
+    x_val, y_val = x_train[-1000:], y_train[-1000:]
+    x_train, y_train = x_train[:-1000], y_train[:-1000]
+
+    def get_compiled_model():
+        inputs = keras.Input(shape=(784,), name="digits")
+        model = keras.Sequential(
+            [
+                inputs,
+                keras.layers.Dense(64, activation="relu", name="dense_1"),
+                keras.layers.Dense(64, activation="relu", name="dense_2"),
+                keras.layers.Dense(10, activation="softmax", name="predictions"),
+            ]
+        )
+        model.compile(
+            optimizer="rmsprop",
+            loss="sparse_categorical_crossentropy",
+            metrics=["sparse_categorical_accuracy"],
+        )
+        return model
+
+    class ExamplePyDataset(keras.utils.PyDataset):
+        def __init__(self, x, y, batch_size, **kwargs):
+            super().__init__(**kwargs)
+            self.x = x
+            self.y = y
+            self.batch_size = batch_size
+
+        def __len__(self):
+            return int(np.ceil(len(self.x) / float(self.batch_size)))
+
+        def __getitem__(self, idx):
+            batch_x = self.x[idx * self.batch_size : (idx + 1) * self.batch_size]
+            batch_y = self.y[idx * self.batch_size : (idx + 1) * self.batch_size]
+            return batch_x, batch_y
+
+    train_py_dataset = ExamplePyDataset(x_train, y_train, batch_size=32)
+    val_py_dataset = ExamplePyDataset(x_val, y_val, batch_size=32)
+    model = get_compiled_model()
+    history = model.fit(train_py_dataset, batch_size=64, validation_data=val_py_dataset, epochs=1)
+    assert history.history["val_sparse_categorical_accuracy"][0] > 0.6
+
+    def generator(batch_size=64):
+        while True:
+            for i in range(0, len(x_train), batch_size):
+                yield x_train[i : i + batch_size], y_train[i : i + batch_size]
+
+    model = get_compiled_model()
+    model.fit(generator(), steps_per_epoch=40, epochs=2, verbose=2)
+    results = model.evaluate(ExamplePyDataset(x_test[:512].reshape(-1, 784) / 255,
+                                              y_test[:512], 128), verbose=0)  # fmt: skip
+    assert results[1] > 0.6
+    assert model.predict(generator(), steps=2, verbose=0).shape == (128, 10)
