@@ -96,12 +96,13 @@ class BatchStream:
         return self._length() if self.dataset is not None else None
 
     def _length(self) -> int | None:
-        length = self.dataset.num_batches
+        what = f"{self.where}: {type(self.dataset).__name__}'s length must be an int >= 0 or None"
+        try:
+            length = self.dataset.num_batches
+        except (TypeError, ValueError) as exc:  # len() refuses a negative or non-int __len__
+            raise ValueError(f"{what} ({exc}).") from None
         if length is not None and (not isinstance(length, (int, np.integer)) or length < 0):
-            raise ValueError(
-                f"{self.where}: {type(self.dataset).__name__}'s length must be an int >= 0 or "
-                f"None, received {length!r}."
-            )
+            raise ValueError(f"{what}, received {length!r}.")
         return length
 
     def _pass(self, order=None) -> Iterator:

@@ -2,6 +2,9 @@
 as the arrays give, Keras's epoch rules, and one clear line for each bad batch."""
 
 import io
+import itertools
+import threading
+import time
 import warnings
 
 import numpy as np
@@ -380,3 +383,92 @@ def test_lists_of_samples_train_as_the_array():
         model.fit(as_list, list(y), epochs=1, verbose=0, shuffle=False)
         for a, b in zip(expected.get_weights(), model.get_weights()):
             np.testing.assert_array_equal(a, b)
+
+
+def test_pydataset_options_are_checked_one_by_one_and_the_warning_points_at_the_caller():
+    for options, name in (
+        ({"workers": 0}, "workers"),
+        ({"workers": True}, "workers"),
+        ({"max_queue_size": 0}, "max_queue_size"),
+        ({"max_queue_size": 2.0}, "max_queue_size"),
+    ):
+        with pytest.raises(ValueError, match=f"PyDataset: {name} must be an int >= 1"):
+            gn.utils.PyDataset(**options)
+    with pytest.warns(UserWarning) as caught:
+        gn.utils.PyDataset(use_multiprocessing=True)
+    (warning,) = caught
+    assert warning.filename == __file__
+    assert str(warning.message) == (
+        "PyDataset: use_multiprocessing=True: gpunet's workers are threads, not processes "
+        "(they release the GIL in NumPy; a pure-Python __getitem__ gains less)."
+    )
+
+    class NoSuper(gn.utils.PyDataset):  # Keras code that forgets super().__init__()
+        def __init__(self):
+            pass
+
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, index):
+            return index
+
+    data = NoSuper()
+    assert (data.workers, data.use_multiprocessing, data.max_queue_size) == (1, False, 10)
+    assert list(data) == [0, 1]  # a PyDataset iterates over its batches, as in Keras
+
+    class Endless(NoSuper):
+        num_batches = None
+
+    assert list(itertools.islice(iter(Endless()), 4)) == [0, 1, 2, 3]
+    with pytest.raises(NotImplementedError, match="Bare must define __getitem__"):
+        type("Bare", (gn.utils.PyDataset,), {})()[0]
+
+
+def test_workers_are_that_many_threads_made_at_most_max_queue_size_ahead():
+    x, y = _data()
+
+    class Slow(Batches):
+        def __getitem__(self, index):
+            self.calls.append(threading.current_thread().name)
+            time.sleep(0.01)
+            return super().__getitem__(index)
+
+    data = Slow(x, y, workers=3, max_queue_size=5)
+    made = streams._made_ahead(data, range(8))
+    next(made)
+    time.sleep(0.2)  # every batch submitted so far is made by now
+    assert len(data.asked) == 5  # the one taken and four more queued, never a sixth
+    assert 1 < len(set(data.calls)) <= 3
+    assert len(list(made)) == 7
+
+
+def test_a_dataset_length_that_is_not_a_count_is_named():
+    x, y = _data()
+
+    class Negative(Batches):
+        def __len__(self):
+            return -1
+
+    with pytest.raises(ValueError, match="fit: x: Negative's length must be an int >= 0 or None"):
+        _model().fit(Negative(x, y), verbose=0)
+
+    class Fractional(Batches):
+        num_batches = 2.5
+
+    with pytest.raises(ValueError, match="Fractional's length must .*, received 2.5"):
+        _model().fit(Fractional(x, y), verbose=0)
+
+
+def test_predict_batches_are_checked_and_computed_in_float32():
+    x, y = _data()
+    model = _model()
+    out = model.predict((x[i : i + 50].astype(np.float64) for i in range(0, N, 50)), verbose=0)
+    assert out.dtype == np.float32
+    for bad, message in (
+        ([x[:4], x[:4, :11]], r"predict: x: batch 1: input of model .* expected shape"),
+        ([x[:4], x[0]], r"predict: x: batch 1: x must have a batch axis"),
+        ([x[:4], np.full((2, 12), np.inf)], r"predict: x: batch 1: x contains NaN or inf"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            model.predict(iter(bad), verbose=0)
