@@ -146,11 +146,16 @@ class BatchStream:
         if self.exact_order and first:
             source = itertools.islice(source, first, None)
         budget = None if self.steps is None else self.steps - first
-        taken = 0
+        taken, restarted = 0, False
         while budget is None or taken < budget:
             try:
                 raw = next(source)
             except StopIteration:
+                if keep and self.restartable and taken == 0 and not restarted:
+                    # A kept pass that ended with the last epoch: this epoch starts a new one.
+                    source = self._iterator = self._pass(order)
+                    restarted = True
+                    continue
                 if self.restartable:
                     self._iterator = None  # the next epoch starts a new pass
                 if taken == 0 and first == 0:

@@ -472,3 +472,69 @@ def test_predict_batches_are_checked_and_computed_in_float32():
     ):
         with pytest.raises(ValueError, match=message):
             model.predict(iter(bad), verbose=0)
+
+
+def test_a_pydataset_with_steps_per_epoch_shuffles_each_pass_and_an_endless_one_counts_up():
+    x, y = _data()
+    shuffled = Batches(x, y)
+    _model().fit(shuffled, steps_per_epoch=4, epochs=4, verbose=0)
+    passes = [shuffled.asked[1:9], shuffled.asked[9:17]]  # after the first batch, read to build
+    assert all(sorted(p) == list(range(8)) for p in passes)
+    assert passes[0] != list(range(8)) and passes[0] != passes[1]
+    in_order = Batches(x, y)
+    _model().fit(in_order, steps_per_epoch=4, epochs=4, verbose=0, shuffle=False)
+    assert in_order.asked[1:] == list(range(8)) * 2
+
+    class Endless(Batches):
+        num_batches = None
+
+        def __getitem__(self, index):
+            return super().__getitem__(index % 8)
+
+    endless = Endless(x, y)
+    _model().fit(endless, steps_per_epoch=5, epochs=2, verbose=0)
+    assert endless.asked[1:] == list(range(8)) + [0, 1]  # indices 0.. 9, never shuffled
+
+
+def test_one_worker_makes_batches_in_the_training_thread_and_two_in_others():
+    x, y = _data()
+
+    class Where(Batches):
+        def __getitem__(self, index):
+            self.threads.append(threading.current_thread() is threading.main_thread())
+            return super().__getitem__(index)
+
+    for workers, main in ((1, True), (2, False)):
+        data = Where(x, y, workers=workers)
+        data.threads = []
+        _model().fit(data, epochs=1, verbose=0)
+        assert set(data.threads[1:]) == {main}  # after the first, read to build the model
+
+
+def test_the_cupy_path_says_why_streamed_data_trains_on_the_reference_step(caplog):
+    x, y = _data()
+    _model().fit(_batches(x, y), epochs=1, verbose=0)
+    notices = [r.getMessage() for r in caplog.records if "reference CuPy step" in r.getMessage()]
+    if backend.get_backend() == "numpy":
+        assert notices == []
+    else:
+        assert notices == [
+            "gpunet: data from a generator: the reference CuPy step trains on each batch as "
+            "it is copied (the fused step needs array data)."
+        ]
+
+
+def test_stream_training_fills_the_step_totals_of_the_steps_it_runs():
+    from gpunet.step.streaming import StreamTraining
+    from gpunet.tracker import Tracker
+
+    x, y = _data()
+    model = _model()
+    stream = model._open_stream(Batches(x, y), None, "fit: x", targets=True)
+    training = StreamTraining(model._get_trainer().step, stream, np)
+    tracker = Tracker(np, [], None)
+    training.begin_epoch(None, first=2)
+    assert training.run(tracker, 2, 3) == 3
+    totals = tracker.step_totals
+    assert not totals[:2].any() and totals[2:5].all() and not totals[5:].any()
+    assert tracker.seen == 3 * BATCH
