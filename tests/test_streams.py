@@ -531,10 +531,11 @@ def test_stream_training_fills_the_step_totals_of_the_steps_it_runs():
     x, y = _data()
     model = _model()
     stream = model._open_stream(Batches(x, y), None, "fit: x", targets=True)
-    training = StreamTraining(model._get_trainer().step, stream, np)
-    tracker = Tracker(np, [], None)
+    xp = backend.xp()
+    training = StreamTraining(model._get_trainer().step, stream, xp)
+    tracker = Tracker(xp, [], None)
     training.begin_epoch(None, first=2)
     assert training.run(tracker, 2, 3) == 3
-    totals = tracker.step_totals
+    totals = backend.to_host(tracker.step_totals)
     assert not totals[:2].any() and totals[2:5].all() and not totals[5:].any()
     assert tracker.seen == 3 * BATCH
