@@ -1,11 +1,12 @@
 """Keras's ways to reach a model's layers, weights and logged names: `get_layer`, `weights`,
-`trainable_weights`, `get_weights`/`set_weights`, `count_params`, `metrics_names`, and the
-`summary()` table that counts them."""
+`trainable_weights`, `get_weights`/`set_weights`, `save_weights`/`load_weights` (Keras 3's
+`.weights.h5`), `count_params`, `metrics_names`, and the `summary()` table that counts them."""
 
 from __future__ import annotations
 
 import io
 import math
+import os
 import shutil
 
 import numpy as np
@@ -69,6 +70,22 @@ class LayerAccess:
     def get_weights(self) -> list[np.ndarray]:
         """Host copies of all weights, Keras order: per Dense, kernel (in, out) then bias."""
         return [np.array(backend.to_host(w)) for w in self.weights]
+
+    def save_weights(self, filepath: str, overwrite: bool = True) -> None:
+        """Write the weights to `filepath` (`*.weights.h5`) in Keras 3's layout, which Keras's
+        `load_weights` reads; `overwrite=False` refuses an existing file."""
+        from gpunet.saving import weights_h5
+
+        if not overwrite and os.path.exists(filepath):
+            raise FileExistsError(f"save_weights: {filepath} exists and overwrite=False.")
+        weights_h5.save(self, filepath)
+
+    def load_weights(self, filepath: str) -> None:
+        """Set the weights from a `*.weights.h5` file written by Keras 3 or `save_weights`
+        (matched layer by layer, as Keras matches them: by class and position)."""
+        from gpunet.saving import weights_h5
+
+        weights_h5.load(self, filepath)
 
     def set_weights(self, weights) -> None:
         """Copy host arrays into the weights; shapes must match `get_weights()`."""

@@ -38,6 +38,7 @@ class Normalization(Layer):
             if (self._given[1] < 0).any():
                 raise ValueError(f"{self.name}: variance must be >= 0.")
         self.mean = self.variance = None  # device arrays once built
+        self.adapted_count = 0  # samples adapt() averaged (Keras saves it as `count`)
 
     def _axes(self, ndim: int) -> tuple[int, ...]:
         """The feature axes (counting the batch axis), normalized to positive indices."""
@@ -87,6 +88,7 @@ class Normalization(Layer):
         variance = data.var(axis=reduce, keepdims=True)[0]
         self.mean[...] = backend.to_device(mean, "float32")
         self.variance[...] = backend.to_device(variance, "float32")
+        self.adapted_count = data.size // mean.size  # Keras's `count`: values per statistic
 
     def _scale(self, xp):
         return xp.maximum(xp.sqrt(self.variance), EPSILON)

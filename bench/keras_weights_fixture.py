@@ -1,0 +1,55 @@
+"""Write tests/fixtures/keras3_mlp.weights.h5 and keras3_mlp_expected.npz: a small MLP with
+every layer type gpunet has (Normalization, Dense, Dropout, BatchNormalization, Activation),
+its weights saved by Keras 3 itself, and Keras's predictions on fixed inputs, so the suite
+checks that gpunet reads Keras's .weights.h5 layout without Keras installed. With
+`--check FILE`, instead load a gpunet-written .weights.h5 into the same Keras model and print
+the largest difference from the predictions stored in FILE.npz.
+
+    pip install keras jax h5py   # in a separate environment
+    KERAS_BACKEND=jax python bench/keras_weights_fixture.py
+    KERAS_BACKEND=jax python bench/keras_weights_fixture.py --check /tmp/gpunet.weights.h5
+"""
+
+import pathlib
+import sys
+
+import keras
+import numpy as np
+
+FIXTURES = pathlib.Path(__file__).parent.parent / "tests" / "fixtures"
+
+
+def model():
+    return keras.Sequential(
+        [
+            keras.Input((6,)),
+            keras.layers.Normalization(),
+            keras.layers.Dense(8, activation="relu"),
+            keras.layers.Dropout(0.3),
+            keras.layers.BatchNormalization(),
+            keras.layers.Dense(5, activation="tanh"),
+            keras.layers.Dense(3),
+            keras.layers.Activation("softmax"),
+        ]
+    )
+
+
+rs = np.random.default_rng(0)
+x = rs.normal(size=(16, 6)).astype("float32") * 3 + 1
+if sys.argv[1:2] == ["--check"]:
+    path = pathlib.Path(sys.argv[2])
+    m = model()
+    m.load_weights(str(path))
+    stored = np.load(path.with_suffix("").with_suffix(".npz"))  # x and gpunet's predictions
+    got = m.predict(stored["x"], verbose=0)
+    difference = np.abs(got - stored["predictions"]).max()
+    print(f"keras {keras.__version__}: max |keras - gpunet| = {difference:.3g}")
+    sys.exit(0)
+keras.utils.set_random_seed(1)
+m = model()
+m.layers[0].adapt(x)
+m.compile(optimizer="sgd", loss="categorical_crossentropy")
+m.fit(x, np.eye(3)[np.arange(16) % 3], epochs=3, verbose=0)  # moves the BatchNorm statistics
+m.save_weights(str(FIXTURES / "keras3_mlp.weights.h5"))
+np.savez(FIXTURES / "keras3_mlp_expected.npz", x=x, predictions=m.predict(x, verbose=0))
+print(f"wrote the fixtures (Keras {keras.__version__})")
