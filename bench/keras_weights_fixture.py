@@ -1,4 +1,5 @@
-"""Write tests/fixtures/keras3_mlp.weights.h5 and keras3_mlp_expected.npz: a small MLP with
+"""Write tests/fixtures/keras3_mlp.weights.h5, keras3_mlp.keras (the whole model: config,
+compile config, weights) and keras3_mlp_expected.npz: a small MLP with
 every layer type gpunet has (Normalization, Dense, Dropout, BatchNormalization, Activation),
 its weights saved by Keras 3 itself, and Keras's predictions on fixed inputs, so the suite
 checks that gpunet reads Keras's .weights.h5 layout without Keras installed. With
@@ -38,9 +39,10 @@ rs = np.random.default_rng(0)
 x = rs.normal(size=(16, 6)).astype("float32") * 3 + 1
 if sys.argv[1:2] == ["--check"]:
     path = pathlib.Path(sys.argv[2])
-    m = model()
-    m.load_weights(str(path))
-    stored = np.load(path.with_suffix("").with_suffix(".npz"))  # x and gpunet's predictions
+    m = keras.saving.load_model(str(path)) if path.suffix == ".keras" else model()
+    if path.suffix != ".keras":
+        m.load_weights(str(path))
+    stored = np.load(str(path).split(".")[0] + ".npz")  # x and gpunet's predictions
     got = m.predict(stored["x"], verbose=0)
     difference = np.abs(got - stored["predictions"]).max()
     print(f"keras {keras.__version__}: max |keras - gpunet| = {difference:.3g}")
@@ -48,8 +50,10 @@ if sys.argv[1:2] == ["--check"]:
 keras.utils.set_random_seed(1)
 m = model()
 m.layers[0].adapt(x)
-m.compile(optimizer="sgd", loss="categorical_crossentropy")
+m.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.5), loss="categorical_crossentropy",
+          metrics=["accuracy"])  # fmt: skip
 m.fit(x, np.eye(3)[np.arange(16) % 3], epochs=3, verbose=0)  # moves the BatchNorm statistics
 m.save_weights(str(FIXTURES / "keras3_mlp.weights.h5"))
+m.save(str(FIXTURES / "keras3_mlp.keras"))
 np.savez(FIXTURES / "keras3_mlp_expected.npz", x=x, predictions=m.predict(x, verbose=0))
 print(f"wrote the fixtures (Keras {keras.__version__})")

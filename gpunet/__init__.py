@@ -22,6 +22,7 @@ _SUBMODULES = (
     "models",
     "optimizers",
     "regularizers",
+    "saving",
     "schedules",
     "utils",
 )

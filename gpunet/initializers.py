@@ -45,14 +45,26 @@ class Initializer:
         return cls(**config)
 
 
-class Zeros(Initializer):
+class _Fixed(Initializer):
+    """An initializer that draws nothing: no seed (Keras's config is `{}`; an old gpunet config
+    with `"seed"` still loads)."""
+
+    def __init__(self):
+        super().__init__()
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**{k: v for k, v in config.items() if k != "seed"})
+
+
+class Zeros(_Fixed):
     """All zeros."""
 
     def sample(self, shape):
         return np.zeros(shape)
 
 
-class Ones(Initializer):
+class Ones(_Fixed):
     """All ones."""
 
     def sample(self, shape):
@@ -217,7 +229,9 @@ def serialize(initializer: Initializer) -> dict:
 
 def deserialize(config: dict) -> Initializer:
     """The initializer `serialize` (or Keras 3) described."""
-    return serialization.deserialize(config, _CLASSES, "initializer")
+    return serialization.deserialize(
+        config, _CLASSES, "initializer", lambda cls, arguments: cls.from_config(arguments)
+    )
 
 
 def get(identifier) -> Initializer:

@@ -47,6 +47,17 @@ class ConfigMethods:
         entries += [serialize_layer(layer) for layer in self.layers]
         return {"name": self.name, "trainable": True, "dtype": "float32", "layers": entries}
 
+    def save(self, filepath: str, overwrite: bool = True) -> None:
+        """Write the whole model (config, compile config, weights) to `filepath` (`*.keras`,
+        Keras 3's format, which `gn.models.load_model` and Keras's `load_model` read)."""
+        import os
+
+        from gpunet.saving import keras_file
+
+        if not overwrite and os.path.exists(filepath):
+            raise FileExistsError(f"save: {filepath} exists and overwrite=False.")
+        keras_file.save(self, filepath)
+
     @classmethod
     def from_config(cls, config: dict):
         if not isinstance(config, dict) or not isinstance(config.get("layers"), list):

@@ -1,8 +1,9 @@
-"""`gn.models`, as `keras.models`: Sequential, and clone_model."""
+"""`gn.models`, as `keras.models`: Sequential, clone_model and load_model."""
 
 from __future__ import annotations
 
 from gpunet.model import Sequential
+from gpunet.saving import load_model
 
 
 def clone_model(model: Sequential) -> Sequential:
@@ -15,4 +16,4 @@ def clone_model(model: Sequential) -> Sequential:
     return Sequential.from_config(model.get_config())
 
 
-__all__ = ["Sequential", "clone_model"]
+__all__ = ["Sequential", "clone_model", "load_model"]

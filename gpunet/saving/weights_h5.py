@@ -66,23 +66,27 @@ def save(model, path: str) -> None:
     replaced only once the new one is complete."""
     _check_suffix(path, "save_weights")
     model._ensure_built()
-    h5py = _h5py()
     folder = os.path.dirname(os.path.abspath(path))
     handle, temporary = tempfile.mkstemp(suffix=".h5", dir=folder)
     os.close(handle)
     try:
-        with h5py.File(temporary, "w") as file:
-            layers = file.create_group("layers")
-            for key, layer in layer_keys(model):
-                group = layers.create_group(key).create_group("vars")
-                group.attrs["name"] = layer.name
-                for i, value in enumerate(_values(layer)):
-                    group.create_dataset(str(i), data=value)
-            file.create_group("vars").attrs["name"] = model.name
+        with _h5py().File(temporary, "w") as file:
+            write(model, file)
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)
         raise
+
+
+def write(model, file) -> None:
+    """The weights into an open, empty h5py File, in Keras 3's groups."""
+    layers = file.create_group("layers")
+    for key, layer in layer_keys(model):
+        group = layers.create_group(key).create_group("vars")
+        group.attrs["name"] = layer.name
+        for i, value in enumerate(_values(layer)):
+            group.create_dataset(str(i), data=value)
+    file.create_group("vars").attrs["name"] = model.name
 
 
 def load(model, path: str) -> None:
@@ -92,40 +96,45 @@ def load(model, path: str) -> None:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"load_weights: no file at {path!r}.")
     model._ensure_built()
-    h5py = _h5py()
     try:
-        file = h5py.File(path, "r")
+        file = _h5py().File(path, "r")
     except OSError as exc:
         raise ValueError(f"load_weights: {path} is not a readable HDF5 file ({exc}).") from None
     with file:
-        updates = []
-        for key, layer in layer_keys(model):
-            targets = layer.weights
-            group = file.get(f"layers/{key}/vars")
-            if group is None:
-                if not targets:
-                    continue
+        read(model, file, path)
+
+
+def read(model, file, where: str) -> None:
+    """Set `model`'s weights from an open h5py File in Keras 3's groups (`where` names it in
+    messages); every layer is checked before any weight changes."""
+    updates = []
+    for key, layer in layer_keys(model):
+        targets = layer.weights
+        group = file.get(f"layers/{key}/vars")
+        if group is None:
+            if not targets:
+                continue
+            raise ValueError(
+                f"load_weights: {where} has no weights for layer {layer.name!r} (group "
+                f"layers/{key}): not the same architecture."
+            )
+        count = len(targets) + (1 if isinstance(layer, Normalization) and targets else 0)
+        names = sorted(group.keys(), key=lambda k: int(k) if k.isdigit() else -1)
+        if names != [str(i) for i in range(count)]:
+            raise ValueError(
+                f"load_weights: {where}: layer {layer.name!r} (layers/{key}) holds "
+                f"{len(names)} arrays, gpunet's {type(layer).__name__} has {count}."
+            )
+        for i, target in enumerate(targets):
+            value = group[str(i)][()]
+            if value.shape != target.shape:
                 raise ValueError(
-                    f"load_weights: {path} has no weights for layer {layer.name!r} (group "
-                    f"layers/{key}): not the same architecture."
+                    f"load_weights: {where}: layer {layer.name!r} weight {i} has shape "
+                    f"{value.shape}, the model's {target.shape}."
                 )
-            count = len(targets) + (1 if isinstance(layer, Normalization) and targets else 0)
-            names = sorted(group.keys(), key=lambda k: int(k) if k.isdigit() else -1)
-            if names != [str(i) for i in range(count)]:
-                raise ValueError(
-                    f"load_weights: {path}: layer {layer.name!r} (layers/{key}) holds "
-                    f"{len(names)} arrays, gpunet's {type(layer).__name__} has {count}."
-                )
-            for i, target in enumerate(targets):
-                value = group[str(i)][()]
-                if value.shape != target.shape:
-                    raise ValueError(
-                        f"load_weights: {path}: layer {layer.name!r} weight {i} has shape "
-                        f"{value.shape}, the model's {target.shape}."
-                    )
-                updates.append((target, value))
-            if isinstance(layer, Normalization) and targets:
-                updates.append((layer, int(group[str(len(targets))][()])))
+            updates.append((target, value))
+        if isinstance(layer, Normalization) and targets:
+            updates.append((layer, int(group[str(len(targets))][()])))
     for target, value in updates:
         if isinstance(target, Normalization):
             target.adapted_count = value

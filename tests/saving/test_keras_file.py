@@ -1,0 +1,147 @@
+"""`.keras` in Keras 3's format (gpunet/saving/keras_file.py, keras_config.py): a file Keras 3
+wrote loads and predicts as Keras did; gpunet's file has Keras's layout and round-trips
+exactly; a file gpunet cannot load is one line naming why."""
+
+import json
+import pathlib
+import zipfile
+
+import numpy as np
+import pytest
+
+import gpunet as gn
+
+FIXTURES = pathlib.Path(__file__).parent.parent / "fixtures"
+KERAS_FILE = FIXTURES / "keras3_mlp.keras"
+
+
+def _keras_members():
+    with zipfile.ZipFile(KERAS_FILE) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def _rewrite(path, change):
+    """A copy of Keras's fixture with config.json passed through `change`."""
+    members = _keras_members()
+    config = json.loads(members["config.json"])
+    change(config)
+    members["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return str(path)
+
+
+def test_a_model_keras_3_saved_loads_compiled_and_predicts_as_keras():
+    expected = np.load(FIXTURES / "keras3_mlp_expected.npz")
+    model = gn.models.load_model(str(KERAS_FILE))
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "Normalization", "Dense", "Dropout", "BatchNormalization", "Dense", "Dense", "Activation",
+    ]  # fmt: skip
+    np.testing.assert_allclose(
+        model.predict(expected["x"], verbose=0), expected["predictions"], rtol=0, atol=1e-6
+    )
+    assert type(model.optimizer).__name__ == "SGD"
+    assert model.optimizer.get_config()["momentum"] == 0.5
+    assert type(model.loss).__name__ == "CategoricalCrossentropy"
+    history = model.fit(expected["x"], np.eye(3)[np.arange(16) % 3], epochs=1, verbose=0)
+    assert sorted(history.history) == ["accuracy", "loss"]
+    assert gn.saving.load_model(str(KERAS_FILE), compile=False).optimizer is None
+
+
+def test_gpunet_writes_keras_layout_and_round_trips_exactly(tmp_path):
+    gn.utils.set_random_seed(2)
+    model = gn.Sequential(
+        [
+            gn.Input((5,)),
+            gn.layers.Dense(7, activation="relu", kernel_regularizer=gn.regularizers.l2(1e-3)),
+            gn.layers.Dropout(0.2),
+            gn.layers.Dense(2, activation="sigmoid", name="out"),
+        ]
+    )
+    model.compile(optimizer=gn.optimizers.Adam(3e-4), loss="binary_crossentropy",
+                  metrics=["accuracy", gn.metrics.AUC(num_thresholds=20)])  # fmt: skip
+    x = np.random.default_rng(0).normal(size=(32, 5)).astype(np.float32)
+    model.fit(x, (x[:, :2] > 0).astype(np.float32), epochs=2, verbose=0)
+    model.layers[0].trainable = False
+    path = tmp_path / "m.keras"
+    model.save(str(path))
+    with zipfile.ZipFile(path) as archive:
+        assert sorted(archive.namelist()) == sorted(_keras_members())
+        config = json.loads(archive.read("config.json"))
+    keras_config = json.loads(_keras_members()["config.json"])
+    assert (config["module"], config["class_name"]) == ("keras", "Sequential")
+    assert config["build_config"] == {"input_shape": [None, 5]}
+    assert set(config["compile_config"]) <= set(keras_config["compile_config"])
+    again = gn.models.load_model(str(path))
+    np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert again.get_config() == model.get_config()
+    assert again.optimizer.get_config() == model.optimizer.get_config()
+    assert again.layers[0].trainable is False and again.layers[-1].name == "out"
+    assert again.evaluate(x, (x[:, :2] > 0), verbose=0, return_dict=True).keys() == {
+        "loss", "accuracy", "auc",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p.write_bytes(KERAS_FILE.read_bytes()[:1000]), "not a readable .keras file"),
+        (lambda p: zipfile.ZipFile(p, "w").close(), "lacks config.json, model.weights.h5"),
+        (
+            lambda p: _rewrite(p, lambda c: c.update(class_name="Functional")),
+            "holds a 'Functional' model; gpunet loads Sequential",
+        ),
+        (
+            lambda p: _rewrite(p, lambda c: c["config"]["layers"][2].update(class_name="Lambda")),
+            "layer 'Lambda' is Python code or a custom object",
+        ),
+        (
+            lambda p: _rewrite(p, lambda c: c["config"]["layers"][2].update(class_name="Conv2D")),
+            "Unknown layer 'Conv2D'",
+        ),
+        (
+            lambda p: _rewrite(p, lambda c: c["config"]["layers"][4]["config"].update(renorm=True)),
+            "option 'renorm' = True is not supported by gpunet",
+        ),
+        (
+            lambda p: _rewrite(p, lambda c: c["config"]["layers"][2]["config"].update(units=9)),
+            r"weight 0 has shape \(6, 8\), the model's \(6, 9\)",
+        ),
+        (
+            lambda p: _rewrite(
+                p, lambda c: c["config"]["layers"][2]["config"].update(dtype="float16")
+            ),
+            "dtype 'float16': gpunet computes in float32",
+        ),
+    ],
+    ids=["truncated", "empty-zip", "functional", "lambda", "unknown", "renorm", "shape", "dtype"],
+)
+def test_a_file_gpunet_cannot_load_is_one_line(tmp_path, make, message):
+    path = tmp_path / "bad.keras"
+    make(path)
+    with pytest.raises(ValueError, match=message) as error:
+        gn.models.load_model(str(path))
+    assert "\n" not in str(error.value) and str(path) in str(error.value)
+
+
+def test_names_overwrite_and_atomic_writes(tmp_path, monkeypatch):
+    model = gn.Sequential([gn.Input((3,)), gn.layers.Dense(2)])
+    with pytest.raises(ValueError, match=r"must end in `\.keras`"):
+        model.save(str(tmp_path / "m.h5"))
+    with pytest.raises(ValueError, match=r"gpunet loads `\.keras` files"):
+        gn.models.load_model(str(tmp_path / "m.weights.h5"))
+    path = tmp_path / "m.keras"
+    model.save(str(path))
+    original = path.read_bytes()
+    with pytest.raises(FileExistsError, match="overwrite=False"):
+        model.save(str(path), overwrite=False)
+
+    def broken(self, name, data, *args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", broken)
+    with pytest.raises(OSError, match="disk full"):
+        model.save(str(path))
+    assert path.read_bytes() == original
+    assert [p.name for p in tmp_path.iterdir()] == ["m.keras"]
