@@ -58,6 +58,18 @@ class ConfigMethods:
             raise FileExistsError(f"save: {filepath} exists and overwrite=False.")
         keras_file.save(self, filepath)
 
+    def export(self, filepath: str, format: str = "onnx") -> None:  # noqa: A002 (Keras's name)
+        """Write the inference graph to `filepath` in `format`: "onnx" (opset 21, a dynamic
+        batch axis; needs `pip install 'gpunet[onnx]'`). Keras's other formats (SavedModel,
+        OpenVINO, LiteRT) belong to TensorFlow and Intel runtimes gpunet does not carry."""
+        if format != "onnx":
+            raise ValueError(
+                f"export: format {format!r} is not available in gpunet; use format='onnx'."
+            )
+        from gpunet.saving import onnx_export
+
+        onnx_export.export(self, filepath)
+
     @classmethod
     def from_config(cls, config: dict):
         if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
