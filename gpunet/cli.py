@@ -1,5 +1,6 @@
 """The `gpunet` command line: parse arguments, call the library, turn bad input into exit code 2.
 
+gpunet export RUN_DIR             the run's model as .keras (Keras 3) or .onnx
 gpunet info                       backend, NumPy and its BLAS, CuPy/CUDA and the device
 gpunet data info [NAME]           where each data set is looked for, and where it was found
 gpunet data fetch NAME            download and verify a data set into the cache
@@ -18,11 +19,11 @@ import numpy as np
 
 import gpunet
 from gpunet import backend, config, run, run_data, runs
-from gpunet.datasets import download, fashion_mnist, locate, mnist, user
+from gpunet.cli_data import SOURCES, cmd_data_fetch, cmd_data_info, cmd_data_verify
+from gpunet.datasets import user
 from gpunet.datasets.idx import DataError
 from gpunet.messages import excerpt
 
-SOURCES = {"mnist": mnist.SOURCE, "fashion_mnist": fashion_mnist.SOURCE}
 EXIT_BAD_INPUT = 2
 BACKEND_CHOICES = ("auto", "numpy", "cupy")
 
@@ -85,52 +86,6 @@ def cmd_info(args) -> int:
     else:
         print(f"cuBLASLt: {lt.__name__} (the fused step's GEMMs and CUDA graphs)")
     return 0
-
-
-def _names(name: str | None) -> list[str]:
-    if name is None:
-        return list(SOURCES)
-    if name not in SOURCES:
-        raise UsageError(f"unknown data set {name!r}; choose one of {', '.join(SOURCES)}.")
-    return [name]
-
-
-def cmd_data_info(args) -> int:
-    for name in _names(args.name):
-        source = SOURCES[name]
-        found = locate.find_local(source, args.path)
-        print(
-            f"{name}: {'found in ' + os.path.dirname(found[0]) if found else 'not found locally'}"
-        )
-        for folder in locate.candidate_dirs(source, args.path):
-            print(f"  {'exists ' if os.path.isdir(folder) else 'missing'}  {folder}")
-        print(f"  download from: {', '.join(download.mirrors(list(source.mirrors)))}")
-    return 0
-
-
-def cmd_data_fetch(args) -> int:
-    for name in _names(args.name):
-        paths = locate.locate(SOURCES[name], args.path, allow_download=True)
-        print(f"{name}: {os.path.dirname(paths[0])}")
-    return 0
-
-
-def cmd_data_verify(args) -> int:
-    bad = 0
-    for name in _names(args.name):
-        source = SOURCES[name]
-        folder = locate.source_cache(source)
-        for filename, expected in source.sha256.items():
-            path = os.path.join(folder, filename)
-            if not os.path.isfile(path):
-                continue
-            if download.sha256_of(path) == expected:
-                print(f"ok       {path}")
-            else:
-                os.remove(path)
-                bad += 1
-                print(f"REMOVED  {path} (SHA-256 mismatch; fetch it again)")
-    return 1 if bad else 0
 
 
 def _resume_config(run_dir: str, overrides: list[str]):
@@ -256,6 +211,22 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    _, model, arrays = run.load_run(args.run_dir, args.backend)
+    path = args.output or os.path.join(args.run_dir, f"model.{args.format}")
+    if args.format == "keras":
+        model.save(path)
+    else:
+        model.export(path, format="onnx")
+    print(f"Wrote {path}")
+    if "standardize/mean" in arrays:
+        print(
+            "note: this run standardizes its inputs before the model (data.standardize: its "
+            "mean and std are in weights.npz); the exported model expects standardized inputs."
+        )
+    return 0
+
+
 def cmd_summary(args) -> int:
     cfg = config.load(args.config, args.set or [])
     if args.backend:
@@ -326,6 +297,17 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--output", help="CSV of predictions (default: standard output)")
     predict.add_argument("--backend", choices=BACKEND_CHOICES, help="override backend")
     predict.set_defaults(run=cmd_predict)
+    export = commands.add_parser(
+        "export",
+        parents=[common],
+        help="write a finished run's model as a Keras 3 .keras file or as ONNX",
+        epilog="example: gpunet export RUN_DIR --format onnx --output model.onnx",
+    )
+    export.add_argument("run_dir")
+    export.add_argument("--format", choices=("keras", "onnx"), default="keras")
+    export.add_argument("--output", help="the file to write (default: RUN_DIR/model.FORMAT)")
+    export.add_argument("--backend", choices=BACKEND_CHOICES, help="override backend")
+    export.set_defaults(run=cmd_export)
     summary = commands.add_parser(
         "summary",
         parents=[common],

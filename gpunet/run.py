@@ -270,6 +270,7 @@ def _write_results(cfg, config_path, run_dir, model, data, history, recorder, qu
         {} if data.mean is None else {"standardize/mean": data.mean, "standardize/std": data.std}
     )
     runs.save_weights(os.path.join(run_dir, runs.WEIGHTS), model, extra)
+    model.save(os.path.join(run_dir, "model.keras"))  # the model as Keras 3 loads it
     rows = runs.history_rows(
         history.history,
         {"learning_rate": recorder.learning_rate, "epoch_seconds": recorder.epoch_seconds},

@@ -55,6 +55,7 @@ def test_run_directory_is_complete_and_well_formed(quick_run):
         "history.json",
         "metrics.json",
         "model.json",
+        "model.keras",
         "weights.npz",
     ]
     with open(os.path.join(run_dir, "config.yaml")) as f:
@@ -172,3 +173,26 @@ def test_user_csv_with_validation_and_test_files_and_standardization(tmp_path):
     )
     assert x_new.dtype == np.float32 and abs(float(x_new.mean())) < 0.3
     gn.backend.set_backend("numpy")
+
+
+def test_the_run_model_file_and_export_give_the_run_predictions(quick_run, tmp_path):
+    run_dir, _ = quick_run
+    cfg, model, arrays = run.load_run(run_dir)
+    (_, _), (x_test, _) = fashion_mnist.load_data()
+    x = run_data.prepare_inputs(cfg, x_test[:20], arrays)
+    expected = model.predict(x, verbose=0)
+    saved = gn.models.load_model(os.path.join(run_dir, "model.keras"))
+    np.testing.assert_array_equal(saved.predict(x, verbose=0), expected)
+    out = tmp_path / "exported.onnx"
+    result = _gpunet("export", run_dir, "--format", "onnx", "--output", str(out))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == f"Wrote {out}"
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"input": x})[0], expected, rtol=1e-5, atol=1e-7)
+    result = _gpunet("export", run_dir, "--output", str(tmp_path / "m.keras"))
+    assert result.returncode == 0 and (tmp_path / "m.keras").is_file(), result.stderr
+    bad = _gpunet("export", run_dir, "--output", str(tmp_path / "m.zip"))
+    assert bad.returncode == 2 and "must end in `.keras`" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
