@@ -539,3 +539,36 @@ def test_stream_training_fills_the_step_totals_of_the_steps_it_runs():
     totals = backend.to_host(tracker.step_totals)
     assert not totals[:2].any() and totals[2:5].all() and not totals[5:].any()
     assert tracker.seen == 3 * BATCH
+
+
+def test_an_empty_dataset_and_a_missing_input_are_named():
+    x, y = _data()
+    with pytest.raises(ValueError, match="fit: x: the Batches has no batches"):
+        _model().fit(Batches(x[:0], y[:0]), verbose=0)
+    with pytest.raises(ValueError, match=r"predict: x: batch 0: x is required"):
+        _model().predict(iter([(None,)]), verbose=0)
+
+
+def test_predict_builds_a_model_without_input_from_the_first_batch():
+    x, _ = _data()
+    model = gn.Sequential([gn.layers.Dense(4), gn.layers.Dense(2)])
+    assert model.predict((x[i : i + 50] for i in range(0, N, 50)), verbose=0).shape == (N, 2)
+    assert model.input_shape == (None, 12)
+
+
+def test_a_mid_epoch_generator_resume_is_refused_with_the_reason(tmp_path):
+    x, y = _data()
+    backup = gn.callbacks.BackupAndRestore(tmp_path, save_freq=1)
+    _model().fit(
+        _endless(x, y), steps_per_epoch=8, epochs=2, verbose=0, callbacks=[backup, Interrupt(0, 3)]
+    )
+    with pytest.raises(ValueError) as error:
+        _model().fit(
+            _endless(x, y), steps_per_epoch=8, epochs=2, verbose=0,
+            callbacks=[gn.callbacks.BackupAndRestore(tmp_path)],
+        )  # fmt: skip
+    assert str(error.value) == (
+        "fit: this checkpoint was saved mid-epoch, and only array data or a PyDataset without "
+        "steps_per_epoch can be resumed mid-epoch exactly (a generator cannot go back to a "
+        "batch). Resume from a checkpoint saved at an epoch's end."
+    )

@@ -18,8 +18,7 @@ import tempfile
 import numpy as np
 
 from gpunet import backend
-from gpunet.layers import InputLayer
-from gpunet.normalization import Normalization
+from gpunet.layers import Normalization  # (gpunet.layers loads gpunet.normalization)
 
 SUFFIX = ".weights.h5"
 
@@ -44,9 +43,7 @@ def layer_keys(model) -> list[tuple[str, object]]:
     case, `_1`, `_2`, ... for the second and later of a class."""
     used: dict[str, int] = {}
     keys = []
-    for layer in model.layers:
-        if isinstance(layer, InputLayer):
-            continue
+    for layer in model.layers:  # an Input is not among them: Sequential keeps its shape only
         base = _snake_case(type(layer).__name__)
         count = used.get(base, 0)
         used[base] = count + 1
@@ -55,7 +52,7 @@ def layer_keys(model) -> list[tuple[str, object]]:
 
 
 def _values(layer) -> list[np.ndarray]:
-    values = [np.asarray(backend.to_host(w), dtype=np.float32) for w in layer.weights]
+    values = [backend.to_host(w) for w in layer.weights]
     if isinstance(layer, Normalization) and values:
         values.append(np.asarray(layer.adapted_count, dtype=np.int32))  # Keras's third variable
     return values
@@ -119,11 +116,10 @@ def read(model, file, where: str) -> None:
                 f"layers/{key}): not the same architecture."
             )
         count = len(targets) + (1 if isinstance(layer, Normalization) and targets else 0)
-        names = sorted(group.keys(), key=lambda k: int(k) if k.isdigit() else -1)
-        if names != [str(i) for i in range(count)]:
+        if set(group.keys()) != {str(i) for i in range(count)}:
             raise ValueError(
                 f"load_weights: {where}: layer {layer.name!r} (layers/{key}) holds "
-                f"{len(names)} arrays, gpunet's {type(layer).__name__} has {count}."
+                f"{len(group.keys())} arrays, gpunet's {type(layer).__name__} has {count}."
             )
         for i, target in enumerate(targets):
             value = group[str(i)][()]
@@ -139,4 +135,4 @@ def read(model, file, where: str) -> None:
         if isinstance(target, Normalization):
             target.adapted_count = value
         else:
-            target[...] = backend.to_device(np.asarray(value, np.float32), target.dtype)
+            backend.copy_to_device(target, value)  # cast to the weight's float32

@@ -1,6 +1,7 @@
 """`.weights.h5` in Keras 3's layout (gpunet/saving/weights_h5.py): Keras's own file loads,
 gpunet's file has Keras's groups, round trips are exact, bad files are one line."""
 
+import os
 import pathlib
 
 import h5py
@@ -63,6 +64,7 @@ def test_gpunet_writes_keras_groups_and_round_trips_exactly(tmp_path):
             for i in ours:
                 assert ours[i].shape == theirs[i].shape and ours[i].dtype == theirs[i].dtype
         assert file["layers/normalization/vars/2"][()] == 40  # the samples adapt() saw
+        assert file["layers/dense_2/vars"].attrs["name"] == model.layers[5].name
         assert file["vars"].attrs["name"] == model.name
     again = _model()
     again.load_weights(path)
@@ -129,6 +131,31 @@ def test_saving_is_atomic_and_overwrite_false_refuses(tmp_path, monkeypatch):
         model.save_weights(str(path))
     assert path.read_bytes() == original  # the old file stands
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.weights.h5"]  # no temporary left
-    with pytest.raises(ValueError, match="must end in"):
+    with pytest.raises(ValueError, match="save_weights: the filename must end in"):
         model.save_weights(str(tmp_path / "m.h5"))
+    with pytest.raises(FileNotFoundError, match="load_weights: no file at .*gone.weights.h5"):
+        model.load_weights(str(tmp_path / "gone.weights.h5"))
     assert weights_h5.layer_keys(model)[1][0] == "dense_1"
+
+
+def test_the_temporary_file_sits_beside_the_target(tmp_path, monkeypatch):
+    # os.replace renames; across file systems (a temporary in /tmp) it would fail.
+    renamed = []
+    real = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: (renamed.append((a, b)), real(a, b)))
+    _model([gn.layers.Dense(2)]).save_weights(str(tmp_path / "m.weights.h5"))
+    ((source, target),) = renamed
+    assert os.path.dirname(source) == os.path.dirname(target) == str(tmp_path)
+
+
+def test_groups_of_layers_without_weights_may_be_absent(tmp_path):
+    path = tmp_path / "k.weights.h5"
+    path.write_bytes((FIXTURES / "keras3_mlp.weights.h5").read_bytes())
+    with h5py.File(path, "r+") as file:
+        del file["layers/dropout"], file["layers/activation"]
+    expected = np.load(FIXTURES / "keras3_mlp_expected.npz")
+    model = _model()
+    model.load_weights(str(path))
+    np.testing.assert_allclose(
+        model.predict(expected["x"], verbose=0), expected["predictions"], rtol=0, atol=1e-6
+    )
