@@ -117,7 +117,7 @@ class Trainer:
         if stream is None:
             training = select_training(model, self.step, x, y, w, batch_size)
         else:
-            training = _stream_training(model, self.step, stream, progress, shuffle, xp)
+            training = _stream_training(self.step, stream, progress, shuffle, xp)
         self.training = training
         more = getattr(training, "more", None)  # a stream's epoch ends when its data does
         per_execution = model.steps_per_execution
@@ -253,7 +253,7 @@ class Trainer:
         return host
 
 
-def _stream_training(model, step, stream, progress, shuffle: bool, xp) -> StreamTraining:
+def _stream_training(step, stream, progress, shuffle: bool, xp) -> StreamTraining:
     """The training of a fit on a BatchStream; refuses a mid-epoch resume it cannot make
     exact."""
     if progress.step and not stream.exact_order:

@@ -283,3 +283,25 @@ def test_metadata_that_is_not_a_mapping_is_named(saved):
     with pytest.raises(DataError) as info:
         checkpoint.load(str(path))
     assert str(info.value) == f"{path}: checkpoint format None, expected 'gpunet-checkpoint-2'."
+
+
+def test_a_checkpoint_resumes_once_and_names_itself_when_it_does_not_fit(saved, tmp_path):
+    path, _ = saved
+    model = _model()
+    assert model.resume_from(str(path)) == 1
+    _fit(model, epochs=2)
+    history = _fit(model, epochs=1)  # a later fit starts afresh: the checkpoint was used up
+    assert history.epoch == [0]
+    other = gn.Sequential([gn.layers.Input((12,)), gn.layers.Dense(3, activation="softmax")])
+    other.compile(loss="categorical_crossentropy")
+    other.build()
+    with pytest.raises(DataError, match=f"^{path}: holds .* parameters, the model has"):
+        other.resume_from(str(path))
+
+
+def test_a_model_never_fitted_saves_a_checkpoint_at_epoch_zero(tmp_path):
+    model = _model()
+    model.build()
+    path = str(tmp_path / "fresh.npz")
+    model.save_checkpoint(path)
+    assert _model().resume_from(path) == 0

@@ -525,3 +525,45 @@ def test_unshuffled_training_weights_its_loss_by_sample_weight():
 
     full = first_step_loss(np.ones(len(x)))
     assert first_step_loss(np.full(len(x), 0.5)) == pytest.approx(0.5 * full, rel=1e-5)
+
+
+def test_validation_sample_weights_weight_the_validation_loss_and_bad_tuples_are_named():
+    rs = np.random.default_rng(0)
+    x = rs.random((60, 4), dtype=np.float32)
+    y = (x.sum(axis=1) > 2).astype(np.float32).reshape(-1, 1)
+    w = rs.random(60).astype(np.float32)
+    gn.utils.set_random_seed(1)
+    model = gn.Sequential([gn.layers.Input((4,)), gn.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer="sgd", loss="binary_crossentropy")
+    history = model.fit(x, y, epochs=1, verbose=0, validation_data=(x, y, w), shuffle=False)
+    weighted = model.evaluate(x, y, sample_weight=w, verbose=0)
+    assert history.history["val_loss"][0] == pytest.approx(weighted, rel=1e-6)
+    assert weighted != pytest.approx(model.evaluate(x, y, verbose=0), rel=1e-3)
+    for bad in ([x], (x, y, w, w)):
+        with pytest.raises(ValueError) as error:
+            model.fit(x, y, epochs=1, verbose=0, validation_data=bad)
+        assert str(error.value) == (
+            "fit: validation_data must be a tuple (x_val, y_val[, sample_weight])."
+        )
+    with pytest.raises(ValueError, match=r"fit: validation_data: sample_weight must have shape"):
+        model.fit(x, y, epochs=1, verbose=0, validation_data=(x, y, w[:5]))
+    with pytest.raises(ValueError, match="fit: validation_data: x must have a batch axis"):
+        model.fit(x, y, epochs=1, verbose=0, validation_data=(x[0], y))
+
+
+def test_fit_draws_the_bar_it_was_asked_for(monkeypatch):
+    made = []
+    real = gn.callbacks.ProgbarLogger
+
+    class Recording(real):
+        def __init__(self, verbose=1, *args, **kwargs):
+            made.append(verbose)
+            super().__init__(verbose, *args, **kwargs)
+
+    monkeypatch.setattr(gn.callbacks, "ProgbarLogger", Recording)
+    x = np.ones((8, 4), np.float32)
+    model = gn.Sequential([gn.layers.Input((4,)), gn.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(x, x[:, :1], epochs=1, verbose=1)
+    model.fit(x, x[:, :1], epochs=1, verbose=2)
+    assert made == [1, 2]

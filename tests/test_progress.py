@@ -368,3 +368,24 @@ def test_a_resumed_epoch_counts_the_seconds_it_ran_before():
     logger.on_epoch_end(0, {"loss": 0.5})
     # clock 0 at begin, the epoch ran 7 s before: 3 reads later it is 3 + 7 = 10 s
     assert out.getvalue() == "2/2 - 10s - 2s/step - loss: 0.5000\n"  # (3 - 1) / 1 step
+
+
+def test_a_bar_without_fit_refreshes_at_exactly_its_interval():
+    # Outside fit (no progress schedule in the logs) the bar draws when refresh_interval has
+    # passed, the boundary included.
+    from rich.console import Console
+
+    import gpunet as gn
+
+    ticks = iter([0.0, 0.0, 0.5, 1.0, 1.5, 2.0, 2.0])
+    console = Console(file=io.StringIO(), force_terminal=True, width=120)
+    bar = gn.callbacks.ProgbarLogger(1, console=console, clock=lambda: next(ticks),
+                                     refresh_interval=0.5)  # fmt: skip
+    bar.set_params({"verbose": 1, "epochs": 1, "steps": 4})
+    bar.on_train_begin()
+    bar.on_epoch_begin(0)
+    for step in range(4):
+        bar.on_train_batch_end(step, {"loss": 1.0})
+    bar.on_epoch_end(0, {"loss": 1.0})
+    text = console.file.getvalue()
+    assert all(f"{k}/4" in text for k in (1, 2, 3, 4))

@@ -385,3 +385,25 @@ def test_a_mid_epoch_generator_resume_is_refused_with_the_reason(tmp_path):
         "steps_per_epoch can be resumed mid-epoch exactly (a generator cannot go back to a "
         "batch). Resume from a checkpoint saved at an epoch's end."
     )
+
+
+def test_evaluation_of_a_long_stream_of_unknown_length_weights_its_metrics():
+    x, y = _data(2000, seed=3)
+    w = np.random.default_rng(4).random(2000).astype(np.float32)
+    model = _model()
+    expected = model.evaluate(x, y, batch_size=25, sample_weight=w, verbose=0, return_dict=True)
+    streamed = model.evaluate(
+        _batches(x, y, w, batch=25), verbose=0, return_dict=True
+    )  # 80 batches: past the 64 steps an unknown-length tracker starts with
+    assert streamed.keys() == expected.keys()
+    for name in expected:
+        np.testing.assert_allclose(streamed[name], expected[name], rtol=1e-6)
+    unweighted = model.evaluate(x, y, batch_size=25, verbose=0, return_dict=True)
+    assert unweighted["accuracy"] != expected["accuracy"]  # the weights do reach the metric
+
+
+def test_predict_on_a_stream_draws_keras_line(capsys):
+    x, y = _data()
+    model = _model()
+    model.predict(_batches(x, y), verbose=2)
+    assert capsys.readouterr().out.startswith("8/8 - ")

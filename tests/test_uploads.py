@@ -49,3 +49,19 @@ def test_a_kept_slot_allocates_nothing_on_the_device_after_its_first_batch():
         prefetch.next()
     counts = standin.ledger.since(mark)
     assert counts["allocs"] == 0 and counts["pageable"] == 0 and counts["h2d"] == 6
+
+
+def test_copies_and_reads_are_ordered_by_the_slots_events_and_staging_is_kept():
+    cp = use_standin()
+    uploader = Uploader(cp)
+    prefetch = Prefetcher(_batches([4, 4, 4]), uploader)
+    assert uploader.copied[0].recorded and not uploader.consumed[0].recorded
+    memory = uploader.pinned[0, "x"][0]
+    prefetch.next()  # batch 0 (slot 0) in use; batch 1 copied into slot 1
+    assert uploader.copied[1].recorded and not uploader.consumed[0].recorded
+    prefetch.next()  # batch 0 released: slot 0 may take batch 2
+    assert uploader.consumed[0].recorded and not uploader.consumed[1].recorded
+    assert uploader.pinned[0, "x"][0] is memory  # same size: the same pinned memory
+    prefetch.next()
+    prefetch.close()
+    assert uploader.consumed[1].recorded and prefetch._in_use is None
