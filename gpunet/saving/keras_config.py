@@ -61,15 +61,13 @@ def _drop_off(config: dict, off: dict, where: str, any_value=()) -> dict:
 
 
 def _dtype(config: dict, where: str) -> dict:
-    """The config with its dtype (a name, or Keras's DTypePolicy dict) checked and made
-    "float32"."""
-    if "dtype" not in config:
-        return config
-    dtype = config["dtype"]
+    """The config without its dtype (a name, or Keras's DTypePolicy dict), once that is checked
+    to be float32."""
+    dtype = config.get("dtype")
     name = dtype.get("config", {}).get("name") if isinstance(dtype, dict) else dtype
     if name not in (None, "float32"):
         raise ValueError(f"{where}: dtype {excerpt(name)}: gpunet computes in float32.")
-    return {**config, "dtype": "float32"}
+    return {key: value for key, value in config.items() if key != "dtype"}
 
 
 def _initializer(value, where: str):
@@ -83,16 +81,12 @@ def layer(entry: dict) -> dict:
     if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
         return entry  # deserialize_layer says what is wrong
     name = entry.get("class_name")
-    where = f"layer {name} {entry['config'].get('name', '')!r}".rstrip(" '")
+    layer_name = entry["config"].get("name")
+    where = f"layer {name}" + (f" {layer_name!r}" if layer_name else "")
     config = _dtype(_drop_off(entry["config"], LAYER_OFF.get(name, {}), where), where)
-    if name == "InputLayer":
-        config.pop("dtype", None)
     for key, value in config.items():
         if key.endswith("_initializer"):
             config[key] = _initializer(value, f"{where}: {key}")
-    if name == "Normalization" and config.get("mean") is None and config.get("variance") is None:
-        config.pop("mean", None)
-        config.pop("variance", None)
     return {key: value for key, value in entry.items() if key != "build_config"} | {
         "config": config
     }

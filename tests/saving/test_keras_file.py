@@ -102,7 +102,30 @@ def test_gpunet_writes_keras_layout_and_round_trips_exactly(tmp_path):
         ),
         (
             lambda p: _rewrite(p, lambda c: c["config"]["layers"][4]["config"].update(renorm=True)),
-            "option 'renorm' = True is not supported by gpunet",
+            "layer BatchNormalization 'batch_normalization': option 'renorm' = True is not "
+            "supported by gpunet",
+        ),
+        (
+            lambda p: _rewrite(
+                p,
+                lambda c: c["config"]["layers"][2]["config"]["kernel_initializer"]["config"].update(
+                    input_axes=[0]
+                ),
+            ),
+            "layer Dense 'dense': kernel_initializer: option 'input_axes'",
+        ),
+        (
+            lambda p: _rewrite(
+                p,
+                lambda c: c["config"]["layers"][2]["config"].update(
+                    dtype={"class_name": "DTypePolicy", "config": {"name": "mixed_float16"}}
+                ),
+            ),
+            "layer Dense 'dense': dtype 'mixed_float16'",
+        ),
+        (
+            lambda p: _rewrite(p, lambda c: c["config"]["layers"].__setitem__(2, "Dense")),
+            "A serialized layer is a dict",
         ),
         (
             lambda p: _rewrite(p, lambda c: c["config"]["layers"][2]["config"].update(units=9)),
@@ -115,7 +138,19 @@ def test_gpunet_writes_keras_layout_and_round_trips_exactly(tmp_path):
             "dtype 'float16': gpunet computes in float32",
         ),
     ],
-    ids=["truncated", "empty-zip", "functional", "lambda", "unknown", "renorm", "shape", "dtype"],
+    ids=[
+        "truncated",
+        "empty-zip",
+        "functional",
+        "lambda",
+        "unknown",
+        "renorm",
+        "initializer",
+        "policy",
+        "not-a-dict",
+        "shape",
+        "dtype",
+    ],  # fmt: skip
 )
 def test_a_file_gpunet_cannot_load_is_one_line(tmp_path, make, message):
     path = tmp_path / "bad.keras"
