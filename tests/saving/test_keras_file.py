@@ -4,6 +4,7 @@ exactly; a file gpunet cannot load is one line naming why."""
 
 import json
 import pathlib
+import re
 import zipfile
 
 import numpy as np
@@ -13,6 +14,12 @@ import gpunet as gn
 
 FIXTURES = pathlib.Path(__file__).parent.parent / "fixtures"
 KERAS_FILE = FIXTURES / "keras3_mlp.keras"
+
+
+def _expected() -> dict:
+    """x and Keras's predictions, stored beside the fixtures."""
+    with np.load(FIXTURES / "keras3_mlp_expected.npz") as stored:
+        return {name: stored[name] for name in stored.files}
 
 
 def _keras_members():
@@ -32,8 +39,17 @@ def _rewrite(path, change):
     return str(path)
 
 
+def _replace(path, member, data):
+    """A copy of Keras's fixture with one member's bytes replaced."""
+    members = _keras_members()
+    members[member] = data
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, value in members.items():
+            archive.writestr(name, value)
+
+
 def test_a_model_keras_3_saved_loads_compiled_and_predicts_as_keras():
-    expected = np.load(FIXTURES / "keras3_mlp_expected.npz")
+    expected = _expected()
     model = gn.models.load_model(str(KERAS_FILE))
     assert [type(layer).__name__ for layer in model.layers] == [
         "Normalization", "Dense", "Dropout", "BatchNormalization", "Dense", "Dense", "Activation",
@@ -127,6 +143,23 @@ def test_gpunet_writes_keras_layout_and_round_trips_exactly(tmp_path):
             lambda p: _rewrite(p, lambda c: c["config"]["layers"].__setitem__(2, "Dense")),
             "A serialized layer is a dict",
         ),
+        (lambda p: _rewrite(p, lambda c: c.update(config={})), "config.json has no list of layers"),
+        (
+            lambda p: _rewrite(
+                p, lambda c: c["compile_config"]["optimizer"]["config"].update(use_ema=True)
+            ),
+            "optimizer SGD: option 'use_ema' = True is not supported",
+        ),
+        (
+            lambda p: _rewrite(p, lambda c: c["compile_config"].update(loss_scale=2)),
+            r"compile_config: unknown options \['loss_scale'\]",
+        ),
+        (
+            lambda p: _rewrite(p, lambda c: c.update(compile_config=[1])),
+            r"compile_config must be a dict, received \[1\]",
+        ),
+        (lambda p: _replace(p, "config.json", b"{nope"), "config.json is not JSON"),
+        (lambda p: _replace(p, "model.weights.h5", b"junk"), "model.weights.h5 is not HDF5"),
         (
             lambda p: _rewrite(p, lambda c: c["config"]["layers"][2]["config"].update(units=9)),
             r"weight 0 has shape \(6, 8\), the model's \(6, 9\)",
@@ -148,9 +181,15 @@ def test_gpunet_writes_keras_layout_and_round_trips_exactly(tmp_path):
         "initializer",
         "policy",
         "not-a-dict",
+        "no-layers",
+        "ema",
+        "compile-option",
+        "compile-type",
+        "json",
+        "hdf5",
         "shape",
         "dtype",
-    ],  # fmt: skip
+    ],  # fmt: skip  # fmt: skip
 )
 def test_a_file_gpunet_cannot_load_is_one_line(tmp_path, make, message):
     path = tmp_path / "bad.keras"
@@ -180,3 +219,31 @@ def test_names_overwrite_and_atomic_writes(tmp_path, monkeypatch):
         model.save(str(path))
     assert path.read_bytes() == original
     assert [p.name for p in tmp_path.iterdir()] == ["m.keras"]
+
+
+def test_the_file_carries_keras_metadata_and_a_model_built_from_build_config(tmp_path):
+    model = gn.Sequential([gn.Input((3,)), gn.layers.Dense(2)])
+    model.compile(optimizer="sgd")  # no loss: no compile config
+    path = tmp_path / "m.keras"
+    model.save(str(path))
+    with zipfile.ZipFile(path) as archive:
+        metadata = json.loads(archive.read("metadata.json"))
+        config = json.loads(archive.read("config.json"))
+    assert metadata["keras_version"] == "3.15.1" and metadata["gpunet_version"] == gn.__version__
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d@\d\d:\d\d:\d\d", metadata["date_saved"])
+    assert set(config) == {
+        "module", "class_name", "config", "registered_name", "build_config", "compile_config",
+    }  # fmt: skip
+    assert config["registered_name"] is None and config["compile_config"] is None
+    # Without its InputLayer entry, the model is built from build_config, as Keras builds it.
+    expected = _expected()
+    no_input = _rewrite(tmp_path / "k.keras", lambda c: c["config"]["layers"].pop(0))
+    model = gn.models.load_model(no_input)
+    np.testing.assert_allclose(
+        model.predict(expected["x"], verbose=0), expected["predictions"], rtol=0, atol=1e-6
+    )
+    with pytest.raises(FileNotFoundError, match="load_model: no file at .*gone.keras"):
+        gn.models.load_model(str(tmp_path / "gone.keras"))
+    with pytest.raises(ValueError) as error:
+        gn.models.load_model(str(tmp_path / "m.h5"))
+    assert str(error.value).endswith("(weights alone: model.load_weights(`*.weights.h5`)).")

@@ -64,3 +64,13 @@ def test_other_formats_are_refused_in_one_line(tmp_path):
     model = gn.Sequential([gn.Input((2,)), gn.layers.Dense(1)])
     with pytest.raises(ValueError, match="format 'tf_saved_model' is not available"):
         model.export(str(tmp_path / "m"), format="tf_saved_model")
+
+
+def test_without_the_onnx_package_the_extra_is_named(tmp_path, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "onnx", None)
+    model = gn.Sequential([gn.Input((2,)), gn.layers.Dense(1)])
+    with pytest.raises(ImportError) as error:
+        model.export(str(tmp_path / "m.onnx"))
+    assert str(error.value) == (
+        "export(format='onnx') needs the onnx package: pip install 'gpunet[onnx]'."
+    )

@@ -14,6 +14,12 @@ from gpunet.saving import weights_h5
 FIXTURES = pathlib.Path(__file__).parent.parent / "fixtures"
 
 
+def _expected() -> dict:
+    """x and Keras's predictions, stored beside the fixtures."""
+    with np.load(FIXTURES / "keras3_mlp_expected.npz") as stored:
+        return {name: stored[name] for name in stored.files}
+
+
 def _model(layers=None):
     return gn.Sequential(
         [gn.Input((6,))]
@@ -35,7 +41,7 @@ def _model(layers=None):
 def test_a_file_keras_3_wrote_gives_keras_predictions():
     # bench/keras_weights_fixture.py: Keras 3.15.1 adapted, trained (moving statistics) and
     # saved this model, and stored its predictions.
-    expected = np.load(FIXTURES / "keras3_mlp_expected.npz")
+    expected = _expected()
     model = _model()
     model.load_weights(str(FIXTURES / "keras3_mlp.weights.h5"))
     np.testing.assert_allclose(
@@ -153,7 +159,7 @@ def test_groups_of_layers_without_weights_may_be_absent(tmp_path):
     path.write_bytes((FIXTURES / "keras3_mlp.weights.h5").read_bytes())
     with h5py.File(path, "r+") as file:
         del file["layers/dropout"], file["layers/activation"]
-    expected = np.load(FIXTURES / "keras3_mlp_expected.npz")
+    expected = _expected()
     model = _model()
     model.load_weights(str(path))
     np.testing.assert_allclose(
