@@ -357,3 +357,32 @@ def test_to_bf16_rounds_to_nearest_even_and_keeps_nan(device):
         values[:6], [1.0, 1.0, 1 + 4 * 2**-8, 1 + 2 * 2**-8, -2.5, np.inf]
     )
     assert np.isnan(values[6])
+
+
+def test_the_notices_say_exactly_why_and_precision_is_named_only_when_asked(caplog, monkeypatch):
+    use_standin()
+    x, y = _data(100)
+    gn.utils.clear_session()
+    model = gn.Sequential(
+        [gn.layers.Input((784,)), gn.layers.Dense(10, "softmax"), gn.layers.Dropout(0.1)]
+    )
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    with caplog.at_level(logging.WARNING, logger="gpunet"):
+        model.fit(x, y, batch_size=50, epochs=1, verbose=0)
+    assert [r.getMessage() for r in caplog.records] == [
+        "gpunet: the reference CuPy step trains this model: the last layer is not Dense."
+    ]
+    monkeypatch.setattr(gemm, "load", lambda xp: None)  # no cuBLASLt on this machine
+    for precision, expected in (("float32", []), ("bf16", ["'bf16'"])):
+        caplog.clear()
+        gn.utils.clear_session()
+        model = gn.Sequential([gn.layers.Input((784,)), gn.layers.Dense(10, "softmax")])
+        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy",
+                      precision=precision)  # fmt: skip
+        with caplog.at_level(logging.WARNING, logger="gpunet"):
+            model.fit(x, y, batch_size=50, epochs=1, verbose=0)
+        notices = [r.getMessage() for r in caplog.records if "cuBLASLt" in r.getMessage()]
+        assert notices == [
+            f"gpunet: precision {p} needs cuBLASLt (nvmath-python); computing in float32."
+            for p in expected
+        ]

@@ -53,3 +53,20 @@ def test_evaluation_runs_with_dropout_off():
     kernel = model.layers[-1].get_weights()[0]
     expected = float(np.mean((x @ kernel) ** 2))
     assert np.isclose(model.evaluate(x, np.zeros((16, 1), np.float32), verbose=0), expected)
+
+
+def test_a_loss_from_logits_after_a_softmax_is_not_fused_into_it():
+    # CategoricalCrossentropy(from_logits=True) after a softmax layer applies its own softmax
+    # to the probabilities (a mistake Keras lets users make, and computes as written).
+    model = gn.Sequential(
+        [gn.layers.Input((2,)), gn.layers.Dense(3, activation="softmax", use_bias=False)]
+    )
+    model.compile(optimizer="sgd", loss=gn.losses.CategoricalCrossentropy(from_logits=True))
+    model.build()
+    assert not model._get_trainer().step.fused
+    x = np.array([[1.0, -2.0]], np.float32)
+    y = np.array([[0.0, 1.0, 0.0]], np.float32)
+    z = x @ model.layers[0].get_weights()[0]
+    p = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+    expected = -np.log(np.exp(p[0, 1]) / np.exp(p[0]).sum())
+    assert np.isclose(model.evaluate(x, y, verbose=0), expected, rtol=1e-5)
