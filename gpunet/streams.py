@@ -77,7 +77,8 @@ class BatchStream:
     def __init__(self, data, steps: int | None, where: str, prepare: Callable):
         self.data, self.steps, self.where, self.prepare = data, steps, where, prepare
         self.dataset = data if isinstance(data, PyDataset) else None
-        self.restartable = self.dataset is not None or iter(data) is not data
+        # An iterator (it has __next__) is its own single pass; an iterable makes a new one.
+        self.restartable = self.dataset is not None or not hasattr(data, "__next__")
         self._iterator: Iterator | None = None  # kept across epochs when `steps` is given
         self._fresh = False  # the kept iterator is a pass no epoch has read yet (peek's)
         self.ran_out = False  # a source that cannot start over has no batches left

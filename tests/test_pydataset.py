@@ -196,3 +196,19 @@ def test_one_worker_makes_batches_in_the_training_thread_and_two_in_others():
         data.threads = []
         _model().fit(data, epochs=1, verbose=0)
         assert set(data.threads[1:]) == {main}  # after the first, read to build the model
+
+
+def test_defaults_are_keras_and_the_first_batch_is_checked_by_index():
+    data = gn.utils.PyDataset()
+    assert (data.workers, data.use_multiprocessing, data.max_queue_size) == (1, False, 10)
+    with pytest.warns(UserWarning):
+        assert gn.utils.PyDataset(use_multiprocessing=True).use_multiprocessing is True
+    x, y = _data()
+
+    class Bad(Batches):
+        def __getitem__(self, index):
+            return (x[:4], y[:4], None, None)
+
+    with pytest.raises(ValueError) as error:
+        _model().fit(Bad(x, y), verbose=0)
+    assert str(error.value).startswith("fit: x: batch 0 is a tuple of 4 items")

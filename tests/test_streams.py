@@ -407,3 +407,78 @@ def test_predict_on_a_stream_draws_keras_line(capsys):
     model = _model()
     model.predict(_batches(x, y), verbose=2)
     assert capsys.readouterr().out.startswith("8/8 - ")
+
+
+def test_what_counts_as_a_stream_and_as_a_step_count():
+    class ArrayLike:  # iterable, but an array to NumPy (as a pandas frame is)
+        def __array__(self, dtype=None, copy=None):
+            return np.zeros((2, 2))
+
+        def __iter__(self):
+            return iter([])
+
+    class NextOnly:
+        def __next__(self):
+            raise StopIteration
+
+    assert not streams.is_stream(ArrayLike()) and streams.is_stream(NextOnly())
+    assert streams.check_steps(1, "s") == 1 and streams.check_steps(np.int64(3), "s") == 3
+    for bad in (0, 1.0, True, "3"):
+        with pytest.raises(ValueError, match="s must be None or an int >= 1"):
+            streams.check_steps(bad, "s")
+
+
+def test_batches_given_as_lists_and_in_other_dtypes_train_as_float32_arrays():
+    x, y = _data()
+    w = np.random.default_rng(5).random(N) + 0.5
+    arrays = _model()
+    expected = arrays.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0,
+                          sample_weight=w.astype(np.float32))  # fmt: skip
+    streamed = _model()
+    wide = ([b[0].astype(np.float64), b[1].astype(np.float32), b[2]] for b in _batches(x, y, w))
+    history = streamed.fit(wide, epochs=1, shuffle=False, verbose=0)
+    _assert_same_training(streamed, arrays, history, expected)
+
+
+def test_a_bad_later_batch_and_mixed_weights_are_named_with_their_index():
+    x, y = _data()
+    good = list(_batches(x, y))
+    with pytest.raises(ValueError) as error:
+        _model().fit(iter(good[:2] + [(x[:4], y[:4], None, None)]), epochs=1, verbose=0)
+    assert str(error.value) == (
+        "fit: x: batch 2 is a tuple of 4 items; a batch must be (x,), (x, y) or "
+        "(x, y, sample_weight)."
+    )
+    weighted = (x[:4], y[:4], np.ones(4))
+    with pytest.raises(ValueError, match=r"^fit: x: batch 1: pass class_weight or sample_weight"):
+        _model().fit(iter(good[:1] + [weighted]), class_weight={0: 1.0}, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"^fit: x: batch 0: sample_weight must have shape"):
+        _model().fit(iter([(x[:4], y[:4], np.ones(3))]), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"^fit: x: batch 0 has no targets"):
+        _model().fit(iter([(x[:4],)]), epochs=1, verbose=0)
+
+
+def test_an_epoch_longer_than_the_first_growth_of_its_totals():
+    x, y = _data()
+    batches = [(x[i : i + 3], y[i : i + 3]) for i in range(0, N, 3)]  # 77 batches, one pass
+    model = _model()
+    history = model.fit(iter(batches), epochs=1, verbose=0)
+    expected = _model()
+    reference = expected.fit(x, y, batch_size=3, epochs=1, shuffle=False, verbose=0)
+    _assert_same(np.array(history.history["loss"]), np.array(reference.history["loss"]))
+
+
+def test_a_kept_pass_followed_by_an_empty_one_ends_training():
+    x, y = _data()
+
+    class Once:  # an iterable with one pass of batches, then empty ones
+        def __init__(self):
+            self.passes = 0
+
+        def __iter__(self):
+            self.passes += 1
+            return _batches(x, y) if self.passes == 1 else iter([])
+
+    with pytest.warns(UserWarning, match="ran out of data"):
+        history = _model().fit(Once(), steps_per_epoch=8, epochs=3, verbose=0)
+    assert history.epoch == [0]
