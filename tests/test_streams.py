@@ -2,6 +2,7 @@
 as the arrays give, Keras's epoch rules, and one clear line for each bad batch."""
 
 import io
+import re
 import warnings
 
 import numpy as np
@@ -276,6 +277,7 @@ def test_the_first_epoch_of_unknown_length_shows_keras_unknown_count_then_the_to
     text = console.file.getvalue()
     first, second = text.split("Epoch 2/2")
     assert "      1/Unknown" in first and "8/8" in first  # the end of the epoch tells the total
+    assert re.search(r"      1/Unknown\S* \S*0s\S* \d+\w+/step - accuracy: [\d.]+ - loss: ", first)
     assert "Unknown" not in second and "1/8" in second
 
 
