@@ -99,6 +99,12 @@ def test_gpunet_writes_keras_layout_and_round_trips_exactly(tmp_path):
     }  # fmt: skip
 
 
+BAD_FILE_IDS = (
+    "truncated empty-zip functional lambda unknown renorm initializer policy not-a-dict "
+    "no-layers ema compile-option compile-type json list registered eager hdf5 shape dtype"
+).split()
+
+
 @pytest.mark.parametrize(
     "make, message",
     [
@@ -159,6 +165,20 @@ def test_gpunet_writes_keras_layout_and_round_trips_exactly(tmp_path):
             r"compile_config must be a dict, received \[1\]",
         ),
         (lambda p: _replace(p, "config.json", b"{nope"), "config.json is not JSON"),
+        (
+            lambda p: _replace(p, "config.json", b"[1]"),
+            r"holds a \[1\] model; gpunet loads Sequential",
+        ),
+        (
+            lambda p: _rewrite(
+                p, lambda c: c["config"]["layers"][2].update(registered_name="MyDense")
+            ),
+            "is Python code or a custom object",
+        ),
+        (
+            lambda p: _rewrite(p, lambda c: c["compile_config"].update(run_eagerly=True)),
+            "compile_config: option 'run_eagerly' = True is not supported",
+        ),
         (lambda p: _replace(p, "model.weights.h5", b"junk"), "model.weights.h5 is not HDF5"),
         (
             lambda p: _rewrite(p, lambda c: c["config"]["layers"][2]["config"].update(units=9)),
@@ -171,25 +191,7 @@ def test_gpunet_writes_keras_layout_and_round_trips_exactly(tmp_path):
             "dtype 'float16': gpunet computes in float32",
         ),
     ],
-    ids=[
-        "truncated",
-        "empty-zip",
-        "functional",
-        "lambda",
-        "unknown",
-        "renorm",
-        "initializer",
-        "policy",
-        "not-a-dict",
-        "no-layers",
-        "ema",
-        "compile-option",
-        "compile-type",
-        "json",
-        "hdf5",
-        "shape",
-        "dtype",
-    ],  # fmt: skip  # fmt: skip
+    ids=BAD_FILE_IDS,  # fmt: skip  # fmt: skip
 )
 def test_a_file_gpunet_cannot_load_is_one_line(tmp_path, make, message):
     path = tmp_path / "bad.keras"
@@ -247,3 +249,14 @@ def test_the_file_carries_keras_metadata_and_a_model_built_from_build_config(tmp
     with pytest.raises(ValueError) as error:
         gn.models.load_model(str(tmp_path / "m.h5"))
     assert str(error.value).endswith("(weights alone: model.load_weights(`*.weights.h5`)).")
+
+
+def test_string_forms_keras_also_writes_load(tmp_path):
+    def change(config):
+        config["config"]["layers"][2]["config"]["kernel_initializer"] = "zeros"
+        config["compile_config"]["optimizer"] = "sgd"
+
+    model = gn.models.load_model(_rewrite(tmp_path / "s.keras", change))
+    assert type(model.optimizer).__name__ == "SGD"
+    without = _rewrite(tmp_path / "n.keras", lambda c: c["compile_config"].pop("optimizer"))
+    assert type(gn.models.load_model(without).optimizer).__name__ == "RMSprop"  # Keras's default

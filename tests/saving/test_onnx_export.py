@@ -74,3 +74,35 @@ def test_without_the_onnx_package_the_extra_is_named(tmp_path, monkeypatch):
     assert str(error.value) == (
         "export(format='onnx') needs the onnx package: pip install 'gpunet[onnx]'."
     )
+
+
+def test_names_batch_axes_and_layers_of_the_same_kind(tmp_path, monkeypatch):
+    gn.utils.set_random_seed(6)
+    model = gn.Sequential(
+        [
+            gn.Input((4,)),
+            gn.layers.Dense(5, activation="relu"),
+            gn.layers.Dense(5, activation="relu"),
+            gn.layers.BatchNormalization(center=False, scale=False),
+            gn.layers.Dense(2),
+        ]
+    )
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.random.default_rng(3).normal(size=(16, 4)).astype(np.float32)
+    model.fit(x, x[:, :2], epochs=2, verbose=0)
+    path = tmp_path / "m.onnx"
+    model.export(str(path))
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto, full_check=True)
+    (output,) = proto.graph.output
+    assert output.name == "output" and output.type.tensor_type.shape.dim[0].dim_param == "batch"
+    assert proto.producer_name == "gpunet" and proto.ir_version == 10
+    np.testing.assert_allclose(_run(path, x), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+    def broken(proto, path):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(onnx, "save", broken)
+    with pytest.raises(OSError, match="disk full"):
+        model.export(str(path))
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]

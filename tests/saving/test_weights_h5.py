@@ -117,6 +117,8 @@ def test_a_file_that_does_not_fit_is_one_line_and_changes_nothing(tmp_path, make
     with pytest.raises(ValueError, match=message) as error:
         model.load_weights(str(path))
     assert "\n" not in str(error.value)
+    if "must end" not in message:
+        assert str(path) in str(error.value)
     for a, b in zip(before, model.get_weights()):
         np.testing.assert_array_equal(a, b)
 
@@ -139,17 +141,28 @@ def test_saving_is_atomic_and_overwrite_false_refuses(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.weights.h5"]  # no temporary left
     with pytest.raises(ValueError, match="save_weights: the filename must end in"):
         model.save_weights(str(tmp_path / "m.h5"))
+    with pytest.raises(ValueError, match="load_weights: the filename must end in"):
+        model.load_weights(str(tmp_path / "m.h5"))
     with pytest.raises(FileNotFoundError, match="load_weights: no file at .*gone.weights.h5"):
         model.load_weights(str(tmp_path / "gone.weights.h5"))
     assert weights_h5.layer_keys(model)[1][0] == "dense_1"
 
 
-def test_the_temporary_file_sits_beside_the_target(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "write, name",
+    [
+        (lambda m, p: m.save_weights(p), "m.weights.h5"),
+        (lambda m, p: m.save(p), "m.keras"),
+        (lambda m, p: m.export(p), "m.onnx"),
+    ],
+    ids=["weights", "keras", "onnx"],
+)
+def test_the_temporary_file_sits_beside_the_target(tmp_path, monkeypatch, write, name):
     # os.replace renames; across file systems (a temporary in /tmp) it would fail.
     renamed = []
     real = os.replace
     monkeypatch.setattr(os, "replace", lambda a, b: (renamed.append((a, b)), real(a, b)))
-    _model([gn.layers.Dense(2)]).save_weights(str(tmp_path / "m.weights.h5"))
+    write(_model([gn.layers.Dense(2)]), str(tmp_path / name))
     ((source, target),) = renamed
     assert os.path.dirname(source) == os.path.dirname(target) == str(tmp_path)
 
