@@ -126,6 +126,14 @@ CASES = {
         targets="regression",
     ),  # fmt: skip
     "subclassed-optimizer-xp-update": dict(hidden=[dict(units=16)], optimizer=lambda: _MySGD()),
+    # Penalties of a Dense after a Dropout (the variables' scan walks past non-Dense layers).
+    "regularized-after-dropout": dict(
+        hidden=[
+            dict(units=16, dropout=0.2, kernel_regularizer="l2"),
+            dict(units=12, kernel_regularizer="l1"),
+        ],
+        optimizer=gn.optimizers.SGD,
+    ),
 }
 
 
