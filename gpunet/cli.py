@@ -18,7 +18,7 @@ import traceback
 import numpy as np
 
 import gpunet
-from gpunet import backend, config, run, run_data, runs
+from gpunet import backend, cli_models, config, run, run_data, runs
 from gpunet.cli_data import SOURCES, cmd_data_fetch, cmd_data_info, cmd_data_verify
 from gpunet.datasets import user
 from gpunet.datasets.idx import DataError
@@ -174,32 +174,41 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    cfg, model, _ = run.load_run(args.run_dir, args.backend)
-    if args.data is not None:
-        if cfg.data.name is not None:
-            cfg.data.path = args.data
-        else:
-            cfg.data.test_path = args.data
-    data = run_data.load_data(cfg)
-    if data.x_test is None:
-        raise UsageError(f"{args.run_dir}: the run has no test data; pass --data FILE.")
-    results = model.evaluate(
-        data.x_test, data.y_test, batch_size=cfg.fit.batch_size, return_dict=True, verbose=0
-    )
+    if cli_models.is_model_file(args.run_dir):
+        model = cli_models.load(args.run_dir, args.backend)
+        x, y = cli_models.test_data(args.run_dir, args.data, model)
+        batch_size = None
+    else:
+        cfg, model, _ = run.load_run(args.run_dir, args.backend)
+        if args.data is not None:
+            if cfg.data.name is not None:
+                cfg.data.path = args.data
+            else:
+                cfg.data.test_path = args.data
+        data = run_data.load_data(cfg)
+        if data.x_test is None:
+            raise UsageError(f"{args.run_dir}: the run has no test data; pass --data FILE.")
+        x, y, batch_size = data.x_test, data.y_test, cfg.fit.batch_size
+    results = model.evaluate(x, y, batch_size=batch_size, return_dict=True, verbose=0)
     print(" - ".join(f"{name}: {value:.4f}" for name, value in results.items()))
     return 0
 
 
 def cmd_predict(args) -> int:
-    cfg, model, arrays = run.load_run(args.run_dir, args.backend)
-    x = run_data.prepare_inputs(cfg, user.load_features(args.input, cfg.data.encoding), arrays)
+    if cli_models.is_model_file(args.run_dir):
+        model, batch_size = cli_models.load(args.run_dir, args.backend), None
+        x = user.load_features(args.input).astype(np.float32)
+    else:
+        cfg, model, arrays = run.load_run(args.run_dir, args.backend)
+        x = run_data.prepare_inputs(cfg, user.load_features(args.input, cfg.data.encoding), arrays)
+        batch_size = cfg.fit.batch_size
     expected = model.input_shape[1:]
     if x.shape[1:] != expected:
         raise UsageError(
             f"{args.input}: inputs have per-sample shape {x.shape[1:]}, the model of "
             f"{args.run_dir} expects {expected}."
         )
-    probs = model.predict(x, batch_size=cfg.fit.batch_size, verbose=0)  # stdout is the CSV
+    probs = model.predict(x, batch_size=batch_size, verbose=0)  # stdout is the CSV
     header = "predicted," + ",".join(f"p{i}" for i in range(probs.shape[1]))
     lines = [header] + [f"{row.argmax()}," + ",".join(f"{v:.6g}" for v in row) for row in probs]
     text = "\n".join(lines) + "\n"
@@ -208,22 +217,6 @@ def cmd_predict(args) -> int:
         print(f"Wrote {len(probs)} predictions to {args.output}")
     else:
         sys.stdout.write(text)
-    return 0
-
-
-def cmd_export(args) -> int:
-    _, model, arrays = run.load_run(args.run_dir, args.backend)
-    path = args.output or os.path.join(args.run_dir, f"model.{args.format}")
-    if args.format == "keras":
-        model.save(path)
-    else:
-        model.export(path, format="onnx")
-    print(f"Wrote {path}")
-    if "standardize/mean" in arrays:
-        print(
-            "note: this run standardizes its inputs before the model (data.standardize: its "
-            "mean and std are in weights.npz); the exported model expects standardized inputs."
-        )
     return 0
 
 
@@ -282,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="evaluate a finished run on its test data",
         epilog="example: gpunet evaluate runs/quickstart-20261122-101500",
     )
-    evaluate.add_argument("run_dir")
+    evaluate.add_argument("run_dir", help="a finished run's directory, or a .keras model file")
     evaluate.add_argument("--data", help="other test data: a data-set folder or a user file")
     evaluate.add_argument("--backend", choices=BACKEND_CHOICES, help="override backend")
     evaluate.set_defaults(run=cmd_evaluate)
@@ -292,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="predict with a finished run",
         epilog="example: gpunet predict RUN_DIR --input x.npy --output preds.csv",
     )
-    predict.add_argument("run_dir")
+    predict.add_argument("run_dir", help="a finished run's directory, or a .keras model file")
     predict.add_argument("--input", required=True, help="inputs, .npy or .csv")
     predict.add_argument("--output", help="CSV of predictions (default: standard output)")
     predict.add_argument("--backend", choices=BACKEND_CHOICES, help="override backend")
@@ -307,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("keras", "onnx"), default="keras")
     export.add_argument("--output", help="the file to write (default: RUN_DIR/model.FORMAT)")
     export.add_argument("--backend", choices=BACKEND_CHOICES, help="override backend")
-    export.set_defaults(run=cmd_export)
+    export.set_defaults(run=cli_models.cmd_export)
     summary = commands.add_parser(
         "summary",
         parents=[common],

@@ -196,3 +196,28 @@ def test_the_run_model_file_and_export_give_the_run_predictions(quick_run, tmp_p
     bad = _gpunet("export", run_dir, "--output", str(tmp_path / "m.zip"))
     assert bad.returncode == 2 and "must end in `.keras`" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_evaluate_and_predict_take_the_run_model_file(quick_run, tmp_path):
+    run_dir, _ = quick_run
+    cfg, model, arrays = run.load_run(run_dir)
+    (_, _), (x_test, y_test) = fashion_mnist.load_data()
+    x = run_data.prepare_inputs(cfg, x_test[:200], arrays)  # a .keras holds no data pipeline
+    np.savez(tmp_path / "test.npz", x=x, y=y_test[:200])
+    np.save(tmp_path / "x.npy", x[:20])
+    keras_file = os.path.join(run_dir, "model.keras")
+    result = _gpunet("evaluate", keras_file, "--data", str(tmp_path / "test.npz"))
+    assert result.returncode == 0, result.stderr
+    expected = model.evaluate(
+        x, gn.utils.to_categorical(y_test[:200], 10), return_dict=True, verbose=0
+    )
+    assert result.stdout.strip() == " - ".join(f"{k}: {v:.4f}" for k, v in expected.items())
+    result = _gpunet("predict", keras_file, "--input", str(tmp_path / "x.npy"))
+    assert result.returncode == 0, result.stderr
+    rows = result.stdout.splitlines()[1:]
+    np.testing.assert_array_equal(
+        [int(r.split(",")[0]) for r in rows], model.predict(x[:20], verbose=0).argmax(axis=1)
+    )
+    bad = _gpunet("evaluate", keras_file)
+    assert bad.returncode == 2 and "a .keras file holds no test data; pass --data" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
