@@ -1,5 +1,6 @@
 """Write tests/fixtures/keras3_mlp.weights.h5, keras3_mlp.keras (the whole model: config,
-compile config, weights) and keras3_mlp_expected.npz: a small MLP with
+compile config, weights), keras3_adam.keras with keras3_adam_next_step.npz (an optimizer state,
+and the weights one step later), and keras3_mlp_expected.npz: a small MLP with
 every layer type gpunet has (Normalization, Dense, Dropout, BatchNormalization, Activation),
 its weights saved by Keras 3 itself, and Keras's predictions on fixed inputs, so the suite
 checks that gpunet reads Keras's .weights.h5 layout without Keras installed. With
@@ -56,4 +57,16 @@ m.fit(x, np.eye(3)[np.arange(16) % 3], epochs=3, verbose=0)  # moves the BatchNo
 m.save_weights(str(FIXTURES / "keras3_mlp.weights.h5"))
 m.save(str(FIXTURES / "keras3_mlp.keras"))
 np.savez(FIXTURES / "keras3_mlp_expected.npz", x=x, predictions=m.predict(x, verbose=0))
+# An optimizer state Keras saved (Adam, amsgrad: every kind of slot group), and the weights
+# after one more step on the same batch: gpunet, loading the file, must take the same step.
+keras.utils.set_random_seed(2)
+small = keras.Sequential([keras.Input((6,)), keras.layers.Dense(5, activation="tanh"),
+                          keras.layers.Dense(3)])  # fmt: skip
+small.compile(optimizer=keras.optimizers.Adam(0.01, amsgrad=True), loss="mse")
+target = np.tanh(x[:, :3])
+small.fit(x, target, batch_size=16, epochs=3, shuffle=False, verbose=0)
+small.save(str(FIXTURES / "keras3_adam.keras"))
+small.fit(x, target, batch_size=16, epochs=1, shuffle=False, verbose=0)
+np.savez(FIXTURES / "keras3_adam_next_step.npz", target=target,
+         **{f"w{i}": w for i, w in enumerate(small.get_weights())})  # fmt: skip
 print(f"wrote the fixtures (Keras {keras.__version__})")

@@ -143,6 +143,7 @@ class Sequential(LayerAccess, FitMethods, BatchMethods, ConfigMethods, StreamMet
         host = np.empty(sum(sizes), dtype=FLOATX)
         self._segments, start = [], 0
         self._segment_owners = [owner for owner, _, _ in specs]
+        self._segment_shapes = [shape_ for _, shape_, _ in specs]
         for (_, shape_, initializer), size in zip(specs, sizes):
             host[start : start + size] = initializer(shape_, FLOATX).reshape(-1)
             self._segments.append((start, start + size))

@@ -1,8 +1,9 @@
 """`.keras`: Keras 3's whole-model file, a zip of `metadata.json`, `config.json` (the model's
 config, its build input shape and compile config) and `model.weights.h5` (weights_h5.py's
 layout). gpunet writes what Keras 3 loads and loads what Keras 3 writes, for the layers gpunet
-has. The optimizer's slots are not carried (the `.npz` checkpoint resumes training exactly);
-a loaded model is compiled afresh from the file's compile config.
+has. A loaded model is compiled from the file's compile config, and its optimizer takes the
+saved state (optimizer_state.py), so training continues where it stopped; data order,
+dropout streams and callbacks are the `.npz` checkpoint's, for an exact resume of a fit.
 """
 
 from __future__ import annotations

@@ -4,9 +4,8 @@ Keras names each layer's group after its class and position, not the layer's nam
 `layers/dense`, `layers/dropout`, `layers/dense_1` (the second Dense), each holding a `vars`
 group of datasets "0", "1", ... in the layer's weight order (kernel, bias; gamma, beta,
 moving_mean, moving_variance; Normalization's mean, variance and sample count). So a file
-loads into any model of the same architecture, whatever its layers are called. The optimizer's
-slots are not written (Keras's `load_weights` loads the layers and leaves them be); the `.npz`
-checkpoint keeps them for an exact resume.
+loads into any model of the same architecture, whatever its layers are called. A compiled
+model's optimizer state goes in `optimizer/vars` (optimizer_state.py), as Keras writes it.
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ import numpy as np
 
 from gpunet import backend
 from gpunet.layers import Normalization  # (gpunet.layers loads gpunet.normalization)
+from gpunet.saving import optimizer_state
 
 SUFFIX = ".weights.h5"
 
@@ -84,6 +84,7 @@ def write(model, file) -> None:
         for i, value in enumerate(_values(layer)):
             group.create_dataset(str(i), data=value)
     file.create_group("vars").attrs["name"] = model.name
+    optimizer_state.write(model, file)
 
 
 def load(model, path: str) -> None:
@@ -136,3 +137,4 @@ def read(model, file, where: str) -> None:
             target.adapted_count = value
         else:
             backend.copy_to_device(target, value)  # cast to the weight's float32
+    optimizer_state.read(model, file, where)
