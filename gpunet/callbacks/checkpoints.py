@@ -20,7 +20,10 @@ class ModelCheckpoint(Callback):
     """Save the model after every epoch, or only when `monitor` improves.
 
     Args:
-        filepath: `.npz` path; may hold `{epoch}` and logged names, e.g. "best-{epoch:02d}.npz".
+        filepath: may hold `{epoch}` and logged names, e.g. "best-{epoch:02d}.keras". Keras 3's
+            files: `.keras` (the model) or, with save_weights_only, `.weights.h5`; any other
+            path is gpunet's `.npz`: a full checkpoint that `resume_from` continues exactly
+            (data order, dropout streams, callbacks), or the weights alone.
         monitor: logged value compared with save_best_only ("val_loss").
         save_best_only: save only when the monitored value improves.
         save_weights_only: weights alone; else a full checkpoint that `resume_from` continues.
@@ -45,6 +48,16 @@ class ModelCheckpoint(Callback):
         self.filepath, self.monitor, self.verbose = os.fspath(filepath), monitor, verbose
         self.fields = _format_fields(self.filepath)
         self.save_best_only, self.save_weights_only = save_best_only, save_weights_only
+        if save_weights_only and self.filepath.endswith(".keras"):
+            raise ValueError(
+                "ModelCheckpoint: with save_weights_only=True the filepath must end in "
+                f"`.weights.h5` (or be an .npz path), received {self.filepath!r}."
+            )
+        if not save_weights_only and self.filepath.endswith(".weights.h5"):
+            raise ValueError(
+                "ModelCheckpoint: a `.weights.h5` filepath holds weights only: pass "
+                f"save_weights_only=True, or save the model to a `.keras` path ({self.filepath!r})."
+            )
         self.upward = _upward(monitor, mode, "ModelCheckpoint")
         if initial_value_threshold is not None:
             if not _is_number(initial_value_threshold):
@@ -68,7 +81,11 @@ class ModelCheckpoint(Callback):
         folder = os.path.dirname(path)
         if folder:
             os.makedirs(folder, exist_ok=True)  # as Keras does
-        if self.save_weights_only:
+        if path.endswith(".keras"):
+            self.model.save(path)
+        elif path.endswith(".weights.h5"):
+            self.model.save_weights(path)
+        elif self.save_weights_only:
             from gpunet import runs
 
             runs.save_weights(path, self.model)

@@ -262,3 +262,26 @@ def test_string_forms_keras_also_writes_load(tmp_path):
     without = _rewrite(tmp_path / "n.keras", lambda c: c["compile_config"].pop("optimizer"))
     with pytest.warns(UserWarning, match="optimizer state was not restored"):
         assert type(gn.models.load_model(without).optimizer).__name__ == "RMSprop"  # default
+
+
+def test_model_checkpoint_writes_keras_files_and_refuses_mixed_kinds(tmp_path):
+    rs = np.random.default_rng(0)
+    x = rs.random((40, 3), dtype=np.float32)
+    model = gn.Sequential([gn.Input((3,)), gn.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    callbacks = [
+        gn.callbacks.ModelCheckpoint(str(tmp_path / "m-{epoch}.keras")),
+        gn.callbacks.ModelCheckpoint(str(tmp_path / "w.weights.h5"), save_weights_only=True),
+    ]
+    model.fit(x, np.arange(40) % 2, epochs=2, verbose=0, callbacks=callbacks)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m-1.keras", "m-2.keras", "w.weights.h5"]
+    again = gn.models.load_model(str(tmp_path / "m-2.keras"))
+    np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert again.optimizer.iterations == model.optimizer.iterations
+    weights = gn.Sequential([gn.Input((3,)), gn.layers.Dense(2, activation="softmax")])
+    weights.load_weights(str(tmp_path / "w.weights.h5"))
+    np.testing.assert_array_equal(weights.get_weights()[0], model.get_weights()[0])
+    with pytest.raises(ValueError, match="save_weights_only=True the filepath must end in"):
+        gn.callbacks.ModelCheckpoint("m.keras", save_weights_only=True)
+    with pytest.raises(ValueError, match="a `.weights.h5` filepath holds weights only"):
+        gn.callbacks.ModelCheckpoint("w.weights.h5")
