@@ -28,7 +28,7 @@ LAYER_OFF = {
         "renorm_clipping": None,
         "renorm_momentum": 0.99,
     },
-    "Flatten": {"data_format": None},
+    "Flatten": {"data_format": ("channels_last", None)},  # the order gpunet flattens in
 }
 INITIALIZER_OFF = {"input_axes": None, "output_axes": None}
 OPTIMIZER_OFF = {
@@ -52,7 +52,8 @@ def _drop_off(config: dict, off: dict, where: str, any_value=()) -> dict:
     for option, value in off.items():
         if option in config:
             given = config.pop(option)
-            if option not in any_value and given != value:
+            allowed = value if isinstance(value, tuple) else (value,)
+            if option not in any_value and given not in allowed:
                 raise ValueError(
                     f"{where}: option {option!r} = {excerpt(given)} is not supported by gpunet "
                     f"(only {value!r})."

@@ -51,8 +51,17 @@ def layer_keys(model) -> list[tuple[str, object]]:
     return keys
 
 
+def _keras_shape(layer, target) -> tuple:
+    """A weight's shape as Keras keeps it: Normalization's statistics hold only the feature
+    axes (gpunet's broadcast against the inputs, 1 on the other axes)."""
+    if isinstance(layer, Normalization):
+        axes = layer._axes(len(layer.input_shape) + 1)
+        return tuple(n for i, n in enumerate(layer.input_shape) if i + 1 in axes)
+    return tuple(target.shape)
+
+
 def _values(layer) -> list[np.ndarray]:
-    values = [backend.to_host(w) for w in layer.weights]
+    values = [backend.to_host(w).reshape(_keras_shape(layer, w)) for w in layer.weights]
     if isinstance(layer, Normalization) and values:
         values.append(np.asarray(layer.adapted_count, dtype=np.int32))  # Keras's third variable
     return values
@@ -124,12 +133,12 @@ def read(model, file, where: str) -> None:
             )
         for i, target in enumerate(targets):
             value = group[str(i)][()]
-            if value.shape != target.shape:
+            if value.shape != _keras_shape(layer, target):
                 raise ValueError(
                     f"load_weights: {where}: layer {layer.name!r} weight {i} has shape "
-                    f"{value.shape}, the model's {target.shape}."
+                    f"{value.shape}, the model's {_keras_shape(layer, target)}."
                 )
-            updates.append((target, value))
+            updates.append((target, value.reshape(target.shape)))
         if isinstance(layer, Normalization) and targets:
             updates.append((layer, int(group[str(len(targets))][()])))
     for target, value in updates:
