@@ -55,5 +55,80 @@ def write(folder):
     np.savez(folder / "keras.npz", x=x, predictions=model.predict(x, verbose=0))
 
 
+ACTIVATIONS = ["linear", "relu", "sigmoid", "tanh", "softmax", "softplus", "softsign", "elu",
+               "selu", "leaky_relu", "gelu", "silu", "hard_sigmoid", "exponential"]  # fmt: skip
+INITIALIZERS = ["GlorotUniform", "GlorotNormal", "HeUniform", "HeNormal", "LecunUniform",
+                "LecunNormal", "RandomUniform", "RandomNormal", "TruncatedNormal",
+                "VarianceScaling", "Zeros", "Ones", "Constant"]  # fmt: skip
+LOSSES = {"mse": 2, "mae": 2, "huber": 2, "binary_crossentropy": 1,
+          "categorical_crossentropy": 3, "sparse_categorical_crossentropy": 3}  # fmt: skip
+OPTIMIZERS = {
+    "sgd": lambda: keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True),
+    "rmsprop": lambda: keras.optimizers.RMSprop(0.01, momentum=0.5, centered=True),
+    "adam": lambda: keras.optimizers.Adam(0.01),
+    "adamw": lambda: keras.optimizers.AdamW(0.01, weight_decay=0.01),
+    "adagrad": lambda: keras.optimizers.Adagrad(0.05),
+    "adamax": lambda: keras.optimizers.Adamax(0.01),
+    "nadam": lambda: keras.optimizers.Nadam(0.01),
+}
+
+
+def _targets(loss, x):
+    units = LOSSES[loss]
+    if loss == "sparse_categorical_crossentropy":
+        return (x.sum(axis=1) > 0).astype("int64") + (x[:, 0] > 1)
+    if loss == "categorical_crossentropy":
+        return np.eye(3, dtype="float32")[(x.sum(axis=1) > 0).astype(int) + (x[:, 0] > 1)]
+    if loss == "binary_crossentropy":
+        return (x[:, :1] > 0).astype("float32")
+    return np.tanh(x[:, :units])
+
+
+def write_each(folder):
+    """One small file per activation, initializer, loss (with a regularizer) and optimizer
+    (saved after two steps; the weights after a third step stored beside)."""
+    folder = pathlib.Path(folder)
+    rs = np.random.default_rng(3)
+    x = rs.normal(size=(32, 4)).astype("float32")
+    out = {"x": x}
+    for name in ACTIVATIONS:
+        keras.utils.set_random_seed(1)
+        m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation=name)])
+        m.save(str(folder / f"act-{name}.keras"))
+        out[f"act-{name}"] = m.predict(x, verbose=0)
+    for name in INITIALIZERS:
+        keras.utils.set_random_seed(1)
+        initializer = getattr(keras.initializers, name)()
+        m = keras.Sequential(
+            [keras.Input((4,)), keras.layers.Dense(3, kernel_initializer=initializer)]
+        )
+        m.save(str(folder / f"init-{name}.keras"))
+        out[f"init-{name}"] = m.predict(x, verbose=0)
+    for loss, units in LOSSES.items():
+        keras.utils.set_random_seed(1)
+        last = {1: "sigmoid", 3: "softmax"}.get(units, "linear")
+        m = keras.Sequential([
+            keras.Input((4,)),
+            keras.layers.Dense(5, activation="relu",
+                               kernel_regularizer=keras.regularizers.L1L2(1e-3, 1e-2)),
+            keras.layers.Dense(units, activation=last),
+        ])  # fmt: skip
+        m.compile(optimizer="sgd", loss=loss)
+        m.save(str(folder / f"loss-{loss}.keras"))
+        out[f"loss-{loss}"] = np.float32(m.evaluate(x, _targets(loss, x), verbose=0))
+    for name, make in OPTIMIZERS.items():
+        keras.utils.set_random_seed(1)
+        m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(5, activation="tanh"),
+                              keras.layers.Dense(2)])  # fmt: skip
+        m.compile(optimizer=make(), loss="mse")
+        y = np.tanh(x[:, :2])
+        m.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+        m.save(str(folder / f"opt-{name}.keras"))
+        m.fit(x[:16], y[:16], batch_size=16, epochs=1, shuffle=False, verbose=0)
+        for i, w in enumerate(m.get_weights()):
+            out[f"opt-{name}-w{i}"] = w
+    np.savez(folder / "each.npz", **out)
+
+
 if __name__ == "__main__":
-    {"load": load, "write": write}[sys.argv[1]](*sys.argv[2:])
+    {"load": load, "write": write, "write_each": write_each}[sys.argv[1]](*sys.argv[2:])

@@ -83,3 +83,73 @@ def test_gpunet_loads_keras_files_with_every_layer_type(keras_side, tmp_path):
         np.testing.assert_allclose(
             model.predict(stored["x"], verbose=0), stored["predictions"], rtol=0, atol=1e-6
         )
+
+
+@pytest.fixture(scope="module")
+def each(keras_side, tmp_path_factory):
+    """Keras's small files: one per activation, initializer, loss and optimizer."""
+    folder = tmp_path_factory.mktemp("keras-each")
+    keras_side("write_each", folder)
+    with np.load(folder / "each.npz") as stored:
+        return folder, dict(stored)
+
+
+def _load(folder, name):
+    return gn.models.load_model(str(folder / f"{name}.keras"))
+
+
+@pytest.mark.parametrize("name", sorted(set(gn.activations.NAMES) - {"swish"}))
+def test_every_activation_keras_writes_predicts_as_keras(each, name):
+    folder, stored = each
+    model = _load(folder, f"act-{name}")
+    assert model.layers[0].activation.name == name
+    np.testing.assert_allclose(
+        model.predict(stored["x"], verbose=0), stored[f"act-{name}"], rtol=1e-5, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["GlorotUniform", "GlorotNormal", "HeUniform", "HeNormal", "LecunUniform", "LecunNormal",
+     "RandomUniform", "RandomNormal", "TruncatedNormal", "VarianceScaling", "Zeros", "Ones",
+     "Constant"],
+)  # fmt: skip
+def test_every_initializer_keras_writes_loads(each, name):
+    folder, stored = each
+    model = _load(folder, f"init-{name}")
+    assert type(model.layers[0].kernel_initializer).__name__ == name
+    np.testing.assert_allclose(
+        model.predict(stored["x"], verbose=0), stored[f"init-{name}"], rtol=1e-6, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["mse", "mae", "huber", "binary_crossentropy", "categorical_crossentropy",
+     "sparse_categorical_crossentropy"],
+)  # fmt: skip
+def test_every_loss_with_its_regularizer_evaluates_as_keras(each, name):
+    folder, stored = each
+    model = _load(folder, f"loss-{name}")
+    x = stored["x"]
+    units = model.output_shape[-1]
+    if name == "sparse_categorical_crossentropy":
+        y = (x.sum(axis=1) > 0).astype(np.int64) + (x[:, 0] > 1)
+    elif name == "categorical_crossentropy":
+        y = np.eye(3, dtype=np.float32)[(x.sum(axis=1) > 0).astype(int) + (x[:, 0] > 1)]
+    elif name == "binary_crossentropy":
+        y = (x[:, :1] > 0).astype(np.float32)
+    else:
+        y = np.tanh(x[:, :units])
+    assert model.evaluate(x, y, verbose=0) == pytest.approx(float(stored[f"loss-{name}"]), rel=1e-5)
+
+
+@pytest.mark.parametrize("name", ["sgd", "rmsprop", "adam", "adamw", "adagrad", "adamax", "nadam"])
+def test_every_optimizer_state_keras_saved_takes_keras_next_step(each, name):
+    folder, stored = each
+    model = _load(folder, f"opt-{name}")
+    assert model.optimizer.iterations == 2
+    x = stored["x"][:16]
+    model.fit(x, np.tanh(x[:, :2]), batch_size=16, epochs=1, shuffle=False, verbose=0)
+    for i, weight in enumerate(model.get_weights()):
+        np.testing.assert_allclose(weight, stored[f"opt-{name}-w{i}"], rtol=0, atol=2e-6)
