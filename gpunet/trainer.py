@@ -61,6 +61,7 @@ class Trainer:
         self.training = None  # the fit's training step (step/): reference, fused or graph
         self.progress: checkpoint.FitProgress | None = None
         self.tracker: Tracker | None = None  # the training pass's, during fit
+        self._kept_uploader: Uploader | None = None
 
     # ----- fit ------------------------------------------------------------------------------
 
@@ -206,6 +207,13 @@ class Trainer:
 
     # ----- evaluate and predict ---------------------------------------------------------------
 
+    def _uploader(self, xp) -> Uploader:
+        """The copier of evaluation and prediction streams, kept: its pinned memory and device
+        buffers serve every validation of a fit (each pass releases its slots at the end)."""
+        if self._kept_uploader is None or self._kept_uploader.xp is not xp:
+            self._kept_uploader = Uploader(xp)
+        return self._kept_uploader
+
     def evaluate(self, data, batch_size: int, prefix: str = "", tracker=None, progbar=None) -> dict:
         """Loss and metrics over `data` (device arrays (x, y, w), or a BatchStream) in batches
         (dropout off): one read at the end. `progbar` (a ProgbarLogger) draws the steps and
@@ -216,7 +224,7 @@ class Trainer:
             tracker = Tracker(xp, self.model._metrics, steps)
         tracker.reset()
         _begin(progbar, "test", steps)
-        for step, (rows, xb, yb, wb) in enumerate(_batches(data, batch_size, xp)):
+        for step, (rows, xb, yb, wb) in enumerate(_batches(data, batch_size, self._uploader(xp))):
             tracker.reserve(step + 1)
             y_pred = self.step.evaluate(xb, yb, wb, tracker.step_total(step))
             tracker.update(rows, yb, y_pred, wb)
@@ -233,7 +241,7 @@ class Trainer:
         if isinstance(data, BatchStream):
             xp, parts = backend.xp(), []
             _begin(progbar, "predict", data.known_steps())
-            for step, (_, xb, _, _) in enumerate(_batches(data, batch_size, xp)):
+            for step, (_, xb, _, _) in enumerate(_batches(data, batch_size, self._uploader(xp))):
                 parts.append(self.step.forward(xb, training=False).copy())
                 if progbar is not None:
                     progbar.on_predict_batch_end(step)
@@ -280,10 +288,11 @@ def _steps(data, batch_size: int) -> int | None:
     return len(batches(len(data[0]), batch_size))
 
 
-def _batches(data, batch_size: int, xp):
-    """(rows, x, y, w) on the device for each batch of one pass over `data`."""
+def _batches(data, batch_size: int, uploader: Uploader):
+    """(rows, x, y, w) on the device for each batch of one pass over `data` (a stream's copied
+    by `uploader`)."""
     if isinstance(data, BatchStream):
-        prefetch = Prefetcher(data.epoch(), Uploader(xp))
+        prefetch = Prefetcher(data.epoch(), uploader)
         while prefetch.more():
             host, (xb, yb, wb) = prefetch.next()
             yield len(host[0]), xb, yb, wb

@@ -908,10 +908,6 @@ class Event:
     def synchronize(self):
         _sync("Event.synchronize")
 
-    @property
-    def done(self):
-        return True
-
 
 class Device:
     def __init__(self, device=0):

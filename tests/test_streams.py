@@ -11,6 +11,7 @@ from rich.console import Console
 
 import gpunet as gn
 from gpunet import backend, streams, trainer
+from tests import standin
 from tests.conftest import use_standin
 from tests.ledger import record_fit
 from tests.test_checkpoint import Interrupt
@@ -484,3 +485,17 @@ def test_a_kept_pass_followed_by_an_empty_one_ends_training():
     with pytest.warns(UserWarning, match="ran out of data"):
         history = _model().fit(Once(), steps_per_epoch=8, epochs=3, verbose=0)
     assert history.epoch == [0]
+
+
+def test_a_second_streamed_evaluation_reuses_the_copier_and_its_buffers():
+    use_standin()
+    x, y = _data()
+    model = _model()
+    model.evaluate(Batches(x, y), verbose=0)
+    uploader = model._get_trainer()._kept_uploader
+    mark = standin.ledger.mark()
+    model.evaluate(Batches(x, y), verbose=0)
+    assert model._get_trainer()._kept_uploader is uploader
+    # Only the pass's own tracker is new; every batch buffer and pinned page is reused.
+    sites = standin.ledger.sites("allocs", mark)
+    assert sites and all(site.startswith("gpunet/tracker.py") for site in sites), sites
