@@ -91,7 +91,7 @@ def load_data(cfg: Config) -> Data:
         _check_same_features(data.validation_path, validation[0], data.path, x)
     if x_test is not None and data.test_path:
         _check_same_features(data.test_path, x_test, data.path, x)
-    elif data.validation_split or data.validation_samples:
+    if validation is None and (data.validation_split or data.validation_samples):
         # Keras's validation_split: the LAST part, taken before any shuffling.
         if data.validation_samples:
             if data.validation_samples >= len(x):

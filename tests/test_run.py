@@ -221,3 +221,25 @@ def test_evaluate_and_predict_take_the_run_model_file(quick_run, tmp_path):
     bad = _gpunet("evaluate", keras_file)
     assert bad.returncode == 2 and "a .keras file holds no test data; pass --data" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_a_test_file_keeps_the_validation_split(tmp_path):
+    # A test file once made the split silently ignored: no validation at all.
+    rs = np.random.default_rng(0)
+    np.savez(tmp_path / "train.npz", x=rs.random((103, 5)), y=rs.integers(0, 3, 103))
+    np.savez(tmp_path / "test.npz", x=rs.random((20, 5)), y=rs.integers(0, 3, 20))
+    raw = {
+        "data": {
+            "path": str(tmp_path / "train.npz"),
+            "test_path": str(tmp_path / "test.npz"),
+            "validation_split": 0.25,
+        },
+        "model": [{"type": "Dense", "units": 3, "activation": "softmax"}],
+        "compile": {"loss": "sparse_categorical_crossentropy"},
+    }
+    data = run_data.load_data(config.from_dict(raw, "user.yaml"))
+    assert len(data.x_train) == 77 and len(data.validation[0]) == 26  # floor(103 * 0.75)
+    assert len(data.x_test) == 20
+    raw["data"]["validation_samples"] = 10
+    data = run_data.load_data(config.from_dict(raw, "user.yaml"))
+    assert len(data.x_train) == 93 and len(data.validation[1]) == 10
