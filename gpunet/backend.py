@@ -82,6 +82,11 @@ def set_backend(name: str) -> str:
 
 def _use_device(module: ModuleType) -> None:
     global _name, _xp
+    from gpunet import distributed
+
+    if distributed.launched_size() > 1:  # each rank of an MPI job on its own GPU
+        count = module.cuda.runtime.getDeviceCount()
+        module.cuda.Device(distributed.local_rank_from_env() % count).use()
     _name, _xp = "cupy", module
     _DEVICE_MODULES[module.ndarray] = module
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gpunet import backend, runs
+from gpunet import backend, distributed, runs
 from gpunet.datasets.idx import DataError
 from gpunet.layers import Dropout
 from gpunet.messages import excerpt
@@ -73,7 +73,9 @@ def save(
     epoch_logs=None,
 ) -> None:
     """Write the model's full training state at `progress` to `path`, atomically; `tracker`
-    holds the running loss and metrics of a partial epoch."""
+    holds the running loss and metrics of a partial epoch. With ranks (data-parallel), every
+    rank calls this (the tracker's sums are read from all of them) and rank 0 writes: each
+    rank holds the same weights and optimizer state, so any number of ranks resumes it."""
     scalars, slots = model.optimizer.get_state()
     arrays = {"params": backend.to_host(model._params)}
     for layer in model.layers:  # statistics training does not update (Normalization's)
@@ -111,11 +113,13 @@ def save(
         "config": config,
         "backend": backend.get_backend(),
         "num_params": int(model._params.size),
+        "ranks": distributed.world().size,
     }
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    runs.atomic_write(path, buffer.getvalue())
+    if distributed.world().writes:
+        np.savez(buffer, **arrays)
+        runs.atomic_write(path, buffer.getvalue())
 
 
 def load(path: str) -> tuple[dict, dict]:

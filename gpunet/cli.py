@@ -18,7 +18,7 @@ import traceback
 import numpy as np
 
 import gpunet
-from gpunet import backend, cli_models, config, run, run_data, runs
+from gpunet import backend, cli_models, config, distributed, run, run_data, runs
 from gpunet.cli_data import SOURCES, cmd_data_fetch, cmd_data_info, cmd_data_verify
 from gpunet.datasets import user
 from gpunet.datasets.idx import DataError
@@ -56,6 +56,9 @@ def _blas_threads() -> str:
 
 
 def cmd_info(args) -> int:
+    ranks = distributed.world().describe()
+    if not ranks:
+        return 0  # an MPI job's rank 0 speaks for every rank
     print(f"gpunet {gpunet.__version__}")
     requested = os.environ.get("GPUNET_BACKEND", "auto")
     print(f"backend: {backend.get_backend()} (GPUNET_BACKEND={requested})")
@@ -63,6 +66,7 @@ def cmd_info(args) -> int:
         f"numpy {np.__version__}, BLAS {_blas_name()} ({_blas_threads()} threads), "
         f"CPU cores {os.cpu_count()}"
     )
+    _print_ranks(ranks)
     cupy, why = backend._load_cupy()
     if cupy is None:
         print(f"cupy: unavailable ({why})")
@@ -86,6 +90,20 @@ def cmd_info(args) -> int:
     else:
         print(f"cuBLASLt: {lt.__name__} (the fused step's GEMMs and CUDA graphs)")
     return 0
+
+
+def _print_ranks(ranks: list[str]) -> None:
+    """The ranks of this job, and the MPI it would use."""
+    print("\n".join(ranks))
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        print(
+            "mpi: mpi4py is not installed (pip install 'gpunet[mpi]' for mpirun -n N gpunet train)"
+        )
+        return
+    library = " ".join(MPI.Get_library_version().splitlines()[0].split())
+    print(f"mpi: mpi4py {__import__('mpi4py').__version__}, {library}")
 
 
 def _resume_config(run_dir: str, overrides: list[str]):
@@ -115,6 +133,10 @@ def _first_difference(a, b, path: str = ""):
     return None if a == b else (path, a, b)
 
 
+def _silent(*args, **kwargs) -> None:
+    pass
+
+
 def cmd_train(args) -> int:
     if args.resume:
         given = config.load(args.config).to_dict()
@@ -137,9 +159,10 @@ def cmd_train(args) -> int:
     if args.backend:
         cfg.backend = args.backend
     outcome = run.train(cfg, args.config, output=args.output, quiet=args.quiet, resume=args.resume)
+    say = print if distributed.world().writes else _silent  # rank 0 speaks for an MPI job
     if outcome.signal is not None and outcome.finished:
         name = signal.Signals(outcome.signal).name
-        print(
+        say(
             f"\n{name}: received while the results were written; they are complete in "
             f"{outcome.run_dir}.",
             file=sys.stderr,
@@ -147,7 +170,7 @@ def cmd_train(args) -> int:
         return 128 + outcome.signal
     if outcome.signal is not None:
         name = signal.Signals(outcome.signal).name
-        print(
+        say(
             f"\n{name}: stopped after the current step; checkpoint written to "
             f"{outcome.checkpoint}.\nResume with: gpunet train {args.config} --resume "
             f"{outcome.run_dir}",
@@ -162,14 +185,14 @@ def cmd_train(args) -> int:
             else f"the last good checkpoint ({outcome.checkpoint_epochs} epochs) is kept at "
             f"{outcome.checkpoint}"
         )
-        print(
+        say(
             # batch counted from 0, as the "Batch N: Invalid loss" line above it (Keras's)
             f"error: the loss became NaN or inf in epoch {epoch + 1} at batch {step}; {kept}. "
             "Hint: lower the learning rate, or add clipnorm to the optimizer.",
             file=sys.stderr,
         )
         return 1
-    print(f"Run directory: {outcome.run_dir}")
+    say(f"Run directory: {outcome.run_dir}")
     return 0
 
 
@@ -365,7 +388,13 @@ def main(argv: list[str] | None = None) -> int:
     ) as exc:
         if debug:  # the traceback, and still the exit code the README promises
             traceback.print_exc()
-        print(_bad_input_line(exc), file=sys.stderr)
+        # Every rank of an MPI job reads the same config and data: rank 0 alone says what is
+        # wrong with them; a rank's own trouble (its device, its files) it says itself.
+        rank = distributed.launched_rank()
+        if rank == 0:
+            print(_bad_input_line(exc), file=sys.stderr)
+        elif not isinstance(exc, (UsageError, DataError, ValueError)):
+            print(f"rank {rank}: {_bad_input_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("\ngpunet: interrupted; nothing was written.", file=sys.stderr)

@@ -3,6 +3,8 @@ model's flat buffer) and its forward/backward buffers; the math lives in `gpunet
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from gpunet import backend, initializers, naming, regularizers, rng
@@ -358,6 +360,9 @@ class Dropout(Layer):
         self.seed = seed
         self.stream_seed: int | None = None  # fixed when the model is built
         self.offset = 0  # units drawn so far
+        # (first row, rows) of the next training batch in its global batch, when it is a
+        # rank's shard: its masks are those of its rows in the global batch's draw.
+        self.position = None
         self._mask = None
 
     def _config(self) -> dict:
@@ -384,9 +389,15 @@ class Dropout(Layer):
         key = buffers.constant(xp, "key", (1,), xp.uint32, lambda xp, s, d: xp.zeros(s, d))
         # A scalar written into device memory: no host-to-device copy, no allocation.
         key.fill(dropout_kernels.draw_key(self.stream_seed, self.offset))
-        self.offset += x.size
+        first, rows = self.position or (0, x.shape[0])
+        units = math.prod(x.shape[1:])
+        self.offset += rows * units
         lanes = buffers.constant(
-            xp, "lanes", x.shape, xp.uint32, lambda xp, s, d: dropout_kernels.lanes(xp, s)
+            xp,
+            f"lanes@{first}",
+            x.shape,
+            xp.uint32,
+            lambda xp, s, d: dropout_kernels.lanes(xp, s, first * units),
         )
         bits = self._buffer("bits", lanes, x.shape)
         dropout_kernels.counter_bits(lanes, key, bits, self._buffer("tmp", lanes, x.shape))

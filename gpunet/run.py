@@ -1,4 +1,7 @@
-"""`gpunet train`: a validated Config -> data -> model -> fit -> a complete run directory."""
+"""`gpunet train`: a validated Config -> data -> model -> fit -> a complete run directory.
+
+Under an MPI launcher (`mpirun -n N gpunet train ...`) every rank runs this; rank 0 alone
+prints and writes the run directory, whose path it gives the others (gpunet.distributed)."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import time
 import yaml
 
 import gpunet as gn
-from gpunet import backend, runs
+from gpunet import backend, distributed, runs
 from gpunet import config as config_module
 from gpunet.config import Config
 from gpunet.datasets.idx import DataError
@@ -136,6 +139,8 @@ def train(
     """Run the training a config describes, in a new run directory, or continue the one in
     `resume` from its checkpoint. A checkpoint is written after every epoch."""
     select_backend(cfg)
+    world = distributed.world()
+    quiet = quiet or not world.writes
     if cfg.seed is not None:
         gn.utils.set_random_seed(cfg.seed)
     data = load_data(cfg)
@@ -151,9 +156,15 @@ def train(
     for callback in callbacks:  # what would fail after an epoch fails now, before the run dir
         if not _relative_path_of(callback):
             callback.check(names)
+    problem = world.batch_size_problem(cfg.fit.batch_size)
+    if problem is not None:
+        raise config_module.ConfigError(config_path, "fit.batch_size", problem)
     resumed_epochs = None
     if resume is None:
-        run_dir = _new_run_dir(cfg, config_path, output, data.x_train.shape[1:])
+        run_dir = world.from_rank_0(
+            lambda: _new_run_dir(cfg, config_path, output, data.x_train.shape[1:]),
+            "the run directory's creation",
+        )
     else:
         run_dir = resume
         resumed_epochs = model.resume_from(os.path.join(run_dir, CHECKPOINT))
@@ -177,14 +188,19 @@ def train(
             callbacks=callbacks + [recorder, terminator, saver],
         )
     except BaseException as exc:
-        if resume is None and saver.saved_epoch is None:
+        if resume is None and saver.saved_epoch is None and world.writes:
             shutil.rmtree(run_dir, ignore_errors=True)  # a failed start leaves no run behind
         if isinstance(exc, Exception) and _is_device_oom(exc):
             raise TrainingError(_oom_message(exc, cfg, saver, run_dir)) from None
         raise
     newest = saver.saved_epoch if saver.saved_epoch is not None else resumed_epochs
     outcome = Outcome(run_dir, saver.signal_received, terminator.failed_at, newest)
-    if outcome.diverged_at is not None and resume is None and saver.saved_epoch is None:
+    if (
+        outcome.diverged_at is not None
+        and resume is None
+        and saver.saved_epoch is None
+        and world.writes
+    ):
         shutil.rmtree(run_dir, ignore_errors=True)  # nothing to resume: leave nothing behind
     if outcome.signal is not None or outcome.diverged_at is not None:
         return outcome  # the checkpoint holds the last good state; nothing else is replaced
@@ -266,6 +282,13 @@ def _oom_message(exc: Exception, cfg: Config, saver, run_dir: str) -> str:
 
 
 def _write_results(cfg, config_path, run_dir, model, data, history, recorder, quiet) -> None:
+    results = {}
+    if data.x_test is not None:  # with ranks, each evaluates its shards: all take part
+        results = model.evaluate(
+            data.x_test, data.y_test, batch_size=cfg.fit.batch_size, return_dict=True, verbose=0
+        )
+    if not distributed.world().writes:
+        return
     extra = (
         {} if data.mean is None else {"standardize/mean": data.mean, "standardize/std": data.std}
     )
@@ -276,11 +299,6 @@ def _write_results(cfg, config_path, run_dir, model, data, history, recorder, qu
         {"learning_rate": recorder.learning_rate, "epoch_seconds": recorder.epoch_seconds},
     )
     runs.write_history(run_dir, rows)
-    results = {}
-    if data.x_test is not None:
-        results = model.evaluate(
-            data.x_test, data.y_test, batch_size=cfg.fit.batch_size, return_dict=True, verbose=0
-        )
     runs.write_json(
         os.path.join(run_dir, "metrics.json"),
         {

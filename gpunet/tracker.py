@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from gpunet import backend
+from gpunet.distributed import Single
 
 
 class Tracker:
@@ -17,9 +18,13 @@ class Tracker:
         metrics: the compiled metrics; this tracker keeps their states, in slices of its vector.
         steps: the number of steps of the pass (one loss total each); None when unknown (data
             from a generator): the totals then grow as steps come.
+        world: the ranks of a data-parallel pass (gpunet.distributed): each keeps the sums of
+            its shards, and a read sums them over the ranks, so every rank reads the values of
+            the whole pass. Its reads are then collective: every rank reads at the same steps.
     """
 
-    def __init__(self, xp, metrics: list, steps: int | None):
+    def __init__(self, xp, metrics: list, steps: int | None, world=None):
+        self.world = Single() if world is None else world
         self.growable = steps is None
         self.metrics = metrics
         sizes = [metric.state_size for metric in metrics]
@@ -31,13 +36,16 @@ class Tracker:
             self._slices.append(slice(start, start + size))
             start += size
         self._states = [self.values[part] for part in self._slices]  # views, kept
-        self.seen = 0  # samples so far (known on the host)
+        self._values_summed = xp.empty_like(self.values) if self.world.size > 1 else None
+        self._totals_summed = None  # likewise the step totals (made at the first read)
+        self.seen = 0  # samples so far, of every rank (known on the host)
         self._host = None  # the values as last read, until the next update
+        self._last = None  # the values as last read, kept across updates
 
     def reset(self) -> None:
         self.values.fill(0.0)
         self.step_totals.fill(0.0)
-        self.seen, self._host = 0, None
+        self.seen, self._host, self._last = 0, None, None
 
     def reserve(self, steps: int) -> None:
         """Room for `steps` step totals: a growable tracker doubles its vector as needed (a
@@ -70,15 +78,37 @@ class Tracker:
         self.seen += rows
         self._host = None
 
+    def _summed(self, array, out=None):
+        """`array` summed over the ranks, into `out` (default: a new array): the tracker
+        keeps its own sums."""
+        if self.world.size == 1:
+            return array
+        out = backend.get_array_module(array).empty_like(array) if out is None else out
+        self.world.all_sum(array, out=out, what="the sums of the logs")
+        self.world.settle(out)
+        return out
+
     def _read(self) -> np.ndarray:
         if self._host is None:
-            self.step_totals.sum(out=self.values[0, ...])
-            self._host = np.asarray(backend.to_host(self.values))  # the one sync
+            if self.world.size == 1:
+                values = self.values
+                self.step_totals.sum(out=values[0, ...])
+            else:
+                # Each step's total summed over the ranks first, then over the steps: a
+                # checkpoint's totals (rank 0's) continue in the same order on any rank count.
+                values = self._summed(self.values, self._values_summed)
+                totals = self.step_totals
+                if self._totals_summed is None or self._totals_summed.shape != totals.shape:
+                    self._totals_summed = backend.get_array_module(totals).empty_like(totals)
+                self._summed(totals, self._totals_summed).sum(out=values[0, ...])
+            self._host = np.asarray(backend.to_host(values))  # the one sync
+            self._last = self._host
         return self._host
 
-    def read(self, prefix: str = "") -> dict:
-        """Log name -> value: the batch-size-weighted mean loss, then each metric's result."""
-        host = self._read()
+    def read(self, prefix: str = "", fresh: bool = True) -> dict:
+        """Log name -> value: the batch-size-weighted mean loss, then each metric's result.
+        fresh=False: the values of the last read, without reading (none yet: a read)."""
+        host = self._read() if fresh or self._last is None else self._last
         logs = {prefix + "loss": float(host[0]) / max(self.seen, 1)}
         for metric, part in zip(self.metrics, self._slices):
             logs[prefix + metric.name] = metric.result_from(host[part])
@@ -89,15 +119,15 @@ class Tracker:
         the running loss is no longer finite)."""
         if np.isfinite(self._read()[0]):
             return None
-        totals = backend.to_host(self.step_totals)
+        totals = backend.to_host(self._summed(self.step_totals))
         bad = np.flatnonzero(~np.isfinite(totals))
         return int(bad[0]) if bad.size else None
 
     def get_state(self) -> dict:
-        """Host copies, for a checkpoint taken mid-epoch."""
+        """Host copies (summed over the ranks), for a checkpoint taken mid-epoch."""
         return {
-            "values": np.array(backend.to_host(self.values)),
-            "step_totals": np.array(backend.to_host(self.step_totals)),
+            "values": np.array(backend.to_host(self._summed(self.values))),
+            "step_totals": np.array(backend.to_host(self._summed(self.step_totals))),
         }
 
     def set_state(self, arrays: dict, seen: int) -> None:
@@ -111,6 +141,10 @@ class Tracker:
                     f"checkpoint: tracker {name} of shape {arrays[name].shape}, expected "
                     f"{target.shape} (another model, metrics or batch size)."
                 )
-            # Into the tracker's own module (not the global backend's).
-            target[...] = backend.get_array_module(target).asarray(arrays[name], "float64")
-        self.seen, self._host = int(seen), None
+            # Into the tracker's own module (not the global backend's). Rank 0 holds the sums
+            # of every rank so far (a checkpoint from any number of ranks), the others none.
+            if self.world.rank == 0:
+                target[...] = backend.get_array_module(target).asarray(arrays[name], "float64")
+            else:
+                target.fill(0.0)
+        self.seen, self._host, self._last = int(seen), None, None

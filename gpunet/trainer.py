@@ -4,6 +4,12 @@ batches, callbacks, progress refreshes and checkpoint positions, around one step
 Inside an epoch the host reads nothing from the device except at a progress refresh (at most
 every REFRESH_INTERVAL seconds, and at the epoch's last step): the batch logs a callback sees
 are then `synced`, and reading all of them is one copy of the tracker's vector.
+
+Data-parallel (gpunet.distributed, more than one rank): each rank trains and evaluates its shard
+of every batch; the ranks agree after each step, in one all-reduce of a few host ints, on
+stopping, on a signal any of them received, and on whether the next step refreshes (rank 0's
+clock decides); a refresh reads the logs summed over the ranks, so every rank's callbacks see
+the values a single process would.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import time
 
 import numpy as np
 
-from gpunet import backend, checkpoint, inputs, rng
+from gpunet import backend, checkpoint, distributed, inputs, rng
 from gpunet import callbacks as callbacks_module
 from gpunet import metrics as metrics_module
 from gpunet.step import ReferenceStep, select_training
@@ -57,6 +63,7 @@ class Trainer:
     def __init__(self, model, clock=time.perf_counter):
         self.model = model
         self.step = ReferenceStep(model)
+        self.world = self.step.world
         self.clock = clock
         self.training = None  # the fit's training step (step/): reference, fused or graph
         self.progress: checkpoint.FitProgress | None = None
@@ -91,6 +98,12 @@ class Trainer:
             xp = backend.xp()
             total = stream.known_steps()  # None: the first pass tells
             n = total if stream.exact_order else None  # what an epoch's order permutes
+        world = self.world
+        if world.size > 1:
+            _check_data_parallel(model, world, batch_size)
+            for where, given in (("fit", stream), ("fit: validation_data", validation)):
+                if isinstance(given, BatchStream):
+                    _refuse_stream(given, world, where)
         # Keras's order: the user's callbacks, then History (so it records what they add to
         # the logs, e.g. learning_rate), then the progress bar.
         user = list(callbacks or [])
@@ -102,14 +115,13 @@ class Trainer:
         hooks = callbacks_module.CallbackList(user + defaults, model, params)
         model.stop_training = model.interrupted = False
         model._callbacks = user  # their states go into checkpoints
-        self.tracker = tracker = Tracker(xp, model._metrics, total)
+        self.tracker = tracker = Tracker(xp, model._metrics, total, world)
         val_tracker = None
         if isinstance(validation, BatchStream):
-            val_tracker = Tracker(xp, model._metrics, validation.known_steps())
+            val_tracker = Tracker(xp, model._metrics, validation.known_steps(), world)
         elif validation is not None:
-            val_tracker = Tracker(
-                xp, model._metrics, len(batches(len(validation[0]), validation_batch_size))
-            )
+            val_steps = len(batches(len(validation[0]), validation_batch_size))
+            val_tracker = Tracker(xp, model._metrics, val_steps, world)
         logged = log_names(model, validation is not None)
         for callback in user:
             callback.check(logged)
@@ -124,8 +136,14 @@ class Trainer:
         per_execution = model.steps_per_execution
         batch_end = hooks.has("on_train_batch_end")
         names = evaluation_names(model)
-        readers = {name: (lambda name=name: tracker.read()[name]) for name in names}
-        last_refresh = -float("inf")
+        # With ranks, a refresh reads for every rank at once (below); between refreshes a
+        # callback sees the last refresh's values (a read of its own would stall the others).
+        parallel = world.size > 1
+        readers = {
+            name: (lambda name=name: tracker.read(fresh=not parallel)[name]) for name in names
+        }
+        signalled = [c for c in user if hasattr(c, "signal_received")]  # TrainingCheckpoint
+        last_refresh, refresh_due = -float("inf"), True
         # A diverging run overflows to inf/NaN: TerminateOnNaN and the logs report it, rather
         # than a NumPy warning from every ufunc.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -154,16 +172,22 @@ class Trainer:
                     ran = training.run(tracker, step, count)
                     step += count if ran is None else ran
                     progress.step = step
-                    if batch_end:
+                    if batch_end or parallel:
                         now = self.clock()
                         last = step == total or (more is not None and not more())
-                        synced = last or now - last_refresh >= REFRESH_INTERVAL
+                        due = refresh_due if parallel else now - last_refresh >= REFRESH_INTERVAL
+                        synced = last or due
                         if synced:
                             last_refresh = now
+                            if parallel:
+                                tracker.read()  # every rank's part of the sum, at once
+                    if batch_end:
                         logs = callbacks_module.LazyLogs(
                             readers, synced=synced, first_nonfinite=tracker.first_nonfinite_step
                         )
                         hooks.on_train_batch_end(step - 1, logs)
+                    if parallel:
+                        refresh_due = self._agree(model, signalled, last_refresh)
                     if model.stop_training:
                         break
                 if stream is not None:
@@ -185,6 +209,21 @@ class Trainer:
         history.model = model
         history.params = params
         return history
+
+    def _agree(self, model, signalled, last_refresh: float) -> bool:
+        """The ranks' agreement after a step: any rank stopping stops all, a signal any rank
+        received reaches each one's checkpoint callback (which acts on it at the next step),
+        and rank 0's clock says whether the next step refreshes (returned)."""
+        pending = max((c.signal_received or 0 for c in signalled), default=0)
+        wanted = self.world.rank == 0 and self.clock() - last_refresh >= REFRESH_INTERVAL
+        refresh, stop, interrupted, signal = self.world.agree(
+            [wanted, model.stop_training, model.interrupted, pending]
+        )
+        model.stop_training, model.interrupted = bool(stop), bool(interrupted)
+        for callback in signalled:
+            if signal and callback.signal_received is None:
+                callback.signal_received = signal
+        return bool(refresh)
 
     def _start_progress(self, initial_epoch: int, history, callbacks) -> checkpoint.FitProgress:
         """Where this fit starts: `initial_epoch`, or a checkpoint handed over by `resume_from`
@@ -219,12 +258,15 @@ class Trainer:
         (dropout off): one read at the end. `progbar` (a ProgbarLogger) draws the steps and
         prints the results at the end."""
         xp = backend.xp() if isinstance(data, BatchStream) else backend.get_array_module(data[0])
+        if self.world.size > 1 and isinstance(data, BatchStream):
+            _refuse_stream(data, self.world, "evaluate")
         steps = _steps(data, batch_size)
         if tracker is None:
-            tracker = Tracker(xp, self.model._metrics, steps)
+            tracker = Tracker(xp, self.model._metrics, steps, self.world)
         tracker.reset()
         _begin(progbar, "test", steps)
-        for step, (rows, xb, yb, wb) in enumerate(_batches(data, batch_size, self._uploader(xp))):
+        shards = _batches(data, batch_size, self._uploader(xp), self.world)
+        for step, (rows, xb, yb, wb) in enumerate(shards):
             tracker.reserve(step + 1)
             y_pred = self.step.evaluate(xb, yb, wb, tracker.step_total(step))
             tracker.update(rows, yb, y_pred, wb)
@@ -281,6 +323,28 @@ def _stream_training(step, stream, progress, shuffle: bool, xp) -> StreamTrainin
     return StreamTraining(step, stream, xp)
 
 
+def _refuse_stream(stream: BatchStream, world, where: str) -> None:
+    raise ValueError(
+        f"{where}: data-parallel training ({world.size} ranks) takes array data; a "
+        f"{type(stream.data).__name__} cannot be split into the ranks' shards. Pass arrays, "
+        "or run one rank."
+    )
+
+
+def _check_data_parallel(model, world, batch_size: int) -> None:
+    """What data-parallel training cannot take yet, refused before anything runs."""
+    for layer in model.layers:
+        if type(layer).__name__ == "BatchNormalization":
+            raise ValueError(
+                f"fit: layer {layer.name}: BatchNormalization's batch statistics would be each "
+                f"rank's own ({world.size} ranks), and they are not synchronized across ranks; "
+                "train this model on one rank."
+            )
+    problem = world.batch_size_problem(batch_size)
+    if problem is not None:
+        raise ValueError(f"fit: {problem}")
+
+
 def _steps(data, batch_size: int) -> int | None:
     """Steps of one pass over `data`, when known."""
     if isinstance(data, BatchStream):
@@ -288,9 +352,10 @@ def _steps(data, batch_size: int) -> int | None:
     return len(batches(len(data[0]), batch_size))
 
 
-def _batches(data, batch_size: int, uploader: Uploader):
+def _batches(data, batch_size: int, uploader: Uploader, world=None):
     """(rows, x, y, w) on the device for each batch of one pass over `data` (a stream's copied
-    by `uploader`)."""
+    by `uploader`); with a world of ranks, this rank's shard of each batch of arrays, and the
+    batch's rows."""
     if isinstance(data, BatchStream):
         prefetch = Prefetcher(data.epoch(), uploader)
         while prefetch.more():
@@ -300,8 +365,10 @@ def _batches(data, batch_size: int, uploader: Uploader):
         data.end_epoch()
         return
     x, y, w = data
+    world = world or distributed.Single()
     for start, stop in batches(len(x), batch_size):
-        yield stop - start, x[start:stop], y[start:stop], None if w is None else w[start:stop]
+        low, high = world.shard(start, stop)
+        yield stop - start, x[low:high], y[low:high], None if w is None else w[low:high]
 
 
 def _begin(progbar, kind: str, steps: int | None) -> None:

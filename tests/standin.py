@@ -10,7 +10,9 @@ where the difference breaks code written against NumPy, and counts, per call sit
   `.tolist()`, printing, `asnumpy`, and the ops CuPy syncs inside (`bincount`, `nonzero`,
   `argwhere`, `unique`, boolean-mask indexing);
 - h2d: every host-to-device copy (`asarray`/`array` of host data, host values set in place);
-- allocs: every new device array (an op without `out=`, a creation, a copy; not views).
+- allocs: every new device array (an op without `out=`, a creation, a copy; not views);
+- collectives: every NCCL all-reduce (`cuda.nccl`: across the ranks of an MPI job, through
+  MPI on the host memory behind the device pointers).
 
 What it refuses, as CuPy does (the CuPy sources it follows, cupy/cupy):
 - `numpy.asarray(device_array)` raises TypeError (cupy/_core/core.pyx, `__array__`);
@@ -77,7 +79,7 @@ def _call_site() -> str:
 class Ledger:
     """Events a GPU would pay for: (kind, call site, op), in order."""
 
-    KINDS = ("launches", "syncs", "h2d", "pageable", "allocs", "graph_launches")
+    KINDS = ("launches", "syncs", "h2d", "pageable", "allocs", "graph_launches", "collectives")
 
     def __init__(self):
         self.events: list[tuple[str, str, str]] = []
@@ -905,6 +907,11 @@ class Event:
     def record(self, stream=None):
         self.recorded = True
 
+    @property
+    def done(self) -> bool:
+        """Whether the work before the event has run (a query: not a sync)."""
+        return self.recorded
+
     def synchronize(self):
         _sync("Event.synchronize")
 
@@ -912,6 +919,10 @@ class Event:
 class Device:
     def __init__(self, device=0):
         self.id = device
+
+    def use(self):
+        if not 0 <= self.id < runtime.getDeviceCount():
+            raise ValueError(f"Device {self.id}: the stand-in has devices 0 .. 0")
 
     def synchronize(self):
         _sync("Device.synchronize")
@@ -934,8 +945,60 @@ runtime = types.SimpleNamespace(
     driverGetVersion=lambda: 13000,
     memGetInfo=lambda: (_MEMORY, _MEMORY),
 )
+# ----- NCCL: an all-reduce across MPI ranks, on the memory behind the pointers --------------------
+
+NCCL_FLOAT32, NCCL_FLOAT64, NCCL_SUM = 7, 8, 0  # nccl.h's ncclFloat32, ncclFloat64, ncclSum
+_NCCL_TYPES = {NCCL_FLOAT32: _np.float32, NCCL_FLOAT64: _np.float64}
+
+
+def _host_view(pointer: int, count: int, dtype) -> _np.ndarray:
+    import ctypes
+
+    nbytes = count * _np.dtype(dtype).itemsize
+    return _np.frombuffer((ctypes.c_char * nbytes).from_address(pointer), dtype=dtype)
+
+
+class NcclCommunicator:
+    """`cupy.cuda.nccl.NcclCommunicator(ndev, unique_id, rank)`: the ranks of an MPI job (the
+    unique id must be rank 0's, as NCCL requires)."""
+
+    def __init__(self, ndev, commId, rank):
+        from mpi4py import MPI
+
+        self._comm = MPI.COMM_WORLD
+        if self._comm.Get_size() != ndev or self._comm.Get_rank() != rank:
+            raise ValueError(f"NcclCommunicator({ndev}, ..., {rank}): not this MPI job's rank")
+        if self._comm.bcast(commId, root=0) != commId:
+            raise ValueError("NcclCommunicator: the ranks were given different unique ids")
+
+    def allReduce(self, sendbuf, recvbuf, count, datatype, op, stream):
+        if op != NCCL_SUM or datatype not in _NCCL_TYPES:
+            raise NotImplementedError("the stand-in's NCCL sums float32 and float64")
+        if stream != _streams[-1].ptr:
+            raise CaptureError("nccl allReduce: issued on a stream other than the current one")
+        dtype = _NCCL_TYPES[datatype]
+        send, out = _host_view(sendbuf, count, dtype), _host_view(recvbuf, count, dtype)
+
+        def compute():  # run now, or at each replay of a graph that captured it
+            from mpi4py import MPI
+
+            ledger.add("collectives", "nccl allReduce")
+            source = MPI.IN_PLACE if sendbuf == recvbuf else send
+            self._comm.Allreduce(source, out, op=MPI.SUM)
+
+        _launch("nccl allReduce", compute, out=self)
+
+
+nccl = types.SimpleNamespace(
+    NcclCommunicator=NcclCommunicator,
+    get_unique_id=lambda: tuple(int(b) for b in os.urandom(128)),
+    NCCL_FLOAT32=NCCL_FLOAT32,
+    NCCL_FLOAT64=NCCL_FLOAT64,
+    NCCL_SUM=NCCL_SUM,
+)
 cuda = types.SimpleNamespace(
     Device=Device,
+    nccl=nccl,
     Stream=Stream,
     Event=Event,
     Graph=Graph,

@@ -33,6 +33,8 @@ def test_info_names_backend_and_blas():
     assert f"backend: {backend}" in out.stdout and "BLAS" in out.stdout
     # "cupy: unavailable (why)" without a device, "cupy 14.2.0, CUDA runtime ..." with one
     assert any(line.startswith("cupy") for line in lines)
+    assert "ranks: 1 (not started by an MPI launcher)" in lines  # mpirun -n 2: test_distributed_mpi
+    assert any(line.startswith("mpi: mpi4py ") for line in lines)  # the test extra has it
     if backend == "cupy":  # where the fused step's GEMMs come from, or why there are none
         assert any(line.startswith("cuBLASLt: ") for line in lines)
 

@@ -67,6 +67,7 @@ def test_launches_allocations_and_copies_are_counted_per_call_site():
         "pageable": 0,
         "allocs": 5,
         "graph_launches": 0,
+        "collectives": 0,
     }
     (site,) = cp.ledger.sites("h2d", mark)
     assert site.startswith("tests/test_standin.py:")
@@ -124,3 +125,32 @@ def test_a_copy_is_asynchronous_only_from_pinned_memory_on_a_stream_and_event_wa
     assert cp.ledger.since(mark)["syncs"] == 1
     with pytest.raises(TypeError, match="cupy.cuda.Event"):
         stream.wait_event(object())
+
+
+def test_nccl_all_reduce_sums_over_the_ranks_in_place_and_in_a_graph():
+    # One process is a job of one rank: the sum is the value; what is checked is CuPy's call
+    # (pointers, count, NCCL's type and op codes, the stream), the counting, and the capture.
+    nccl = cp.cuda.nccl
+    comm = nccl.NcclCommunicator(1, nccl.get_unique_id(), 0)
+    grads = cp.asarray(np.array([1.5, -2.0, 4.0], np.float32))
+    out = cp.zeros(3, cp.float32)
+    mark = cp.ledger.mark()
+    stream = cp.cuda.get_current_stream()
+    comm.allReduce(grads.data.ptr, out.data.ptr, 3, nccl.NCCL_FLOAT32, nccl.NCCL_SUM, stream.ptr)
+    np.testing.assert_array_equal(out.get(), [1.5, -2.0, 4.0])
+    assert cp.ledger.since(mark)["collectives"] == 1
+    with pytest.raises(NotImplementedError, match="sums float32 and float64"):
+        comm.allReduce(grads.data.ptr, out.data.ptr, 3, 2, nccl.NCCL_SUM, stream.ptr)  # int32
+    with pytest.raises(cp.CaptureError, match="other than the current one"):
+        comm.allReduce(grads.data.ptr, grads.data.ptr, 3, nccl.NCCL_FLOAT32, 0, id(object()))
+    capturing = cp.cuda.Stream()
+    with capturing:
+        capturing.begin_capture()
+        comm.allReduce(grads.data.ptr, grads.data.ptr, 3, nccl.NCCL_FLOAT32, 0, capturing.ptr)
+        graph = capturing.end_capture()
+    mark = cp.ledger.mark()
+    graph.launch()
+    graph.launch()
+    assert cp.ledger.since(mark)["collectives"] == 2  # counted as each replay runs it
+    with pytest.raises(ValueError, match="not this MPI job's rank"):
+        nccl.NcclCommunicator(2, nccl.get_unique_id(), 0)

@@ -12,6 +12,7 @@ import signal
 import string
 import warnings
 
+from gpunet import distributed
 from gpunet.callbacks.base import Callback
 from gpunet.callbacks.monitors import _upward
 
@@ -78,19 +79,25 @@ class ModelCheckpoint(Callback):
             )
 
     def _save(self, path: str) -> None:
+        # With ranks, rank 0 writes; the others take part in a full checkpoint (it reads
+        # the running sums from every rank) and write nothing.
+        full = not path.endswith((".keras", ".weights.h5")) and not self.save_weights_only
+        writes = distributed.world().writes
         folder = os.path.dirname(path)
-        if folder:
+        if folder and writes:
             os.makedirs(folder, exist_ok=True)  # as Keras does
-        if path.endswith(".keras"):
+        if full:
+            self.model.save_checkpoint(path, epoch_logs=self._logs)
+        elif not writes:
+            return
+        elif path.endswith(".keras"):
             self.model.save(path)
         elif path.endswith(".weights.h5"):
             self.model.save_weights(path)
-        elif self.save_weights_only:
+        else:
             from gpunet import runs
 
             runs.save_weights(path, self.model)
-        else:
-            self.model.save_checkpoint(path, epoch_logs=self._logs)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = self._logs = logs or {}
@@ -183,7 +190,12 @@ class BackupAndRestore(Callback):
             self.model.save_checkpoint(self.path, epoch_logs=logs)
 
     def on_train_end(self, logs=None):
-        if self.delete_checkpoint and not self.model.interrupted and os.path.exists(self.path):
+        if (
+            self.delete_checkpoint
+            and not self.model.interrupted
+            and distributed.world().writes
+            and os.path.exists(self.path)
+        ):
             os.remove(self.path)
 
 
@@ -213,8 +225,9 @@ class TrainingCheckpoint(Callback):
         self.signal_received = None
         # A process killed mid-write leaves its temporary file; the checkpoint itself is whole.
         folder, name = os.path.split(os.path.abspath(self.path))
-        for stale in glob.glob(os.path.join(folder, f".{name}.*.tmp")):
-            os.remove(stale)
+        if distributed.world().writes:
+            for stale in glob.glob(os.path.join(folder, f".{name}.*.tmp")):
+                os.remove(stale)
         for sig in self.SIGNALS:
             self._previous[sig] = signal.signal(sig, self._handle)
 

@@ -7,6 +7,7 @@ import csv
 import math
 import os
 
+from gpunet import distributed
 from gpunet.callbacks.base import Callback
 
 
@@ -33,6 +34,8 @@ class CSVLogger(Callback):
             )
 
     def on_train_begin(self, logs=None):
+        if not distributed.world().writes:
+            return  # rank 0 writes the rows (each rank logs the same values)
         existing = self.append and os.path.exists(self.filename)
         self._write_header = not existing or os.path.getsize(self.filename) == 0
         if existing and not self._write_header:
@@ -41,6 +44,8 @@ class CSVLogger(Callback):
         self._file = open(self.filename, "a" if self.append else "w", newline="")
 
     def on_epoch_end(self, epoch, logs=None):
+        if self._file is None:
+            return
         logs = logs or {}
         if self.keys is None:
             self.keys = sorted(logs)

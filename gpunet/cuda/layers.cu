@@ -3,19 +3,22 @@
 // y = act(x + bias) * keep over the (rows, units) output, one thread per element; y may be x.
 // bias may be null (bias added by the GEMM's epilogue, or use_bias=False). With z given, the
 // pre-activation x + bias is kept there (activations whose derivative needs it, and dropout).
-// With mask given (training with dropout), keep = dropout_keep(i, seed, *offset, ...) is
-// written there too; else keep = 1.
+// With mask given (training with dropout), keep = dropout_keep(first * units + i, seed,
+// *offset, ...) is written there too; else keep = 1. `first`: the row of the global batch where
+// these rows start (a rank's shard in data-parallel training; else 0), so each unit's draw is
+// its global one.
 __global__ void bias_act_fwd(const float* x, const float* bias, float* z, float* y, float* mask,
                              int rows, int units, int act, unsigned long long seed,
                              const unsigned long long* offset, unsigned int threshold,
-                             float scale) {
+                             float scale, int first) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= rows * units) return;
     float pre = bias ? x[i] + bias[i % units] : x[i];
     if (z) z[i] = pre;
     float out = act_fwd(pre, act);
     if (mask) {
-        float keep = dropout_keep((unsigned int)i, seed, offset[0], threshold, scale);
+        unsigned int unit = (unsigned int)((long long)first * units + i);
+        float keep = dropout_keep(unit, seed, offset[0], threshold, scale);
         mask[i] = keep;
         out = out * keep;
     }

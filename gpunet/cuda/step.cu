@@ -1,14 +1,16 @@
 // The step's bookkeeping on the device: the batch gather and the end-of-step counters.
 
-// Row r of the batch is sample order[*position * batch + r]: xb[r] = x[sample], and likewise
+// Row r of the batch is sample order[*position * batch + first + r] (first: where a rank's shard
+// starts in the global batch; else 0): xb[r] = x[sample], and likewise
 // y's rows (y_bytes bytes each: int64 labels or float targets) and w (may be null). One thread
 // per element of the larger of x's and y's batch. The position lives in device memory, so a
 // captured graph gathers the next batch on every replay.
 __global__ void gather_batch(const float* x, const char* y, const float* w,
-                             const long long* order, const int* position, int batch, int rows,
-                             int features, int y_bytes, float* xb, char* yb, float* wb) {
+                             const long long* order, const int* position, int batch, int first,
+                             int rows, int features, int y_bytes, float* xb, char* yb,
+                             float* wb) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
-    long long start = (long long)position[0] * batch;
+    long long start = (long long)position[0] * batch + first;
     if (i < rows * features) {
         int r = i / features;
         xb[i] = x[order[start + r] * features + i % features];

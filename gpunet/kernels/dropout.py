@@ -55,9 +55,11 @@ def _lowbias32(out, tmp):
     return out
 
 
-def lanes(xp, shape):
-    """lowbias32(i) for each unit index i of `shape` (uint32), made on the device once."""
-    out = xp.arange(int(np.prod(shape)), dtype=xp.uint32).reshape(shape)
+def lanes(xp, shape, first: int = 0):
+    """lowbias32(i) for each unit index i = first, first + 1, ... of `shape` (uint32), made on
+    the device once. A rank's shard of a global batch starts at its first unit there."""
+    size = int(np.prod(shape))
+    out = xp.arange(first, first + size, dtype=xp.uint32).reshape(shape)
     return _lowbias32(out, xp.empty_like(out))
 
 

@@ -29,7 +29,7 @@ def select_training(model, step: ReferenceStep, x, y, w, batch_size: int):
     from gpunet.step import fused, graph, support
 
     xp = backend.get_array_module(x)
-    reason = support.unsupported(model, x, y)
+    reason = support.unsupported(model, x, y) or _empty_shard(step.world, len(x), batch_size)
     if reason is not None:
         logger.warning("gpunet: the reference CuPy step trains this model: %s.", reason)
         return ReferenceTraining(step, x, y, w, batch_size)
@@ -45,3 +45,14 @@ def select_training(model, step: ReferenceStep, x, y, w, batch_size: int):
         logger.warning("gpunet: no CUDA graph, the fused step runs eagerly: %s.", reason)
         return fused.FusedTraining(model, x, y, w, batch_size)
     return graph.GraphTraining(model, x, y, w, batch_size)
+
+
+def _empty_shard(world, n: int, batch_size: int) -> str | None:
+    """Why a rank would have no rows in some batch (the fused kernels take no empty batch)."""
+    last = n % batch_size
+    if 0 < last < world.size:
+        return (
+            f"the last batch of the epoch has {last} rows for {world.size} ranks, so some rank's "
+            "shard is empty"
+        )
+    return None

@@ -11,13 +11,18 @@ device (the batch position, each dropout stream's offset, Adam's beta powers), s
 launches, replayed, train the next batch: `graph.py` captures them. The host writes a device
 scalar only when its value differs from what the device holds (`sync`): a resumed position, a
 new learning rate. The xp reference step (reference.py) is the oracle this must match.
+
+Data-parallel (gpunet.distributed): a step of a global batch of `rows` rows gathers, computes
+and sums this rank's shard of them (`_shard`), scales the loss by the global rows, draws each
+dropout unit by its global position, and sums the gradients over the ranks in one NCCL
+all-reduce on the step's stream (captured with the rest), before the update.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from gpunet import backend
+from gpunet import backend, distributed
 from gpunet.buffers import Buffers
 from gpunet.cuda import gemm as gemm_module
 from gpunet.cuda import kernels
@@ -49,7 +54,9 @@ class FusedTraining:
         self.features = self.x.shape[1]
         self.y_bytes = self.y.itemsize * int(np.prod(self.y.shape[1:], dtype=np.int64))
         self.loss_kernel = support.loss_kernel(model.loss, model.layers[-1].activation.name)
-        self.penalties = penalties.Penalties(xp, model)
+        self.world = distributed.world()
+        self.world.prepare_device(xp)  # NCCL's communicator, before any capture
+        self.penalties = penalties.Penalties(xp, model, gradient=self.world.rank == 0)
         self.updates = updates.Updates(xp, self.optimizer, model._params, model._grads)
         lt = gemm_module.load(xp)
         self.gemm = gemm_module.Gemm(xp, lt, model.precision) if lt is not None else None
@@ -90,27 +97,34 @@ class FusedTraining:
     def _get(self, name: str, shape: tuple, dtype):
         return self.buffers.get(self.xp, name, shape, dtype)
 
+    def _shard(self, rows: int) -> tuple[int, int]:
+        """(first row, rows) of this rank's part of a global batch of `rows` rows."""
+        first, stop = self.world.shard(0, rows)
+        return first, stop - first
+
     def prepare(self, rows: int) -> None:
-        """Everything a step of `rows` rows uses: buffers, GEMM plans, compiled kernels (made
-        here, so that a capture allocates and compiles nothing)."""
+        """Everything a step of `rows` rows (this rank's shard of them) uses: buffers, GEMM
+        plans, compiled kernels (made here, so that a capture allocates and compiles
+        nothing)."""
         for name in kernels.KERNELS:
             kernels.function(self.xp, name)  # compiled now, not during a capture
-        self._batch_buffers(rows)
+        local = self._shard(rows)[1]
+        self._batch_buffers(local)
         self._plans[rows] = (
-            plans_module.gemm_plans(self.gemm, self.dense, self.features, rows)
+            plans_module.gemm_plans(self.gemm, self.dense, self.features, local)
             if self.gemm is not None
             else None
         )
         for run in self.dense:
-            self._layer_buffers(run, rows)
-        self._loss_buffers(rows)
+            self._layer_buffers(run, local)
+        self._loss_buffers(local)
         self._increments(rows)
         if self.bf16:
             self._get("params16", self.model._params.shape, np.uint16)
             inputs = self.features
             for i, run in enumerate(self.dense):
-                self._get(f"{i}/h16", (rows, inputs), np.uint16)
-                self._get(f"{i}/gz16", (rows, run.units), np.uint16)
+                self._get(f"{i}/h16", (local, inputs), np.uint16)
+                self._get(f"{i}/gz16", (local, run.units), np.uint16)
                 inputs = run.units
 
     def _batch_buffers(self, rows: int):
@@ -213,13 +227,15 @@ class FusedTraining:
     # ----- the launches of one step ---------------------------------------------------------------
 
     def enqueue(self, rows: int) -> None:
-        """Issue one training step's launches on the current stream (run, or captured)."""
+        """Issue the launches of one training step of a global batch of `rows` rows on the
+        current stream (run, or captured)."""
         xp, launch = self.xp, kernels.launch
-        xb, yb, wb = self._batch_buffers(rows)
+        first, local = self._shard(rows)
+        xb, yb, wb = self._batch_buffers(local)
         launch(
-            xp, "gather_batch", rows * max(self.features, self.y_bytes), self.x, self.y, self.w,
-            self.order, self.position, self.batch_size, rows, self.features, self.y_bytes,
-            xb, yb, wb,
+            xp, "gather_batch", local * max(self.features, self.y_bytes), self.x, self.y, self.w,
+            self.order, self.position, self.batch_size, first, local, self.features,
+            self.y_bytes, xb, yb, wb,
         )  # fmt: skip
         plans = self._plans[rows]
         if self.bf16:  # the weights as this step's GEMMs read them
@@ -228,26 +244,29 @@ class FusedTraining:
                    np.uint16), params.size)  # fmt: skip
         h, saved = xb, []
         for i, run in enumerate(self.dense):
-            h = self._forward(i, run, h, rows, plans)
+            h = self._forward(i, run, h, local, plans, first)
             saved.append(h)
         logits = h
-        gz = self._layer_buffers(self.dense[-1], rows)["gz"]
-        probs, row_loss, row_metric = self._loss_buffers(rows)
+        gz = self._layer_buffers(self.dense[-1], local)["gz"]
+        probs, row_loss, row_metric = self._loss_buffers(local)
         units = self.dense[-1].units
-        scale = self._scales[rows].array
+        scale = self._scales[rows].array  # the loss scale over the global batch's rows
         if self.loss_kernel == "mse":
-            launch(xp, "mse", rows, logits, yb, wb, scale, gz, row_loss, row_metric, rows, units)
+            launch(xp, "mse", local, logits, yb, wb, scale, gz, row_loss, row_metric, local,
+                   units)  # fmt: skip
         elif self.loss_kernel == "sigmoid_xent":
-            launch(xp, "sigmoid_xent", rows, logits, yb, wb, scale, probs, gz, row_loss,
-                   row_metric, rows, units, int(self.model.loss.from_logits))  # fmt: skip
+            launch(xp, "sigmoid_xent", local, logits, yb, wb, scale, probs, gz, row_loss,
+                   row_metric, local, units, int(self.model.loss.from_logits))  # fmt: skip
         else:
-            launch(xp, self.loss_kernel, rows, logits, yb, wb, scale, probs, gz, row_loss,
-                   row_metric, rows, units)  # fmt: skip
+            launch(xp, self.loss_kernel, local, logits, yb, wb, scale, probs, gz, row_loss,
+                   row_metric, local, units)  # fmt: skip
         for i in reversed(range(len(self.dense))):
-            self._backward(i, xb if i == 0 else saved[i - 1], rows, plans)
+            self._backward(i, xb if i == 0 else saved[i - 1], local, plans)
         self.penalties.enqueue(self.model._params, self.model._grads)
+        if self.world.size > 1:
+            self.world.all_sum(self.model._grads, what="a step's gradient all-reduce")
         self.updates.enqueue()
-        self._step_end(row_loss, row_metric, wb, rows)
+        self._step_end(row_loss, row_metric, wb, local, rows)
 
     def _rounded(self, name: str, array):
         """precision="bf16": `array` rounded into its kept bfloat16 copy (one launch); else
@@ -268,7 +287,7 @@ class FusedTraining:
         flat = self._get("params16", params.shape, np.uint16)
         return flat[start : start + layer.kernel.size].reshape(layer.kernel.shape)
 
-    def _forward(self, i: int, run: DenseRun, h, rows: int, plans):
+    def _forward(self, i: int, run: DenseRun, h, rows: int, plans, first: int = 0):
         layer, xp = run.layer, self.xp
         if plans is not None:
             h, kernel = self._rounded(f"{i}/h16", h), self._kernel_operand(layer)
@@ -289,7 +308,7 @@ class FusedTraining:
         if run.mode == LOGITS:  # without cuBLASLt: the bias, in place
             kernels.launch(
                 xp, "bias_act_fwd", target.size, target, bias, None, target, None, rows,
-                run.units, 0, 0, None, 0, 1.0,
+                run.units, 0, 0, None, 0, 1.0, 0,
             )  # fmt: skip
             return target
         dropout = run.dropout
@@ -304,6 +323,7 @@ class FusedTraining:
             xp, "bias_act_fwd", target.size, target, bias, target if bias is not None else None,
             out, buffers.get("mask"), rows,
             run.units, run.code, np.uint64(seed), self._offset(run), np.uint32(threshold), scale,
+            first,
         )  # fmt: skip
         return out
 
@@ -346,14 +366,16 @@ class FusedTraining:
                 before.get("mask"), target, target.size, previous.code,
             )  # fmt: skip
 
-    def _step_end(self, row_loss, row_metric, wb, rows: int) -> None:
+    def _step_end(self, row_loss, row_metric, wb, local: int, rows: int) -> None:
+        """The step's sums over this rank's `local` rows; counters advanced by the global
+        batch's `rows` rows."""
         tracker = self.tracker
         accuracy = tracker.metric_state(0) if tracker.metrics else None
         (product_1, factor_1), (product_2, factor_2) = (
             self.updates.products() + [(None, 1.0)] * 2
         )[:2]
         kernels.launch(
-            self.xp, "step_end", 1, row_loss, row_metric, wb, rows, self.penalties.partials,
+            self.xp, "step_end", 1, row_loss, row_metric, wb, local, self.penalties.partials,
             self.penalties.parts, tracker.step_totals, accuracy,
             self.position, self.offsets, self._increments(rows), len(self.dropped), product_1,
             factor_1, product_2, factor_2,

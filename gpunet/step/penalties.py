@@ -40,10 +40,12 @@ class Penalties:
     Args:
         xp: the device array module.
         model: a built Sequential whose parameters are on that device.
+        gradient: add the penalty's gradient (data-parallel ranks but rank 0 add none: the sum
+            over the ranks holds it once; each still adds its rows' share of the loss total).
     """
 
-    def __init__(self, xp, model):
-        self.xp = xp
+    def __init__(self, xp, model, gradient: bool = True):
+        self.xp, self.gradient = xp, gradient
         self.variables = _variables(model)
         count = len(self.variables)
         self.parts = PARTS * count if count else 0
@@ -80,5 +82,7 @@ class Penalties:
         count, xp = len(self.variables), self.xp
         kernels.launch(xp, "penalty_partials", self.parts, params, self.starts, self.stops,
                        self.l1, self.l2, count, PARTS, self.partials)  # fmt: skip
+        if not self.gradient:
+            return
         kernels.launch(xp, "penalty_grad", params.size, params, grads, self.starts, self.stops,
                        self.c1, self.c2, count, params.size)  # fmt: skip

@@ -7,13 +7,18 @@ and the gradient of s times the batch's mean loss (s/N and the sample weights ap
 backpropagation, regularizers included, turns that into the flat gradient of s * loss; the
 optimizer's `apply(params, grads, s)` updates from it. Every array the step writes is kept
 across steps (per batch shape), so after the first epoch a step allocates nothing.
+
+Data-parallel (gpunet.distributed): each rank runs the step on its shard of the global batch,
+scaled by the global batch's rows, with the penalties' gradients on rank 0 alone; the ranks'
+gradients are summed in one all-reduce before the update, which every rank then applies alike.
 """
 
 from __future__ import annotations
 
+from gpunet import distributed
 from gpunet.backend import get_array_module
 from gpunet.buffers import Buffers
-from gpunet.layers import _Activated
+from gpunet.layers import Dropout, _Activated
 
 
 class ReferenceStep:
@@ -38,6 +43,8 @@ class ReferenceStep:
             and last.activation.name == fusable
         )
         self.regularized = [layer for layer in self.layers if layer.regularized]
+        self.dropouts = [layer for layer in self.layers if isinstance(layer, Dropout)]
+        self.world = distributed.world()
         self.buffers = Buffers()
 
     def forward(self, x, training: bool, logits: bool = False):
@@ -51,23 +58,25 @@ class ReferenceStep:
         terms = [p for p in (layer.penalty() for layer in self.regularized) if p is not None]
         return sum(terms[1:], terms[0]) if terms else None
 
-    def _loss(self, y_true, out, weights, total, with_grad: bool, scale: float = 1.0):
+    def _loss(self, y_true, out, weights, total, with_grad: bool, scale: float = 1.0, rows=None):
         """Writes sum(loss * weight) + N * penalty into the 0-d float64 `total`; returns
-        (y_pred, scale * d mean loss / d out, or / d logits when fused, if asked)."""
+        (y_pred, scale * d mean loss / d out, or / d logits when fused, if asked). The mean is
+        over `rows` rows (default: the N of this batch; a rank's shard: the global batch's)."""
         xp = get_array_module(out)
         n = out.shape[0]
+        rows = n if rows is None else rows
         grad = None
         if self.fused:
             y_pred = self.buffers.get(xp, "y_pred", out.shape, out.dtype)
             if with_grad:
                 grad = self.buffers.get(xp, "grad", out.shape, out.dtype)
-            per_sample = self.loss.fused(y_true, out, y_pred, grad, scale / n, self.buffers)
+            per_sample = self.loss.fused(y_true, out, y_pred, grad, scale / rows, self.buffers)
         else:
             y_pred = out
             per_sample = self.loss.per_sample(y_true, y_pred)
             if with_grad:
                 grad = self.loss.grad(y_true, y_pred)  # a new array: scaled in place
-                grad *= scale / n
+                grad *= scale / rows
         # "sum_over_batch_size": each sample's gradient is scaled by its weight / N.
         if weights is not None:
             per_sample *= weights
@@ -79,27 +88,36 @@ class ReferenceStep:
             total += penalty * n
         return y_pred, grad
 
-    def gradients(self, x, y, weights, total, scale: float = 1.0):
+    def gradients(self, x, y, weights, total, scale: float = 1.0, position=None):
         """Forward and backward on the batch: the flat gradient of scale * its mean loss fills
         the model's gradient buffer; the loss total goes into `total`. Returns the
-        predictions."""
+        predictions. `position`: (first row, rows) of a shard x in its global batch."""
+        rows = None
+        if position is not None:
+            rows = position[1]
+            for layer in self.dropouts:  # masks drawn by position in the global batch
+                layer.position = position
         out = self.forward(x, True, logits=self.fused)
-        y_pred, grad = self._loss(y, out, weights, total, True, scale)
+        y_pred, grad = self._loss(y, out, weights, total, True, scale, rows)
         last = self.layers[-1]
         grad = last.backward(grad, from_logits=True) if self.fused else last.backward(grad)
         for layer in reversed(self.layers[:-1]):
             if grad is None:
                 break
             grad = layer.backward(grad)
-        for layer in self.regularized:
-            layer.add_penalty_gradients(scale)
+        if self.world.rank == 0:  # the penalty's gradient once, however many ranks
+            for layer in self.regularized:
+                layer.add_penalty_gradients(scale)
         return y_pred
 
-    def train(self, x, y, weights, total):
+    def train(self, x, y, weights, total, position=None):
         """One training step on the batch: gradients, then the optimizer's update. Returns the
-        predictions, for the metrics."""
+        predictions, for the metrics. `position`: (first row, rows) of a rank's shard x in
+        the global batch."""
         scale = self.optimizer.loss_scale()
-        y_pred = self.gradients(x, y, weights, total, scale)
+        y_pred = self.gradients(x, y, weights, total, scale, position)
+        if self.world.size > 1:
+            self.world.all_sum(self.model._grads, what="a step's gradient all-reduce")
         params = self.model._params
         # Frozen layers (trainable = False) keep their weights: put them back after the update
         # (their optimizer slots may move; Keras rebuilds those on the next compile).

@@ -21,6 +21,7 @@ class ReferenceTraining:
 
     def __init__(self, step, x, y, w, batch_size: int):
         self.step, self.x, self.y, self.w = step, x, y, w
+        self.world = step.world  # data-parallel: each rank trains its shard of each batch
         self.batch_size = batch_size
         self.xp = backend.get_array_module(x)
         self.buffers = Buffers()
@@ -36,6 +37,7 @@ class ReferenceTraining:
         self.order = target
 
     def _batch(self, start: int, stop: int):
+        """Rows [start, stop) of the epoch's order (a rank's shard of a global batch)."""
         x, y, w = self.x, self.y, self.w
         if self.order is None:
             return x[start:stop], y[start:stop], None if w is None else w[start:stop]
@@ -49,10 +51,16 @@ class ReferenceTraining:
 
     def run(self, tracker, first: int, count: int) -> None:
         """Steps first .. first + count - 1 of the epoch."""
-        n = len(self.x)
+        n, world = len(self.x), self.world
         for step in range(first, first + count):
             start = step * self.batch_size
             stop = min(start + self.batch_size, n)
-            xb, yb, wb = self._batch(start, stop)
-            y_pred = self.step.train(xb, yb, wb, tracker.step_total(step))
+            if world.size == 1:
+                xb, yb, wb = self._batch(start, stop)
+                y_pred = self.step.train(xb, yb, wb, tracker.step_total(step))
+            else:
+                low, high = world.shard(start, stop)
+                xb, yb, wb = self._batch(low, high)
+                position = (low - start, stop - start)
+                y_pred = self.step.train(xb, yb, wb, tracker.step_total(step), position)
             tracker.update(stop - start, yb, y_pred, wb)

@@ -26,7 +26,7 @@ def test_bias_activation_forward_and_backward_match_the_xp_activation(device, ac
     z_dev, y_dev = device.empty_like(_put(device, x)), device.empty_like(_put(device, x))
     kernels.launch(
         device, "bias_act_fwd", x.size, _put(device, x), _put(device, bias), z_dev, y_dev, None,
-        rows, units, kernels.activation_code(act), 0, None, 0, 1.0,
+        rows, units, kernels.activation_code(act), 0, None, 0, 1.0, 0,
     )  # fmt: skip
     z = x + bias
     np.testing.assert_array_equal(z_dev.get(), z)  # the kept pre-activation, exactly
@@ -52,14 +52,14 @@ def test_nan_propagates_through_the_activation_as_in_numpy(device, act):
     y_dev = device.empty((1, 4), np.float32)
     kernels.launch(
         device, "bias_act_fwd", 4, _put(device, x), None, None, y_dev, None, 1, 4,
-        kernels.activation_code(act), 0, None, 0, 1.0,
+        kernels.activation_code(act), 0, None, 0, 1.0, 0,
     )  # fmt: skip
     expected = activations.get(act).fwd(x.copy(), None)
     np.testing.assert_array_equal(np.isnan(y_dev.get()), np.isnan(expected))
 
 
-def _xp_dropout_mask(shape, seed, offset, rate):
-    lanes = dropout_kernels.lanes(np, shape)
+def _xp_dropout_mask(shape, seed, offset, rate, first_unit=0):
+    lanes = dropout_kernels.lanes(np, shape, first_unit)
     key = np.array([dropout_kernels.draw_key(seed, offset)], np.uint32)
     bits = dropout_kernels.counter_bits(lanes, key, np.empty_like(lanes), np.empty_like(lanes))
     mask = np.empty(shape, np.float32)
@@ -67,8 +67,9 @@ def _xp_dropout_mask(shape, seed, offset, rate):
     return mask
 
 
-@pytest.mark.parametrize("act", ["relu", "sigmoid", "gelu"])
-def test_fused_dropout_draws_the_xp_masks_bit_for_bit(device, act):
+@pytest.mark.parametrize("act, first", [("relu", 0), ("sigmoid", 0), ("gelu", 0), ("relu", 17)])
+def test_fused_dropout_draws_the_xp_masks_bit_for_bit(device, act, first):
+    # first: a rank's shard starting at row 17 of its global batch draws that batch's masks.
     x, bias = _inputs(2, rows=33, units=40)
     rows, units = x.shape
     seed, rate, offset = 2**63 + 12345, 0.3, 7 * x.size
@@ -78,9 +79,9 @@ def test_fused_dropout_draws_the_xp_masks_bit_for_bit(device, act):
     kernels.launch(
         device, "bias_act_fwd", x.size, _put(device, x), _put(device, bias), z_dev, y_dev,
         mask_dev, rows, units, kernels.activation_code(act), np.uint64(seed), offsets[1:2],
-        np.uint32(dropout_kernels.threshold(rate)), float(np.float32(1 / (1 - rate))),
+        np.uint32(dropout_kernels.threshold(rate)), float(np.float32(1 / (1 - rate))), first,
     )  # fmt: skip
-    mask = _xp_dropout_mask(x.shape, seed, offset, rate)
+    mask = _xp_dropout_mask(x.shape, seed, offset, rate, first * units)
     np.testing.assert_array_equal(mask_dev.get(), mask)
     assert 0.25 < (mask == 0).mean() < 0.35
     reference = activations.get(act).fwd(x + bias, None)

@@ -42,19 +42,19 @@ def test_gather_batch_reads_the_position_from_the_device(device):
     w = rs.random(n).astype(np.float32)
     order = rs.permutation(n)
     position = device.zeros(1, np.int32)
-    position.fill(5)  # the last, partial batch: rows 40..49
-    for y in (y_labels, y_dense):
-        rows = 10
+    position.fill(5)  # the last, partial batch: rows 40..49 (from row 3: a rank's shard)
+    for y, first in ((y_labels, 0), (y_dense, 0), (y_labels, 3)):
+        rows = 10 - first
         xb = device.empty((rows, features), np.float32)
         yb = device.empty((rows,) + y.shape[1:], y.dtype)
         wb = device.empty(rows, np.float32)
         y_bytes = y.itemsize * int(np.prod(y.shape[1:]))
         kernels.launch(
             device, "gather_batch", rows * max(features, y_bytes), _put(device, x),
-            _put(device, y), _put(device, w), _put(device, order), position, batch, rows,
+            _put(device, y), _put(device, w), _put(device, order), position, batch, first, rows,
             features, y_bytes, xb, yb, wb,
         )  # fmt: skip
-        index = order[40:50]
+        index = order[40 + first : 50]
         np.testing.assert_array_equal(xb.get(), x[index])
         np.testing.assert_array_equal(yb.get(), y[index])
         np.testing.assert_array_equal(wb.get(), w[index])
