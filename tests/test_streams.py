@@ -224,7 +224,7 @@ def test_predict_takes_inputs_alone_or_with_targets_and_steps():
 @pytest.mark.parametrize(
     "batches, message",
     [
-        ([(np.ones((4, 12)), np.zeros(4), None, None)], "batch 0 is a tuple of 4 items"),
+        ([(np.ones((4, 12)), np.zeros(4), None, None)], "^fit: x: batch 0 is a tuple of 4 items"),
         ([np.ones((4, 12))], r"batch 0 has no targets; yield \(x, y\)"),
         ([(np.ones((4, 11)), np.zeros(4))], r"batch 0.*expected shape \(None, 12\)"),
         ([(np.ones((4, 12)), np.zeros(4)), (np.ones((4, 12)), np.zeros(3))], "batch 1"),

@@ -11,7 +11,7 @@ def test_launch_checks_each_argument_against_the_signature(device):
     out = device.zeros(3, np.float32)
     with pytest.raises(TypeError, match="bias_grad takes 4 arguments"):
         kernels.launch(device, "bias_grad", 3, g, out, 4)
-    with pytest.raises(TypeError, match="argument gb .*dtype float32 required"):
+    with pytest.raises(TypeError, match="^kernel bias_grad, argument gb .*dtype float32 required"):
         kernels.launch(device, "bias_grad", 3, g, device.zeros(3, np.float64), 4, 3)
     with pytest.raises(TypeError, match="a device array is required"):
         kernels.launch(device, "bias_grad", 3, np.zeros((4, 3), np.float32), out, 4, 3)

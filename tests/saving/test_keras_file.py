@@ -285,3 +285,49 @@ def test_model_checkpoint_writes_keras_files_and_refuses_mixed_kinds(tmp_path):
         gn.callbacks.ModelCheckpoint("m.keras", save_weights_only=True)
     with pytest.raises(ValueError, match="a `.weights.h5` filepath holds weights only"):
         gn.callbacks.ModelCheckpoint("w.weights.h5")
+
+
+def test_keras_config_messages_name_their_place_exactly():
+    from gpunet.saving import keras_config
+
+    entry = {
+        "class_name": "Dense",
+        "config": {"units": 2, "name": "d"},
+        "build_config": {"input_shape": [None, 3]},
+    }
+    assert keras_config.layer(entry) == {"class_name": "Dense", "config": {"units": 2, "name": "d"}}
+    unnamed = {"class_name": "Dense", "config": {"units": 2, "lora_rank": 4}}
+    with pytest.raises(ValueError) as error:
+        keras_config.layer(unnamed)
+    assert str(error.value) == (
+        "layer Dense: option 'lora_rank' = 4 is not supported by gpunet (only None)."
+    )
+    with pytest.raises(ValueError) as error:
+        keras_config.layer({**unnamed, "config": {**unnamed["config"], "name": "d1"}})
+    assert str(error.value).startswith("layer Dense 'd1': option 'lora_rank'")
+    with pytest.raises(ValueError) as error:
+        keras_config.compile_arguments({"run_eagerly": True, "jit_compile": True})
+    assert str(error.value) == (
+        "compile_config: option 'run_eagerly' = True is not supported by gpunet (only False)."
+    )
+
+
+def test_code_in_a_file_and_an_unreadable_config_are_named_exactly(tmp_path):
+    lam = _rewrite(
+        tmp_path / "lambda.keras", lambda c: c["config"]["layers"][2].update(class_name="Lambda")
+    )
+    with pytest.raises(ValueError) as error:
+        gn.models.load_model(lam)
+    assert str(error.value) == (
+        f"load_model: {lam}: layer 'Lambda' is Python code or a custom object (a Lambda or a "
+        "registered class), which gpunet does not load."
+    )
+    seed = {"class_name": "GlorotUniform", "config": {"seed": "x"}}
+    bad = _rewrite(
+        tmp_path / "seed.keras",
+        lambda c: c["config"]["layers"][2]["config"].update(kernel_initializer=seed),
+    )
+    with pytest.raises(
+        ValueError, match=r"^load_model: .*seed\.keras: the config cannot be read \("
+    ):
+        gn.models.load_model(bad)

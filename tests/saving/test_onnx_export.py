@@ -106,3 +106,18 @@ def test_names_batch_axes_and_layers_of_the_same_kind(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         model.export(str(path))
     assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
+
+
+def test_a_layer_without_an_onnx_form_is_named_with_its_class(tmp_path):
+    class Doubling(gn.layers.Layer):
+        def forward(self, x, training):
+            return 2 * x
+
+        def backward(self, gy):
+            return 2 * gy
+
+    model = gn.Sequential([gn.Input((3,)), gn.layers.Dense(2), Doubling(name="twice")])
+    model.build()
+    with pytest.raises(ValueError) as error:
+        model.export(str(tmp_path / "m.onnx"), format="onnx")
+    assert str(error.value) == "export: layer 'twice' (Doubling) has no ONNX form in gpunet."

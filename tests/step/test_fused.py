@@ -346,6 +346,8 @@ def test_bf16_gemm_inputs_train_within_their_tolerance(name):
     bf16 = bf16_fit()
     training = bf16[0]._trainer.training
     assert training.bf16 and type(training).__name__ == "GraphTraining"
+    # Its bfloat16 buffers were made before the capture (else it fails and runs eagerly).
+    assert training.captures >= 1 and not training.eager
     np.testing.assert_allclose(bf16[1]["loss"], exact[1]["loss"], rtol=3e-2)
     for a, b in zip(exact[2], bf16[2]):
         assert b.dtype == np.float32
