@@ -34,6 +34,7 @@ LOCAL_RANK_VARIABLES = (
     "MV2_COMM_WORLD_LOCAL_RANK",
 )
 ROLL_CALL_SECONDS = 2.0  # how long a rank at the deadline listens for the others
+BUSY_SECONDS = 0.05  # how long a wait polls without sleeping
 
 
 class DistributedError(RuntimeError):
@@ -245,13 +246,16 @@ class World(Single):
         self._poll(request.Test, what)
 
     def _poll(self, done, what: str) -> None:
-        deadline = time.monotonic() + self.timeout
-        pause = 0.0
+        # Busy for the first BUSY_SECONDS: each poll drives MPI's progress, and a step's sum
+        # takes microseconds (sleeping between polls made a 470 KB sum 2.8x slower here); then
+        # a millisecond's sleep between polls, until the deadline.
+        start = time.monotonic()
         while not done():
-            if time.monotonic() > deadline:
-                self._end_job(what)
-            time.sleep(pause)
-            pause = min(pause + 1e-5, 1e-3)  # busy at first: a step's sum takes microseconds
+            waited = time.monotonic() - start
+            if waited > BUSY_SECONDS:
+                if waited > self.timeout:
+                    self._end_job(what)
+                time.sleep(1e-3)
 
     def _end_job(self, what: str) -> None:
         """Name the ranks that did not answer (the lowest answering rank says it), then end
