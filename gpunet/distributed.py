@@ -294,7 +294,8 @@ def _nccl_module(xp):
     except Exception as exc:  # ImportError, or CuPy built without NCCL raising at import
         raise DistributedError(
             f"data-parallel training on CuPy needs NCCL, which CuPy cannot load ({exc}); "
-            "install it with: pip install nvidia-nccl-cu12 (or -cu13, as your CuPy)"
+            "install NCCL for your CUDA version (CuPy's installation guide, 'Additional CUDA "
+            "Libraries'), or train on NumPy ranks with --backend numpy"
         ) from None
 
 

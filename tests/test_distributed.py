@@ -263,3 +263,14 @@ def test_data_parallel_evaluation_refuses_a_generator():
     with pytest.raises(ValueError, match=r"^fit: validation_data: data-parallel training"):
         model.fit(x, y, batch_size=4, validation_data=batches(), validation_steps=1, verbose=0)
     assert model.optimizer.iterations == 0
+
+
+def test_a_cupy_without_nccl_says_what_to_install(monkeypatch):
+    from tests.conftest import use_standin
+
+    standin = use_standin()
+    monkeypatch.setattr(standin.cuda, "nccl", None)
+    with pytest.raises(distributed.DistributedError) as error:
+        distributed._nccl_module(standin)
+    assert str(error.value).startswith("data-parallel training on CuPy needs NCCL, which CuPy")
+    assert str(error.value).endswith("or train on NumPy ranks with --backend numpy")
