@@ -374,6 +374,10 @@ def _bad_input_line(exc: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
+    if distributed.launched_rank() != 0:
+        # An MPI job's rank 0 prints for every rank (bars, callbacks' lines, results); the
+        # others keep stderr, for what is their own.
+        sys.stdout = open(os.devnull, "w")  # for the process's life
     try:
         args = build_parser().parse_args(argv)
         return args.run(args)

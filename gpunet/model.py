@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from gpunet import backend, inputs, losses, naming, optimizers, streams
+from gpunet import backend, distributed, inputs, losses, naming, optimizers, streams
 from gpunet import callbacks as callbacks_module
 from gpunet import metrics as metrics_module
 from gpunet.layers import InputLayer, Layer
@@ -51,6 +51,8 @@ def _progbar(verbose, where: str):
         verbose = 1
     if verbose not in (0, 1, 2) or isinstance(verbose, bool):
         raise ValueError(f"{where}: verbose must be 0, 1, 2 or 'auto', received {verbose!r}.")
+    if not distributed.world().writes:
+        return None  # an MPI job's rank 0 draws the bar for every rank
     return callbacks_module.ProgbarLogger(verbose) if verbose else None
 
 

@@ -101,6 +101,7 @@ class Trainer:
         world = self.world
         if world.size > 1:
             _check_data_parallel(model, world, batch_size)
+            verbose = verbose if world.writes else 0  # rank 0 draws the bar for every rank
             for where, given in (("fit", stream), ("fit: validation_data", validation)):
                 if isinstance(given, BatchStream):
                     _refuse_stream(given, world, where)

@@ -274,3 +274,49 @@ def test_a_cupy_without_nccl_says_what_to_install(monkeypatch):
         distributed._nccl_module(standin)
     assert str(error.value).startswith("data-parallel training on CuPy needs NCCL, which CuPy")
     assert str(error.value).endswith("or train on NumPy ranks with --backend numpy")
+
+
+class Alone(distributed.World):
+    """Rank `rank` of `size`, alone in this process: a sum over the ranks is this rank's own
+    part (enough to see what each rank prints and writes)."""
+
+    def __init__(self, rank: int, size: int):
+        self.rank, self.size, self.writes, self.timeout = rank, size, rank == 0, 5.0
+
+    def all_sum(self, array, out=None, what=""):
+        out = array if out is None else out
+        if out is not array:
+            out[...] = array
+        return out
+
+    def agree(self, values, what=""):
+        return [int(v) for v in values]
+
+    def from_rank_0(self, make, what=""):
+        return make()
+
+    def settle(self, array, what=""):
+        pass
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_rank_0_alone_prints_and_writes(monkeypatch, tmp_path, capsys, rank):
+    monkeypatch.setattr(distributed, "_world", Alone(rank, 2))
+    rs = np.random.default_rng(1)
+    x, y = rs.random((20, 5), dtype=np.float32), rs.integers(0, 3, 20)
+    model = _model()
+    callbacks = [
+        gn.callbacks.ModelCheckpoint(str(tmp_path / "best.keras")),
+        gn.callbacks.ModelCheckpoint(str(tmp_path / "full.npz")),
+        gn.callbacks.CSVLogger(str(tmp_path / "log.csv")),
+        gn.callbacks.BackupAndRestore(str(tmp_path / "backup"), delete_checkpoint=False),
+    ]
+    model.fit(x, y, batch_size=4, epochs=2, verbose=1, callbacks=callbacks)
+    model.evaluate(x, y, verbose=1)
+    written = sorted(p.name for p in tmp_path.rglob("*") if p.is_file())
+    out = capsys.readouterr().out
+    if rank == 0:
+        assert written == ["best.keras", "checkpoint.npz", "full.npz", "log.csv"]
+        assert "Epoch 2/2" in out and "accuracy" in out
+    else:
+        assert written == [] and out == ""
