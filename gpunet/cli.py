@@ -387,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         ValueError,
         backend.BackendError,
         run.TrainingError,
+        distributed.DistributedError,
         MemoryError,
         OSError,
     ) as exc:

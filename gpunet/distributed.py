@@ -1,8 +1,9 @@
 """Data-parallel training across processes (`mpirun -n N gpunet train ...`): the ranks, each
 rank's shard of a global batch, and the sums the ranks share.
 
-A process started by an MPI launcher (mpirun, mpiexec, srun) with more than one rank joins the
-world through mpi4py; every other process is a world of one, whose operations cost nothing.
+A process started by an MPI launcher (mpirun, mpiexec, or a scheduler's launcher that sets one
+of SIZE_VARIABLES) with more than one rank joins the world through mpi4py; every other process
+is a world of one, whose operations cost nothing.
 Gradients and the tracker's sums cross ranks as one all-reduce each: NCCL for CuPy arrays (on
 the current stream, so no host sync), MPI for NumPy arrays. Small host values (a stop flag, a
 signal) cross as MPI all-reduces of a few ints.
@@ -329,6 +330,7 @@ def world() -> Single:
         if size <= 1:
             _world = Single()
         else:
+            timeout = _timeout()  # before MPI starts: a bad value is one line, not a hang
             try:
                 from mpi4py import MPI
             except ImportError as exc:
@@ -336,5 +338,5 @@ def world() -> Single:
                     f"an MPI launcher started {size} ranks, but mpi4py is not installed "
                     f"({exc}); install it with: pip install 'gpunet[mpi]'"
                 ) from None
-            _world = World(MPI.COMM_WORLD, _timeout())
+            _world = World(MPI.COMM_WORLD, timeout)
     return _world

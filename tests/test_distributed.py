@@ -320,3 +320,30 @@ def test_rank_0_alone_prints_and_writes(monkeypatch, tmp_path, capsys, rank):
         assert "Epoch 2/2" in out and "accuracy" in out
     else:
         assert written == [] and out == ""
+
+
+@pytest.mark.parametrize(
+    "timeout, mpi4py, message",
+    [
+        ("soon", True, "error: GPUNET_RANK_TIMEOUT='soon': expected a number of seconds > 0."),
+        ("5", False, "error: an MPI launcher started 2 ranks, but mpi4py is not installed"),
+    ],
+    ids=["timeout", "no-mpi4py"],
+)
+def test_the_cli_says_what_is_wrong_with_the_ranks_in_one_line(
+    monkeypatch, capsys, tmp_path, timeout, mpi4py, message
+):
+    from gpunet import cli
+
+    monkeypatch.setenv("PMI_SIZE", "2")
+    monkeypatch.setenv(distributed.TIMEOUT_ENV, timeout)
+    if not mpi4py:
+        monkeypatch.setitem(sys.modules, "mpi4py", None)
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "data: {name: fashion_mnist}\nmodel: [{type: Dense, units: 10, activation: softmax}]\n"
+    )
+    assert cli.main(["train", str(config), "--output", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1, err
+    assert not (tmp_path / "runs").exists()
