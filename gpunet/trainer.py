@@ -133,7 +133,6 @@ class Trainer:
         else:
             training = _stream_training(self.step, stream, progress, shuffle, xp)
         self.training = training
-        more = getattr(training, "more", None)  # a stream's epoch ends when its data does
         per_execution = model.steps_per_execution
         batch_end = hooks.has("on_train_batch_end")
         names = evaluation_names(model)
@@ -156,26 +155,23 @@ class Trainer:
                     tracker.reset()
                     shuffled = shuffle and n is not None
                     progress.order = progress.shuffle_rng.permutation(n) if shuffled else None
-                if stream is None:
-                    training.begin_epoch(progress.order)
-                else:
-                    training.begin_epoch(progress.order, progress.step)
-                    if not training.more():  # a generator used up by earlier epochs
-                        break
+                training.begin_epoch(progress.order, progress.step)
+                if not training.more():  # a generator used up by earlier epochs
+                    break
                 progress.epoch_began = time.perf_counter()
                 hooks.on_epoch_begin(epoch, {})  # may read progress.seconds_before
                 step = progress.step
-                while (total is None or step < total) and (more is None or more()):
+                # A stream's epoch ends when its data does (arrays: after `total` steps).
+                while (total is None or step < total) and training.more():
                     # Keras: one begin and one end call per execution of up to
                     # steps_per_execution steps, with its first and last step.
                     count = per_execution if total is None else min(per_execution, total - step)
                     hooks.on_train_batch_begin(step, {})
-                    ran = training.run(tracker, step, count)
-                    step += count if ran is None else ran
+                    step += training.run(tracker, step, count)
                     progress.step = step
                     if batch_end or parallel:
                         now = self.clock()
-                        last = step == total or (more is not None and not more())
+                        last = step == total or not training.more()
                         due = refresh_due if parallel else now - last_refresh >= REFRESH_INTERVAL
                         synced = last or due
                         if synced:
@@ -191,8 +187,7 @@ class Trainer:
                         refresh_due = self._agree(model, signalled, last_refresh)
                     if model.stop_training:
                         break
-                if stream is not None:
-                    training.end_epoch()
+                training.end_epoch()
                 if model.interrupted:  # a checkpoint holds the partial epoch; no epoch end
                     break
                 logs = tracker.read()

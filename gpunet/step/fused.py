@@ -31,9 +31,10 @@ from gpunet.optimizers.base import DeviceScalar
 from gpunet.step import penalties, support, updates
 from gpunet.step import plans as plans_module
 from gpunet.step.plans import KERNEL, LINEAR_EPILOGUE, LOGITS, RELU_EPILOGUE, DenseRun
+from gpunet.step.training import ArrayEpochs
 
 
-class FusedTraining:
+class FusedTraining(ArrayEpochs):
     """The fused CuPy training step over an epoch's batches (the interface of
     `ReferenceTraining`).
 
@@ -170,7 +171,7 @@ class FusedTraining:
 
     # ----- per execution ------------------------------------------------------------------------
 
-    def begin_epoch(self, order) -> None:
+    def begin_epoch(self, order, first: int = 0) -> None:
         """The epoch's permutation (host), or None: the identity (the data in order)."""
         xp, n = self.xp, len(self.x)
         if order is None:
@@ -211,8 +212,8 @@ class FusedTraining:
         self._position_held += 1
         self.tracker.add_rows(rows)
 
-    def run(self, tracker, first: int, count: int) -> None:
-        """Steps first .. first + count - 1 of the epoch, eagerly."""
+    def run(self, tracker, first: int, count: int) -> int:
+        """Steps first .. first + count - 1 of the epoch, eagerly; returns count."""
         self.tracker = tracker
         with self.stream:
             for step in range(first, first + count):
@@ -220,6 +221,7 @@ class FusedTraining:
                 self.sync(step, rows)
                 self.enqueue(rows)
                 self.account(rows)
+        return count
 
     def _rows(self, step: int) -> int:
         return min(self.batch_size, len(self.x) - step * self.batch_size)

@@ -60,11 +60,10 @@ class GraphTraining(FusedTraining):
         self.captures += 1
         return graph
 
-    def run(self, tracker, first: int, count: int) -> None:
+    def run(self, tracker, first: int, count: int) -> int:
         self.tracker = tracker
         if self.eager:
-            super().run(tracker, first, count)
-            return
+            return super().run(tracker, first, count)
         full = sum(self._rows(step) == self.batch_size for step in range(first, first + count))
         if full:
             rows = self.batch_size
@@ -81,10 +80,10 @@ class GraphTraining(FusedTraining):
                             type(exc).__name__, exc,
                         )  # fmt: skip
                         self.eager = True
-                        super().run(tracker, first, count)
-                        return
+                        return super().run(tracker, first, count)
                 graph.launch(self.stream)
             for _ in range(full):
                 self.account(rows)
         if full < count:  # the epoch's partial last batch
             super().run(tracker, first + full, count - full)
+        return count

@@ -1,6 +1,9 @@
-"""`ReferenceTraining`: the reference step driven over an epoch's batches, the interface every
-training step offers the trainer: `begin_epoch(order)`, then `run(tracker, first, count)` for
-each execution of `count` consecutive steps."""
+"""`ReferenceTraining`: the reference step driven over an epoch's batches.
+
+The interface every training step offers the trainer: `begin_epoch(order, first)`, then, while
+`more()`, `run(tracker, first, count)` for each execution of up to `count` consecutive steps
+(it returns how many ran), then `end_epoch()`. Array data (`ArrayEpochs`) always has the
+epoch's every step; a stream's epoch ends when its data does (step/streaming.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,18 @@ from gpunet import backend, inputs
 from gpunet.buffers import Buffers
 
 
-class ReferenceTraining:
+class ArrayEpochs:
+    """The parts of the epoch interface that array data makes trivial: every step of the
+    epoch is there, from any step (the order and the step index say which rows)."""
+
+    def more(self) -> bool:
+        return True
+
+    def end_epoch(self) -> None:
+        pass
+
+
+class ReferenceTraining(ArrayEpochs):
     """Batches sliced (in order) or gathered (shuffled) into kept buffers, then the xp step.
 
     Args:
@@ -27,7 +41,7 @@ class ReferenceTraining:
         self.buffers = Buffers()
         self.order = None
 
-    def begin_epoch(self, order) -> None:
+    def begin_epoch(self, order, first: int = 0) -> None:
         """The epoch's permutation (host int64), copied to a kept device buffer, or None."""
         if order is None:
             self.order = None
@@ -49,8 +63,8 @@ class ReferenceTraining:
 
         return into("x", x), into("y", y), None if w is None else into("w", w)
 
-    def run(self, tracker, first: int, count: int) -> None:
-        """Steps first .. first + count - 1 of the epoch."""
+    def run(self, tracker, first: int, count: int) -> int:
+        """Steps first .. first + count - 1 of the epoch; returns count."""
         n, world = len(self.x), self.world
         for step in range(first, first + count):
             start = step * self.batch_size
@@ -64,3 +78,4 @@ class ReferenceTraining:
                 position = (low - start, stop - start)
                 y_pred = self.step.train(xb, yb, wb, tracker.step_total(step), position)
             tracker.update(stop - start, yb, y_pred, wb)
+        return count
