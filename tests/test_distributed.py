@@ -1,23 +1,14 @@
-"""gpunet/distributed.py in one process: shards, the step on a rank's shard, the launcher's
-environment, and what data-parallel training refuses. The ranks themselves (mpirun) are in
-tests/test_distributed_mpi.py."""
+"""gpunet/distributed.py in one process: shards, the launcher's environment, deadlines, a World
+over MPI's COMM_SELF, and the CLI's lines. What a rank's training does:
+tests/test_data_parallel.py; the ranks themselves (mpirun): tests/test_distributed_mpi.py."""
 
 import sys
 
 import numpy as np
 import pytest
 
-import gpunet as gn
 from gpunet import distributed
-from gpunet.step import ReferenceStep
-from gpunet.tracker import Tracker
-
-
-def ranks(rank: int, size: int) -> distributed.World:
-    """A World's arithmetic (shards, batch sizes) for rank `rank` of `size`, with no MPI."""
-    world = object.__new__(distributed.World)
-    world.rank, world.size, world.writes = rank, size, rank == 0
-    return world
+from tests.ranks import ranks
 
 
 @pytest.fixture(autouse=True)
@@ -109,127 +100,6 @@ def test_a_bad_rank_timeout_is_one_line(monkeypatch, raw):
     assert str(error.value) == (f"GPUNET_RANK_TIMEOUT={raw!r}: expected a number of seconds > 0.")
 
 
-def _model(seed=3):
-    gn.utils.set_random_seed(seed)
-    model = gn.Sequential(
-        [
-            gn.layers.Input((5,)),
-            gn.layers.Dense(8, activation="relu", kernel_regularizer=gn.regularizers.L2(0.01)),
-            gn.layers.Dropout(0.4),
-            gn.layers.Dense(3, activation="softmax"),
-        ]
-    )
-    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.build()
-    return model
-
-
-@pytest.mark.parametrize("size, rows", [(2, 13), (3, 13), (3, 2)])
-def test_the_shards_gradients_sum_to_the_global_batch_gradient(xp, size, rows):
-    # Each rank: its rows' loss scaled by the global batch, dropout masks drawn by global
-    # position, the penalty's gradient on rank 0 alone (2 rows for 3 ranks: rank 0 has none).
-    # Summed, the global batch's gradient.
-    rs = np.random.default_rng(0)
-    x = xp.asarray(rs.standard_normal((rows, 5)).astype(np.float32))
-    y = xp.asarray(rs.integers(0, 3, rows))
-    w = xp.asarray(rs.random(rows).astype(np.float32))
-    model = _model()
-    dropout = model.layers[1]
-    start = dropout.get_stream()
-    step = ReferenceStep(model)
-    total = xp.zeros((), dtype="float64")
-    step.gradients(x, y, w, total, scale=-0.01)
-    expected = model._grads.copy()
-    expected_total = float(total)
-    expected_offset = dropout.offset
-    summed, summed_total = xp.zeros_like(expected), 0.0
-    for rank in range(size):
-        dropout.set_stream(*start)
-        step.world = ranks(rank, size)
-        low, high = step.world.shard(0, rows)
-        step.gradients(x[low:high], y[low:high], w[low:high], total, -0.01, (low, rows))
-        summed += model._grads
-        summed_total += float(total)
-        assert dropout.offset == expected_offset  # the stream moves by the global batch
-    np.testing.assert_allclose(
-        xp.asnumpy(summed) if xp is not np else summed,
-        xp.asnumpy(expected) if xp is not np else expected,
-        rtol=1e-5,
-        atol=1e-7,
-    )
-    assert summed_total == pytest.approx(expected_total, rel=1e-7)  # float32 penalties
-
-
-def test_dropout_masks_of_the_shards_are_the_global_batch_mask():
-    layer = gn.layers.Dropout(0.5, seed=11)
-    layer.build((6,))
-    x = np.ones((9, 6), np.float32)
-    whole = layer.forward(x, training=True).copy()
-    parts = []
-    for low, high in [(0, 4), (4, 9)]:
-        layer.set_stream(11, 0)
-        layer.position = (low, 9)
-        parts.append(layer.forward(x[low:high], training=True).copy())
-        assert layer.offset == 54
-    np.testing.assert_array_equal(np.concatenate(parts), whole)
-    assert 0 < (whole == 0).sum() < whole.size  # some dropped, some kept
-
-
-def test_a_checkpointed_tracker_goes_to_rank_0_alone():
-    # The checkpoint holds the sums of every rank: rank 0 takes them, the others start from 0,
-    # so the next sum over the ranks continues them (whatever the number of ranks).
-    metrics = [gn.metrics.get("accuracy", (None,), (None, 3))]
-    state = {"values": np.array([0.0, 7.0, 10.0]), "step_totals": np.array([1.5, 2.5, 0.0])}
-    for rank, values, totals in [(0, [0.0, 7.0, 10.0], [1.5, 2.5, 0.0]), (1, [0.0] * 3, [0.0] * 3)]:
-        tracker = Tracker(np, metrics, 3, ranks(rank, 2))
-        tracker.set_state(state, seen=20)
-        assert tracker.seen == 20
-        np.testing.assert_array_equal(tracker.values, values)
-        np.testing.assert_array_equal(tracker.step_totals, totals)
-
-
-def _with_two_ranks(model):
-    model._get_trainer().world = ranks(0, 2)
-    return model
-
-
-def test_data_parallel_fit_refuses_what_it_cannot_split():
-    rs = np.random.default_rng(1)
-    x, y = rs.random((20, 5), dtype=np.float32), rs.integers(0, 3, 20)
-    model = _with_two_ranks(_model())
-    with pytest.raises(ValueError) as error:
-        model.fit(x, y, batch_size=5, verbose=0)
-    assert str(error.value) == (
-        "fit: batch_size 5 is the global batch, split evenly across 2 ranks: it must be a "
-        "multiple of 2 (e.g. 4)."
-    )
-
-    def batches():
-        while True:
-            yield x[:4], y[:4]
-
-    with pytest.raises(ValueError) as error:
-        model.fit(batches(), steps_per_epoch=2, verbose=0)
-    assert str(error.value) == (
-        "fit: data-parallel training (2 ranks) takes array data; a generator cannot be split "
-        "into the ranks' shards. Pass arrays, or run one rank."
-    )
-    normalized = gn.Sequential(
-        [
-            gn.layers.Input((5,)),
-            gn.layers.Dense(4),
-            gn.layers.BatchNormalization(name="bn"),
-            gn.layers.Dense(3, activation="softmax"),
-        ]
-    )
-    normalized.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
-    normalized.build()
-    _with_two_ranks(normalized)
-    with pytest.raises(ValueError, match=r"^fit: layer bn: BatchNormalization's batch statistics"):
-        normalized.fit(x, y, batch_size=4, verbose=0)
-    assert model.optimizer.iterations == 0 and normalized.optimizer.iterations == 0
-
-
 def test_a_device_read_waits_for_the_ranks_until_the_deadline(monkeypatch):
     # An NCCL sum waits on the device for every rank: the read after it would wait forever for
     # a rank that hangs, so the world polls an event until the deadline instead.
@@ -250,21 +120,6 @@ def test_a_device_read_waits_for_the_ranks_until_the_deadline(monkeypatch):
     world.settle(np.zeros(3))  # host memory: nothing to wait for
 
 
-def test_data_parallel_evaluation_refuses_a_generator():
-    rs = np.random.default_rng(1)
-    x, y = rs.random((20, 5), dtype=np.float32), rs.integers(0, 3, 20)
-    model = _with_two_ranks(_model())
-
-    def batches():
-        yield x[:4], y[:4]
-
-    with pytest.raises(ValueError, match=r"^evaluate: data-parallel training \(2 ranks\) takes"):
-        model.evaluate(batches(), verbose=0)
-    with pytest.raises(ValueError, match=r"^fit: validation_data: data-parallel training"):
-        model.fit(x, y, batch_size=4, validation_data=batches(), validation_steps=1, verbose=0)
-    assert model.optimizer.iterations == 0
-
-
 def test_a_cupy_without_nccl_says_what_to_install(monkeypatch):
     from tests.conftest import use_standin
 
@@ -274,52 +129,6 @@ def test_a_cupy_without_nccl_says_what_to_install(monkeypatch):
         distributed._nccl_module(standin)
     assert str(error.value).startswith("data-parallel training on CuPy needs NCCL, which CuPy")
     assert str(error.value).endswith("or train on NumPy ranks with --backend numpy")
-
-
-class Alone(distributed.World):
-    """Rank `rank` of `size`, alone in this process: a sum over the ranks is this rank's own
-    part (enough to see what each rank prints and writes)."""
-
-    def __init__(self, rank: int, size: int):
-        self.rank, self.size, self.writes, self.timeout = rank, size, rank == 0, 5.0
-
-    def all_sum(self, array, out=None, what=""):
-        out = array if out is None else out
-        if out is not array:
-            out[...] = array
-        return out
-
-    def agree(self, values, what=""):
-        return [int(v) for v in values]
-
-    def from_rank_0(self, make, what=""):
-        return make()
-
-    def settle(self, array, what=""):
-        pass
-
-
-@pytest.mark.parametrize("rank", [0, 1])
-def test_rank_0_alone_prints_and_writes(monkeypatch, tmp_path, capsys, rank):
-    monkeypatch.setattr(distributed, "_world", Alone(rank, 2))
-    rs = np.random.default_rng(1)
-    x, y = rs.random((20, 5), dtype=np.float32), rs.integers(0, 3, 20)
-    model = _model()
-    callbacks = [
-        gn.callbacks.ModelCheckpoint(str(tmp_path / "best.keras")),
-        gn.callbacks.ModelCheckpoint(str(tmp_path / "full.npz")),
-        gn.callbacks.CSVLogger(str(tmp_path / "log.csv")),
-        gn.callbacks.BackupAndRestore(str(tmp_path / "backup"), delete_checkpoint=False),
-    ]
-    model.fit(x, y, batch_size=4, epochs=2, verbose=1, callbacks=callbacks)
-    model.evaluate(x, y, verbose=1)
-    written = sorted(p.name for p in tmp_path.rglob("*") if p.is_file())
-    out = capsys.readouterr().out
-    if rank == 0:
-        assert written == ["best.keras", "checkpoint.npz", "full.npz", "log.csv"]
-        assert "Epoch 2/2" in out and "accuracy" in out
-    else:
-        assert written == [] and out == ""
 
 
 @pytest.mark.parametrize(
@@ -347,3 +156,55 @@ def test_the_cli_says_what_is_wrong_with_the_ranks_in_one_line(
     err = capsys.readouterr().err
     assert err.startswith(message) and err.count("\n") == 1, err
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.fixture
+def world_of_self():
+    """A World over MPI's COMM_SELF: this process as the one rank of a real communicator, so
+    its MPI calls run (the two-rank job is in tests/test_distributed_mpi.py)."""
+    mpi4py = pytest.importorskip("mpi4py", reason="mpi4py comes with the test extra")
+    del mpi4py
+    from mpi4py import MPI
+
+    return distributed.World(MPI.COMM_SELF, timeout=5.0)
+
+
+def test_a_world_sums_agrees_and_hands_on_rank_0s_values(world_of_self):
+    world = world_of_self
+    assert (world.size, world.rank, world.local_rank, world.writes) == (1, 0, 0, True)
+    grads = np.array([1.5, -2.0], np.float32)
+    assert world.all_sum(grads) is grads and grads.tolist() == [1.5, -2.0]
+    out = np.zeros(2, np.float32)
+    assert world.all_sum(grads, out=out) is out and out.tolist() == [1.5, -2.0]
+    assert world.agree([0, 3, True]) == [0, 3, 1]
+    assert world.from_rank_0(lambda: {"run": "dir"}) == {"run": "dir"}
+    with pytest.raises(KeyError, match="gone"):
+        world.from_rank_0(lambda: {}["gone"])
+    assert world.describe()[0] == "ranks: 1"
+    assert "local rank 0 of 1" in world.describe()[1]  # and ", GPU 0" on the CuPy path
+
+
+def test_an_exception_that_does_not_pickle_reaches_the_ranks_as_its_words(world_of_self):
+    import pickle
+
+    class Local(Exception):  # a class defined in a function does not pickle
+        pass
+
+    def fail():
+        raise Local("the disk is full")
+
+    world = world_of_self
+    sent = []
+    real = world.comm
+
+    class Recording:  # COMM_SELF, keeping what rank 0 broadcasts
+        def Ibcast(self, buffer, root=0):  # noqa: N802 (mpi4py's name)
+            sent.append(bytes(buffer))
+            return real.Ibcast(buffer, root=root)
+
+    world.comm = Recording()
+    with pytest.raises(Local):  # rank 0 raises its own exception
+        world.from_rank_0(fail)
+    ok, sent_exception = pickle.loads(sent[-1])  # the other ranks get its words
+    assert ok is False and type(sent_exception) is RuntimeError
+    assert str(sent_exception) == "the disk is full"

@@ -1,0 +1,177 @@
+"""Data-parallel training as each rank runs it, in one process (gpunet/distributed.py's world
+stood in by tests/ranks.py): a rank's step on its shard, the tracker a checkpoint restores, what
+fit refuses, and that rank 0 alone prints and writes. With real ranks:
+tests/test_distributed_mpi.py."""
+
+import numpy as np
+import pytest
+
+import gpunet as gn
+from gpunet import distributed
+from gpunet.step import ReferenceStep
+from gpunet.tracker import Tracker
+from tests.ranks import Alone, ranks
+
+
+@pytest.fixture(autouse=True)
+def fresh_world(monkeypatch):
+    monkeypatch.setattr(distributed, "_world", None)
+
+
+def _model(seed=3):
+    gn.utils.set_random_seed(seed)
+    model = gn.Sequential(
+        [
+            gn.layers.Input((5,)),
+            gn.layers.Dense(8, activation="relu", kernel_regularizer=gn.regularizers.L2(0.01)),
+            gn.layers.Dropout(0.4),
+            gn.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.build()
+    return model
+
+
+@pytest.mark.parametrize("size, rows", [(2, 13), (3, 13), (3, 2)])
+def test_the_shards_gradients_sum_to_the_global_batch_gradient(xp, size, rows):
+    # Each rank: its rows' loss scaled by the global batch, dropout masks drawn by global
+    # position, the penalty's gradient on rank 0 alone (2 rows for 3 ranks: rank 0 has none).
+    # Summed, the global batch's gradient.
+    rs = np.random.default_rng(0)
+    x = xp.asarray(rs.standard_normal((rows, 5)).astype(np.float32))
+    y = xp.asarray(rs.integers(0, 3, rows))
+    w = xp.asarray(rs.random(rows).astype(np.float32))
+    model = _model()
+    dropout = model.layers[1]
+    start = dropout.get_stream()
+    step = ReferenceStep(model)
+    total = xp.zeros((), dtype="float64")
+    step.gradients(x, y, w, total, scale=-0.01)
+    expected = model._grads.copy()
+    expected_total = float(total)
+    expected_offset = dropout.offset
+    summed, summed_total = xp.zeros_like(expected), 0.0
+    for rank in range(size):
+        dropout.set_stream(*start)
+        step.world = ranks(rank, size)
+        low, high = step.world.shard(0, rows)
+        step.gradients(x[low:high], y[low:high], w[low:high], total, -0.01, (low, rows))
+        summed += model._grads
+        summed_total += float(total)
+        assert dropout.offset == expected_offset  # the stream moves by the global batch
+    np.testing.assert_allclose(
+        xp.asnumpy(summed) if xp is not np else summed,
+        xp.asnumpy(expected) if xp is not np else expected,
+        rtol=1e-5,
+        atol=1e-7,
+    )
+    assert summed_total == pytest.approx(expected_total, rel=1e-7)  # float32 penalties
+
+
+def test_dropout_masks_of_the_shards_are_the_global_batch_mask():
+    layer = gn.layers.Dropout(0.5, seed=11)
+    layer.build((6,))
+    x = np.ones((9, 6), np.float32)
+    whole = layer.forward(x, training=True).copy()
+    parts = []
+    for low, high in [(0, 4), (4, 9)]:
+        layer.set_stream(11, 0)
+        layer.position = (low, 9)
+        parts.append(layer.forward(x[low:high], training=True).copy())
+        assert layer.offset == 54
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+    assert 0 < (whole == 0).sum() < whole.size  # some dropped, some kept
+
+
+def test_a_checkpointed_tracker_goes_to_rank_0_alone():
+    # The checkpoint holds the sums of every rank: rank 0 takes them, the others start from 0,
+    # so the next sum over the ranks continues them (whatever the number of ranks).
+    metrics = [gn.metrics.get("accuracy", (None,), (None, 3))]
+    state = {"values": np.array([0.0, 7.0, 10.0]), "step_totals": np.array([1.5, 2.5, 0.0])}
+    for rank, values, totals in [(0, [0.0, 7.0, 10.0], [1.5, 2.5, 0.0]), (1, [0.0] * 3, [0.0] * 3)]:
+        tracker = Tracker(np, metrics, 3, ranks(rank, 2))
+        tracker.set_state(state, seen=20)
+        assert tracker.seen == 20
+        np.testing.assert_array_equal(tracker.values, values)
+        np.testing.assert_array_equal(tracker.step_totals, totals)
+
+
+def _with_two_ranks(model):
+    model._get_trainer().world = ranks(0, 2)
+    return model
+
+
+def test_data_parallel_fit_refuses_what_it_cannot_split():
+    rs = np.random.default_rng(1)
+    x, y = rs.random((20, 5), dtype=np.float32), rs.integers(0, 3, 20)
+    model = _with_two_ranks(_model())
+    with pytest.raises(ValueError) as error:
+        model.fit(x, y, batch_size=5, verbose=0)
+    assert str(error.value) == (
+        "fit: batch_size 5 is the global batch, split evenly across 2 ranks: it must be a "
+        "multiple of 2 (e.g. 4)."
+    )
+
+    def batches():
+        while True:
+            yield x[:4], y[:4]
+
+    with pytest.raises(ValueError) as error:
+        model.fit(batches(), steps_per_epoch=2, verbose=0)
+    assert str(error.value) == (
+        "fit: data-parallel training (2 ranks) takes array data; a generator cannot be split "
+        "into the ranks' shards. Pass arrays, or run one rank."
+    )
+    normalized = gn.Sequential(
+        [
+            gn.layers.Input((5,)),
+            gn.layers.Dense(4),
+            gn.layers.BatchNormalization(name="bn"),
+            gn.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    normalized.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    normalized.build()
+    _with_two_ranks(normalized)
+    with pytest.raises(ValueError, match=r"^fit: layer bn: BatchNormalization's batch statistics"):
+        normalized.fit(x, y, batch_size=4, verbose=0)
+    assert model.optimizer.iterations == 0 and normalized.optimizer.iterations == 0
+
+
+def test_data_parallel_evaluation_refuses_a_generator():
+    rs = np.random.default_rng(1)
+    x, y = rs.random((20, 5), dtype=np.float32), rs.integers(0, 3, 20)
+    model = _with_two_ranks(_model())
+
+    def batches():
+        yield x[:4], y[:4]
+
+    with pytest.raises(ValueError, match=r"^evaluate: data-parallel training \(2 ranks\) takes"):
+        model.evaluate(batches(), verbose=0)
+    with pytest.raises(ValueError, match=r"^fit: validation_data: data-parallel training"):
+        model.fit(x, y, batch_size=4, validation_data=batches(), validation_steps=1, verbose=0)
+    assert model.optimizer.iterations == 0
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_rank_0_alone_prints_and_writes(monkeypatch, tmp_path, capsys, rank):
+    monkeypatch.setattr(distributed, "_world", Alone(rank, 2))
+    rs = np.random.default_rng(1)
+    x, y = rs.random((20, 5), dtype=np.float32), rs.integers(0, 3, 20)
+    model = _model()
+    callbacks = [
+        gn.callbacks.ModelCheckpoint(str(tmp_path / "best.keras")),
+        gn.callbacks.ModelCheckpoint(str(tmp_path / "full.npz")),
+        gn.callbacks.CSVLogger(str(tmp_path / "log.csv")),
+        gn.callbacks.BackupAndRestore(str(tmp_path / "backup"), delete_checkpoint=False),
+    ]
+    model.fit(x, y, batch_size=4, epochs=2, verbose=1, callbacks=callbacks)
+    model.evaluate(x, y, verbose=1)
+    written = sorted(p.name for p in tmp_path.rglob("*") if p.is_file())
+    out = capsys.readouterr().out
+    if rank == 0:
+        assert written == ["best.keras", "checkpoint.npz", "full.npz", "log.csv"]
+        assert "Epoch 2/2" in out and "accuracy" in out
+    else:
+        assert written == [] and out == ""
