@@ -77,7 +77,18 @@ def main(folder: str, mode: str) -> None:
     else:
         _, records = ledger.record_fit(model, x, y, **fit)
         steps = [
-            {k: r[k] for k in ("epoch", "collectives", "syncs", "allocs", "synced")}
+            {
+                k: r[k]
+                for k in (
+                    "epoch",
+                    "collectives",
+                    "syncs",
+                    "allocs",
+                    "synced",
+                    "launches",
+                    "graph_launches",
+                )
+            }  # fmt: skip
             | {"alloc_sites": sorted(r["sites"]["allocs"])}
             for r in records
         ]
