@@ -29,14 +29,16 @@ cat >> "$work/pyproject.toml" <<TOML
 source_paths = ["gpunet"]
 only_mutate = [${only%, }]
 also_copy = ["configs", "Dockerfile", ".hadolint.yaml", "README.md", "scripts", "bench"]
-pytest_add_cli_args = ["-m", "not slow", "-q", "-x", "-p", "no:cacheprovider",
+pytest_add_cli_args = ["-m", "not slow and not mpi", "-q", "-x", "-p", "no:cacheprovider",
                        "--ignore=tests/test_style.py", "--ignore=tests/test_packaging.py"]
 pytest_add_cli_args_test_selection = [$(printf '"%s", ' ${TESTS:-tests} | sed 's/, $//')]
 TOML
 cd "$work"
 export GPUNET_TEST_BACKEND=standin
+# mutmut records each result as it goes: a crash at its exit (seen once) loses none of them.
 # shellcheck disable=SC2086  # MUTANTS: space-separated name patterns, split on purpose
-"$root/.venv/bin/mutmut" run ${MUTANTS:-} > mutmut-run.log 2>&1 || { tail -40 mutmut-run.log; exit 1; }
+"$root/.venv/bin/mutmut" run ${MUTANTS:-} > mutmut-run.log 2>&1 \
+  || echo "mutation: mutmut exited with $? (its results so far follow)" >&2
 "$root/.venv/bin/mutmut" results --all true > results.txt 2>/dev/null || true
 kept="${MUTATION_RESULTS:-/tmp/mutation-results.txt}"  # kept: the results, and each survivor's diff
 cp results.txt "$kept"

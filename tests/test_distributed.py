@@ -169,6 +169,7 @@ def world_of_self():
     return distributed.World(MPI.COMM_SELF, timeout=5.0)
 
 
+@pytest.mark.mpi
 def test_a_world_sums_agrees_and_hands_on_rank_0s_values(world_of_self):
     world = world_of_self
     assert (world.size, world.rank, world.local_rank, world.writes) == (1, 0, 0, True)
@@ -184,6 +185,7 @@ def test_a_world_sums_agrees_and_hands_on_rank_0s_values(world_of_self):
     assert "local rank 0 of 1" in world.describe()[1]  # and ", GPU 0" on the CuPy path
 
 
+@pytest.mark.mpi
 def test_an_exception_that_does_not_pickle_reaches_the_ranks_as_its_words(world_of_self):
     import pickle
 

@@ -127,6 +127,7 @@ def test_a_copy_is_asynchronous_only_from_pinned_memory_on_a_stream_and_event_wa
         stream.wait_event(object())
 
 
+@pytest.mark.mpi
 def test_nccl_all_reduce_sums_over_the_ranks_in_place_and_in_a_graph():
     # One process is a job of one rank: the sum is the value; what is checked is CuPy's call
     # (pointers, count, NCCL's type and op codes, the stream), the counting, and the capture.
