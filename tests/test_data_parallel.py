@@ -175,3 +175,66 @@ def test_rank_0_alone_prints_and_writes(monkeypatch, tmp_path, capsys, rank):
         assert "Epoch 2/2" in out and "accuracy" in out
     else:
         assert written == [] and out == ""
+
+
+def test_a_ranks_reference_training_takes_its_shard_of_each_batch_of_the_order(monkeypatch):
+    # Rank 1 of 2, batches of 4 over 13 rows: its shard of each batch of the epoch's order,
+    # and the shard's place in the batch; the tracker counts the global rows.
+    monkeypatch.setattr(distributed, "_world", Alone(1, 2))
+    gn.backend.set_backend("numpy")
+    from gpunet.step import ReferenceTraining
+
+    rs = np.random.default_rng(4)
+    x = np.arange(13 * 5, dtype=np.float32).reshape(13, 5)
+    y, w = rs.integers(0, 3, 13), rs.random(13).astype(np.float32)
+    order = rs.permutation(13)
+    model = _model()
+    step = ReferenceStep(model)
+    calls = []
+
+    def train(xb, yb, wb, total, position=None):
+        calls.append((xb.copy(), yb.copy(), wb.copy(), position))
+        total[...] = 1.0
+        return np.full((len(xb), 3), 1 / 3, np.float32)
+
+    monkeypatch.setattr(step, "train", train)
+    training = ReferenceTraining(step, x, y, w, 4)
+    training.begin_epoch(order, 0)
+    tracker = Tracker(np, [], 4, Alone(1, 2))
+    assert training.run(tracker, 0, 4) == 4 and training.more()
+    expected = [(2, 4, 0, 4), (6, 8, 4, 4), (10, 12, 8, 4), (12, 13, 12, 1)]
+    for (xb, yb, wb, position), (low, high, start, rows) in zip(calls, expected):
+        rows_of = order[low:high]
+        np.testing.assert_array_equal(xb, x[rows_of])
+        np.testing.assert_array_equal(yb, y[rows_of])
+        np.testing.assert_array_equal(wb, w[rows_of])
+        assert position == (low - start, rows)
+    assert len(calls) == 4 and tracker.seen == 13
+    np.testing.assert_array_equal(tracker.step_totals, [1.0] * 4)
+
+
+class _Recording(Alone):
+    def __init__(self, rank, size):
+        super().__init__(rank, size)
+        self.sums = []
+
+    def all_sum(self, array, out=None, what=""):
+        self.sums.append((array, what))
+        return super().all_sum(array, out, what)
+
+
+def test_a_ranks_step_sums_the_flat_gradient_once_before_the_update(monkeypatch):
+    world = _Recording(0, 2)
+    monkeypatch.setattr(distributed, "_world", world)
+    gn.backend.set_backend("numpy")
+    model = _model()
+    step = ReferenceStep(model)
+    seen = []
+    monkeypatch.setattr(
+        model.optimizer, "apply", lambda params, grads, scale: seen.append(len(world.sums))
+    )
+    x = np.ones((4, 5), np.float32)
+    step.train(x[:2], np.zeros(2, int), None, np.zeros((), "float64"), (0, 4))
+    assert seen == [1]  # summed, then applied
+    ((array, what),) = world.sums
+    assert array is model._grads and what == "a step's gradient all-reduce"
