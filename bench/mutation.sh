@@ -49,5 +49,10 @@ killed=$(grep -c ': killed$' results.txt || true)
 survived=$(grep -c ': survived$' results.txt || true)
 other=$(grep -vc -e ': killed$' -e ': survived$' results.txt || true)
 grep ': survived$' results.txt || true
+if [ $((killed + survived)) -eq 0 ]; then
+  echo "mutation: no mutant was checked (other $other); the end of mutmut's log:" >&2
+  tail -20 mutmut-run.log >&2
+  exit 1
+fi
 echo "mutation: killed $killed, survived $survived, other $other;" \
   "score $(( 100 * killed / (killed + survived) ))% of the checked mutants"

@@ -194,7 +194,7 @@ def test_a_ranks_reference_training_takes_its_shard_of_each_batch_of_the_order(m
 
     def train(xb, yb, wb, total, position=None):
         calls.append((xb.copy(), yb.copy(), wb.copy(), position))
-        total[...] = 1.0
+        total[...] = len(calls)  # into this step's slot
         return np.full((len(xb), 3), 1 / 3, np.float32)
 
     monkeypatch.setattr(step, "train", train)
@@ -210,7 +210,7 @@ def test_a_ranks_reference_training_takes_its_shard_of_each_batch_of_the_order(m
         np.testing.assert_array_equal(wb, w[rows_of])
         assert position == (low - start, rows)
     assert len(calls) == 4 and tracker.seen == 13
-    np.testing.assert_array_equal(tracker.step_totals, [1.0] * 4)
+    np.testing.assert_array_equal(tracker.step_totals, [1.0, 2.0, 3.0, 4.0])
 
 
 class _Recording(Alone):
@@ -238,3 +238,20 @@ def test_a_ranks_step_sums_the_flat_gradient_once_before_the_update(monkeypatch)
     assert seen == [1]  # summed, then applied
     ((array, what),) = world.sums
     assert array is model._grads and what == "a step's gradient all-reduce"
+
+
+@pytest.mark.parametrize(
+    "n, size, empty",
+    [(801, 2, True), (802, 2, False), (804, 2, False), (800, 2, False), (802, 3, True)],
+)
+def test_the_fused_step_is_not_chosen_where_a_shard_would_be_empty(n, size, empty):
+    from gpunet.step import _empty_shard
+
+    reason = _empty_shard(ranks(0, size), n, 16)
+    if not empty:
+        assert reason is None
+    else:
+        assert reason == (
+            f"the last batch of the epoch has {n % 16} rows for {size} ranks, so some rank's "
+            "shard is empty"
+        )
