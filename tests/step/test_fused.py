@@ -184,7 +184,10 @@ def test_the_fused_step_trains_as_the_reference_step(name, cupy_path):
     reference = _fit(CASES[name], _numpy)
     fused = _fit(CASES[name], switch)
     expected = "FusedTraining" if name == "subclassed-optimizer-xp-update" else "GraphTraining"
-    assert type(fused[0]._trainer.training).__name__ == expected
+    training = fused[0]._trainer.training
+    assert type(training).__name__ == expected
+    # Every buffer a capture needs was made before it (clipping's too): else it ran eagerly.
+    assert expected == "FusedTraining" or (training.captures >= 1 and not training.eager)
     _assert_alike(reference, fused, rtol=max(rtol, 1e-5))
 
 
@@ -196,6 +199,30 @@ def test_sample_weights_order_and_a_partial_last_batch(weighted, shuffle, batch_
     reference = _fit(case, _numpy, weighted, shuffle, batch_size)
     fused = _fit(case, switch, weighted, shuffle, batch_size)
     _assert_alike(reference, fused, rtol=max(rtol, 1e-5))
+
+
+@pytest.mark.parametrize("route", ["eager", "reference"])
+def test_sample_weights_reach_every_route_the_cupy_step_takes(route, cupy_path):
+    # The fused step without graphs, and the reference step where the fused one cannot take
+    # the model (a frozen layer): each trains with the weights as NumPy does.
+    switch, rtol = cupy_path
+
+    def weighted_fit(backend_switch):
+        backend_switch()
+        x, labels = _data()
+        model = _model(graphs=route != "eager", **CASES["w2-dropout-adam"])
+        if route == "reference":
+            model.layers[0].trainable = False
+            model.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])
+        weights = np.random.default_rng(5).random(len(x)).astype(np.float32)
+        history = model.fit(x, labels, batch_size=64, epochs=2, verbose=0, sample_weight=weights)
+        return model, history.history, model.get_weights()
+
+    reference = weighted_fit(_numpy)
+    cupy = weighted_fit(switch)
+    expected = {"eager": "FusedTraining", "reference": "ReferenceTraining"}[route]
+    assert type(cupy[0]._trainer.training).__name__ == expected
+    _assert_alike(reference, cupy, rtol=max(rtol, 1e-5))
 
 
 def test_without_cublaslt_the_step_uses_cupys_gemms_eagerly_and_says_so(monkeypatch, caplog):
