@@ -17,8 +17,8 @@ job ends (MPI Abort).
 from __future__ import annotations
 
 import importlib
+import json
 import os
-import pickle
 import sys
 import time
 
@@ -40,6 +40,11 @@ BUSY_SECONDS = 0.05  # how long a wait polls without sleeping
 
 class DistributedError(RuntimeError):
     """The ranks cannot start or go on together; the message says why and what to do."""
+
+
+class RankZeroError(ValueError):
+    """What rank 0 failed to do for every rank (its own exception is raised on rank 0; the
+    others get its words: rank 0 says what was wrong)."""
 
 
 def _launcher_says(names: tuple, default: int) -> int:
@@ -142,8 +147,25 @@ class World(Single):
         )
         if backend.get_backend() == "cupy":
             mine += f", GPU {backend.xp().cuda.Device().id}"
-        lines = self.comm.gather(mine, root=0)
+        lines = [self._gather_text(mine, other) for other in range(self.size)]
         return [f"ranks: {self.size}"] + lines if self.writes else []
+
+    def _gather_text(self, mine: str, source: int) -> str:
+        """Rank `source`'s line on rank 0 (the others send theirs): plain UTF-8 bytes."""
+        if self.rank == source:
+            if self.rank == 0:
+                return mine
+            data = mine.encode()
+            self.comm.Send(np.array([len(data)], np.int64), dest=0, tag=2)
+            self.comm.Send(np.frombuffer(data, np.uint8), dest=0, tag=3)
+            return mine
+        if self.rank != 0:
+            return ""
+        size = np.empty(1, np.int64)
+        self.comm.Recv(size, source=source, tag=2)
+        data = np.empty(int(size[0]), np.uint8)
+        self.comm.Recv(data, source=source, tag=3)
+        return data.tobytes().decode()
 
     def shard(self, start: int, stop: int) -> tuple[int, int]:
         return shard_rows(start, stop, self.rank, self.size)
@@ -178,18 +200,16 @@ class World(Single):
         return [int(v) for v in found]
 
     def from_rank_0(self, make, what: str = "a value from rank 0"):
-        """make(), called on rank 0 alone (it creates a file, say); its result, or the
-        exception it raised, reaches every rank (each raises it)."""
+        """make(), called on rank 0 alone (it creates a file, say): its result (JSON: a path, a
+        list of ints) on every rank; if it raised, rank 0 raises its exception and the others
+        a RankZeroError with its words. Nothing is unpickled."""
         failure = None
         if self.rank == 0:
             try:
-                payload = pickle.dumps((True, make()))
+                payload = json.dumps({"value": make()}).encode()
             except Exception as exc:
                 failure = exc
-                try:
-                    payload = pickle.dumps((False, exc))
-                except Exception:  # an exception that does not pickle: its words do
-                    payload = pickle.dumps((False, RuntimeError(str(exc))))
+                payload = json.dumps({"error": str(exc)}).encode()
         else:
             payload = b""
         size = np.array([len(payload)], dtype=np.int64)
@@ -198,19 +218,20 @@ class World(Single):
         self._wait(self.comm.Ibcast(buffer, root=0), what)
         if failure is not None:
             raise failure
-        ok, value = pickle.loads(bytes(buffer))
-        if not ok:
-            raise value
-        return value
+        found = json.loads(bytes(buffer))
+        if "error" in found:
+            raise RankZeroError(found["error"])
+        return found["value"]
 
     def prepare_device(self, xp) -> None:
         """The NCCL communicator of the ranks' devices, made now (before a CUDA graph capture,
         which cannot hold its setup)."""
         if self._nccl is None:
             nccl = _nccl_module(xp)
-            unique_id = nccl.get_unique_id() if self.rank == 0 else None
-            unique_id = self.comm.bcast(unique_id, root=0)
-            self._nccl = nccl.NcclCommunicator(self.size, unique_id, self.rank)
+            unique_id = self.from_rank_0(
+                lambda: list(nccl.get_unique_id()), "the NCCL communicator's unique id"
+            )
+            self._nccl = nccl.NcclCommunicator(self.size, tuple(unique_id), self.rank)
 
     def _device_sum(self, array, out) -> None:
         from gpunet import backend
@@ -261,14 +282,18 @@ class World(Single):
     def _end_job(self, what: str) -> None:
         """Name the ranks that did not answer (the lowest answering rank says it), then end
         every rank."""
-        for other in range(self.size):
-            if other != self.rank:
-                self._roll.isend(self.rank, dest=other, tag=1)
-        heard = {self.rank}
+        mine = np.array([self.rank], np.int64)
+        _sends = [  # left pending: Abort ends every rank
+            self._roll.Isend(mine, dest=other, tag=1)
+            for other in range(self.size)
+            if other != self.rank
+        ]
+        heard, answer = {self.rank}, np.empty(1, np.int64)
         listen_until = time.monotonic() + ROLL_CALL_SECONDS
         while time.monotonic() < listen_until:
-            while self._roll.iprobe(source=self._mpi.ANY_SOURCE, tag=1):
-                heard.add(self._roll.recv(source=self._mpi.ANY_SOURCE, tag=1))
+            while self._roll.Iprobe(source=self._mpi.ANY_SOURCE, tag=1):
+                self._roll.Recv(answer, source=self._mpi.ANY_SOURCE, tag=1)
+                heard.add(int(answer[0]))
             time.sleep(0.01)
         silent = sorted(set(range(self.size)) - heard)
         if self.rank == min(heard):
