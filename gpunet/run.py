@@ -204,10 +204,12 @@ def train(
         shutil.rmtree(run_dir, ignore_errors=True)  # nothing to resume: leave nothing behind
     if outcome.signal is not None or outcome.diverged_at is not None:
         return outcome  # the checkpoint holds the last good state; nothing else is replaced
+    # A signal after the last step's agreement came too late to stop training: like one
+    # while the results are written, it is obeyed once they are.
     with _signals_deferred() as received:
         _write_results(cfg, config_path, run_dir, model, data, history, recorder, quiet)
     outcome.finished = True
-    outcome.signal = received[0] if received else None
+    outcome.signal = saver.signal_pending or (received[0] if received else None)
     return outcome
 
 

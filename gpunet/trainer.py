@@ -142,7 +142,7 @@ class Trainer:
         readers = {
             name: (lambda name=name: tracker.read(fresh=not parallel)[name]) for name in names
         }
-        signalled = [c for c in user if hasattr(c, "signal_received")]  # TrainingCheckpoint
+        signalled = [c for c in user if hasattr(c, "signal_pending")]  # TrainingCheckpoint
         last_refresh, refresh_due = -float("inf"), True
         # A diverging run overflows to inf/NaN: TerminateOnNaN and the logs report it, rather
         # than a NumPy warning from every ufunc.
@@ -210,7 +210,7 @@ class Trainer:
         """The ranks' agreement after a step: any rank stopping stops all, a signal any rank
         received reaches each one's checkpoint callback (which acts on it at the next step),
         and rank 0's clock says whether the next step refreshes (returned)."""
-        pending = max((c.signal_received or 0 for c in signalled), default=0)
+        pending = max((c.signal_pending or 0 for c in signalled), default=0)
         wanted = self.world.rank == 0 and self.clock() - last_refresh >= REFRESH_INTERVAL
         refresh, stop, interrupted, signal = self.world.agree(
             [wanted, model.stop_training, model.interrupted, pending]

@@ -3,6 +3,8 @@ stood in by tests/ranks.py): a rank's step on its shard, the tracker a checkpoin
 fit refuses, and that rank 0 alone prints and writes. With real ranks:
 tests/test_distributed_mpi.py."""
 
+import signal
+
 import numpy as np
 import pytest
 
@@ -255,3 +257,61 @@ def test_the_fused_step_is_not_chosen_where_a_shard_would_be_empty(n, size, empt
             f"the last batch of the epoch has {n % 16} rows for {size} ranks, so some rank's "
             "shard is empty"
         )
+
+
+class _Partnered(Alone):
+    """Rank `rank` of 2, whose partner's part of each agreement is scripted: it wants a refresh
+    at every step, stops when this rank does, and reports SIGINT from agreement
+    `partner_signalled` on. Records every exchange, in order."""
+
+    def __init__(self, rank, partner_signalled):
+        super().__init__(rank, 2)
+        self.partner_signalled, self.exchanges, self.agreements = partner_signalled, [], 0
+
+    def all_sum(self, array, out=None, what=""):
+        self.exchanges.append(what)
+        return super().all_sum(array, out, what)
+
+    def agree(self, values, what=""):
+        self.exchanges.append(what)
+        signalled = self.agreements >= self.partner_signalled
+        partner = [1, values[1], values[2], int(signal.SIGINT) if signalled else 0]
+        self.agreements += 1
+        return [max(int(a), int(b)) for a, b in zip(values, partner)]
+
+
+class _SignalDuring(gn.callbacks.Callback):
+    """SIGINT to this process while step `step` runs (after the agreement that ends the step
+    before it)."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch == self.step:
+            signal.raise_signal(signal.SIGINT)
+
+
+def test_a_signal_is_obeyed_at_the_step_the_ranks_agree_on(monkeypatch, tmp_path):
+    # mpirun hands SIGINT to each rank at its own moment: here rank 0 gets it while step 3
+    # runs (before the agreement after that step), rank 1 while step 4 runs. Both must
+    # checkpoint after step 4, the step the agreement names: a rank that checkpointed alone
+    # would sum its tracker while the other sums a gradient, and the job would hang.
+    from gpunet.callbacks.checkpoints import TrainingCheckpoint
+
+    rs = np.random.default_rng(1)
+    x, y = rs.random((40, 5), dtype=np.float32), rs.integers(0, 3, 40)
+    exchanges = []
+    for rank, signalled_during, partner_signalled in [(0, 3, 4), (1, 4, 3)]:
+        world = _Partnered(rank, partner_signalled)
+        monkeypatch.setattr(distributed, "_world", world)
+        model = _model()
+        saver = TrainingCheckpoint(str(tmp_path / f"checkpoint{rank}.npz"))
+        callbacks = [_SignalDuring(signalled_during), saver]
+        model.fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=callbacks)
+        assert saver.signal_received == signal.SIGINT and model.interrupted
+        assert model.optimizer.iterations == 5  # steps 0 to 4, then the checkpoint
+        assert world.agreements == 5
+        exchanges.append(world.exchanges)
+    assert exchanges[0] == exchanges[1]

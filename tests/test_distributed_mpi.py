@@ -247,6 +247,21 @@ def _start_long_run(workdir, output, config="long.yaml", **env):
     pytest.fail("no checkpoint appeared within 120 s")
 
 
+def _finish(process, marker: str, timeout: float) -> str:
+    """The job's stderr once it ends; past `timeout`, its launcher and ranks are killed and
+    reaped here (a job left running would fail a later test, through its warnings)."""
+    try:
+        return process.communicate(timeout=timeout)[1]
+    except subprocess.TimeoutExpired:
+        process.kill()
+        for rank in (0, 1):
+            pid = _rank_pid(marker, rank)
+            if pid is not None:
+                os.kill(pid, signal.SIGKILL)
+        process.communicate(timeout=30)
+        raise
+
+
 @pytest.mark.parametrize("how", ["killed", "hung"])
 def test_a_rank_that_dies_or_hangs_ends_the_job_and_the_checkpoint_loads(workdir, tmp_path, how):
     # A hung rank on NumPy: the stand-in's NCCL sums on the host and waits there, where a GPU
@@ -259,9 +274,8 @@ def test_a_rank_that_dies_or_hangs_ends_the_job_and_the_checkpoint_loads(workdir
     os.kill(pid, signal.SIGKILL if how == "killed" else signal.SIGSTOP)
     started = time.monotonic()
     try:
-        _, err = process.communicate(timeout=60)
+        err = _finish(process, str(tmp_path), timeout=60)
     finally:
-        process.kill()
         if how == "hung" and os.path.exists(f"/proc/{pid}"):
             os.kill(pid, signal.SIGKILL)
     assert time.monotonic() - started < 30
@@ -286,7 +300,7 @@ def test_ctrl_c_checkpoints_every_rank_at_one_step_and_two_ranks_resume_bit_for_
     assert straight.returncode == 0, straight.stderr
     process, run_dir = _start_long_run(workdir, tmp_path / "stopped", config="medium.yaml")
     process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=120)
+    err = _finish(process, str(tmp_path / "stopped"), timeout=120)
     assert process.returncode == 130, err
     assert err.count("SIGINT: stopped after the current step; checkpoint written to") == 1
     assert "Traceback" not in err

@@ -8,6 +8,7 @@ import signal
 import numpy as np
 import pytest
 
+import gpunet as gn
 from gpunet import config, run, runs
 from gpunet.datasets.idx import DataError
 
@@ -135,6 +136,19 @@ def test_a_signal_while_the_results_are_written_waits_for_them(folder, monkeypat
     files = set(os.listdir(outcome.run_dir))
     assert {"weights.npz", "history.csv", "metrics.json", "curves.png"} <= files
     assert signal.getsignal(signum) == before  # handlers put back
+
+
+def test_a_signal_after_the_last_step_lets_the_results_be_written(folder):
+    # The last step has ended (and, under MPI, the ranks' last agreement): too late to stop
+    # training, so the signal waits for the results, as one during their writing does.
+    late = gn.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: (
+            os.kill(os.getpid(), signal.SIGTERM) if epoch == 1 else None
+        )
+    )
+    outcome = _train(folder, _config(folder), extra_callbacks=[late])
+    assert outcome.finished and outcome.signal == signal.SIGTERM
+    assert {"weights.npz", "metrics.json"} <= set(os.listdir(outcome.run_dir))
 
 
 def test_the_cli_says_a_late_signal_left_the_results_complete(folder, monkeypatch, capsys):

@@ -204,6 +204,11 @@ class TrainingCheckpoint(Callback):
     never replaces the last good checkpoint), and, on SIGINT or SIGTERM, at the end of the
     current step, after which training stops (`signal_received` says which signal).
 
+    Under MPI the handler only records the signal (`signal_pending`): it reaches each rank at
+    its own moment, and every rank checkpoints at the step their agreement names (the trainer
+    sets `signal_received` on each), so no rank sums its tracker while another sums a
+    gradient. Alone, the signal is obeyed at the end of the step it arrived in.
+
     Args:
         path: the checkpoint file.
         config: the resolved config, kept in the checkpoint.
@@ -214,15 +219,16 @@ class TrainingCheckpoint(Callback):
     def __init__(self, path: str, config: dict | None = None):
         super().__init__()
         self.path, self.config = path, config
-        self.signal_received = None
+        self.signal_received = None  # the signal training stops for
+        self.signal_pending = None  # the signal received, not yet agreed on (under MPI)
         self.saved_epoch = None  # epochs done in the newest checkpoint written
         self._previous = {}
 
     def _handle(self, signum, frame):
-        self.signal_received = signum
+        self.signal_pending = signum
 
     def on_train_begin(self, logs=None):
-        self.signal_received = None
+        self.signal_received = self.signal_pending = None
         # A process killed mid-write leaves its temporary file; the checkpoint itself is whole.
         folder, name = os.path.split(os.path.abspath(self.path))
         if distributed.world().writes:
@@ -236,6 +242,8 @@ class TrainingCheckpoint(Callback):
         self.saved_epoch = self.model._fit_progress.epoch
 
     def on_train_batch_end(self, batch, logs=None):
+        if self.signal_received is None and distributed.world().size == 1:
+            self.signal_received = self.signal_pending
         if self.signal_received is not None:
             self._save()
             self.model.stop_training = self.model.interrupted = True
