@@ -6,8 +6,12 @@ It follows cuBLASLt's documented semantics (column-major matrices, D = alpha op(
 beta C, then the epilogue) and refuses what cuBLASLt refuses or what would corrupt memory on
 a GPU: a workspace smaller than the algorithm asked for, a ReLU mask whose leading dimension
 is not a multiple of 128 bits or is shorter than D's rows, an epilogue pointer left unset, a
-launch on another stream than the current one. A `matmul` is one launch in the stand-in's
-ledger, and, unlike CuPy's cuBLAS calls, it may be captured into a graph.
+launch on another stream than the current one, a null pointer for a value it reads, a handle,
+descriptor or layout it did not create (or of another kind), an algorithm count that is not a
+positive int. Its heuristic, like cuBLASLt's, may pick an algorithm that uses all the
+workspace the preference allows (this one's takes up to 32 MiB), so a preference read wrongly
+shows in the plan. A `matmul` is one launch in the stand-in's ledger, and, unlike CuPy's
+cuBLAS calls, it may be captured into a graph.
 
 Attribute values are cuBLASLt's own (cublasLt.h), so code written against this module uses
 the real enum values.
@@ -68,19 +72,31 @@ _DESC_DTYPES = {
 }
 CUDA_R_32F, CUDA_R_16BF, COMPUTE_32F, COMPUTE_32F_FAST_TF32 = 0, 14, 68, 77
 _RELU_AUX_BIAS = Epilogue.RELU_AUX_BIAS
-REQUIRED_WORKSPACE = 1 << 20  # what this stand-in's "algorithm" asks for
+REQUIRED_WORKSPACE = 1 << 20  # the least workspace this stand-in's algorithms run with
+PREFERRED_WORKSPACE = 32 << 20  # what its fastest algorithm would use
 
 _objects: dict = {}
+_kinds: dict = {}  # handle -> what it is: "handle", "descriptor", "layout", "preference", ...
 _ids = itertools.count(1)
 
 
-def _new(value) -> int:
+def _new(value, kind: str) -> int:
     handle = next(_ids)
-    _objects[handle] = value
+    _objects[handle], _kinds[handle] = value, kind
     return handle
 
 
+def _live(handle, kind: str, where: str):
+    """The object behind `handle`, which must be a live one of this kind (cuBLASLt would read
+    whatever lies there)."""
+    if not isinstance(handle, int) or _kinds.get(handle) != kind:
+        raise ValueError(f"{where}: {handle!r} is not a {kind} this cuBLASLt created")
+    return _objects[handle]
+
+
 def _read(ptr: int, size: int, dtype):
+    if not isinstance(ptr, int) or ptr == 0:
+        raise ValueError(f"a value is read from address {ptr!r}: a null or non-integer pointer")
     return np.frombuffer(ctypes.string_at(ptr, size), dtype=dtype)[0]
 
 
@@ -98,7 +114,7 @@ def _matrix(ptr: int, layout: dict):
 
 
 def create() -> int:
-    return _new("handle")
+    return _new(None, "handle")
 
 
 def get_matmul_desc_attribute_dtype(attr):
@@ -106,7 +122,9 @@ def get_matmul_desc_attribute_dtype(attr):
 
 
 def get_matmul_preference_attribute_dtype(attr):
-    return np.uint64
+    return {MatmulPreferenceAttribute.MAX_WORKSPACE_BYTES: np.uint64}[
+        MatmulPreferenceAttribute(attr)
+    ]
 
 
 def matmul_desc_create(compute_type: int, scale_type: int) -> int:
@@ -115,7 +133,7 @@ def matmul_desc_create(compute_type: int, scale_type: int) -> int:
     return _new({MatmulDescAttribute.TRANSA: 0, MatmulDescAttribute.TRANSB: 0,
                  MatmulDescAttribute.EPILOGUE: int(Epilogue.DEFAULT),
                  MatmulDescAttribute.POINTER_MODE: 0,
-                 "tf32": compute_type != COMPUTE_32F})  # fmt: skip
+                 "tf32": compute_type != COMPUTE_32F}, "descriptor")  # fmt: skip
 
 
 def matmul_desc_set_attribute(desc: int, attr: int, buf: int, size: int) -> None:
@@ -123,7 +141,7 @@ def matmul_desc_set_attribute(desc: int, attr: int, buf: int, size: int) -> None
     dtype = np.dtype(_DESC_DTYPES[attr])
     if size != dtype.itemsize:
         raise ValueError(f"attribute {attr.name}: {size} bytes given, {dtype.itemsize} expected")
-    _objects[desc][attr] = int(_read(buf, size, dtype))
+    _live(desc, "descriptor", "matmul_desc_set_attribute")[attr] = int(_read(buf, size, dtype))
 
 
 def matrix_layout_create(dtype: int, rows: int, cols: int, ld: int) -> int:
@@ -131,15 +149,22 @@ def matrix_layout_create(dtype: int, rows: int, cols: int, ld: int) -> int:
         raise ValueError("the stand-in takes float32 and bfloat16 matrices only")
     if ld < rows:
         raise ValueError(f"leading dimension {ld} < rows {rows}")
-    return _new({"rows": int(rows), "cols": int(cols), "ld": int(ld), "type": int(dtype)})
+    layout = {"rows": int(rows), "cols": int(cols), "ld": int(ld), "type": int(dtype)}
+    return _new(layout, "layout")
 
 
 def matmul_preference_create() -> int:
-    return _new({})
+    return _new({}, "preference")
 
 
 def matmul_preference_set_attribute(pref: int, attr: int, buf: int, size: int) -> None:
-    _objects[pref][MatmulPreferenceAttribute(attr)] = int(_read(buf, size, np.uint64))
+    attr = MatmulPreferenceAttribute(attr)
+    dtype = np.dtype(get_matmul_preference_attribute_dtype(attr))
+    if size != dtype.itemsize:
+        raise ValueError(f"attribute {attr.name}: {size} bytes given, {dtype.itemsize} expected")
+    _live(pref, "preference", "matmul_preference_set_attribute")[attr] = int(
+        _read(buf, size, dtype)
+    )
 
 
 class MatmulHeuristicResult:
@@ -148,7 +173,7 @@ class MatmulHeuristicResult:
     def __init__(self, size=1):
         self._data = np.zeros(8, np.uint64)
         self.workspace_size = 0
-        _objects[self.ptr] = self
+        _objects[self.ptr], _kinds[self.ptr] = self, "heuristic result"
 
     @property
     def ptr(self) -> int:
@@ -161,19 +186,26 @@ def _op_shape(layout: dict, trans: int) -> tuple[int, int]:
 
 def matmul_algo_get_heuristic(handle, desc, adesc, bdesc, cdesc, ddesc, pref, requested,
                               results, count) -> None:  # fmt: skip
-    d = _objects[desc]
-    (m, k), (k2, n) = (_op_shape(_objects[adesc], d[MatmulDescAttribute.TRANSA]),
-                       _op_shape(_objects[bdesc], d[MatmulDescAttribute.TRANSB]))  # fmt: skip
-    found = np.frombuffer((ctypes.c_int32 * 1).from_address(count), np.int32)
-    layout_d = _objects[ddesc]
-    ok = k == k2 and (layout_d["rows"], layout_d["cols"]) == (m, n)
-    ok = ok and _objects[pref].get(MatmulPreferenceAttribute.MAX_WORKSPACE_BYTES, 0) >= (
-        REQUIRED_WORKSPACE
+    where = "matmul_algo_get_heuristic"
+    _live(handle, "handle", where)
+    d = _live(desc, "descriptor", where)
+    layout_a, layout_b, _, layout_d = (
+        _live(x, "layout", where) for x in (adesc, bdesc, cdesc, ddesc)
     )
+    if not isinstance(requested, int) or isinstance(requested, bool) or requested < 1:
+        raise ValueError(f"{where}: requested {requested!r} algorithms; a positive int is needed")
+    result = _live(results, "heuristic result", where)
+    if not isinstance(count, int) or count == 0:
+        raise ValueError(f"{where}: the count is written to address {count!r}")
+    (m, k), (k2, n) = (_op_shape(layout_a, d[MatmulDescAttribute.TRANSA]),
+                       _op_shape(layout_b, d[MatmulDescAttribute.TRANSB]))  # fmt: skip
+    found = np.frombuffer((ctypes.c_int32 * 1).from_address(count), np.int32)
+    allowed = _live(pref, "preference", where).get(MatmulPreferenceAttribute.MAX_WORKSPACE_BYTES, 0)
+    ok = k == k2 and (layout_d["rows"], layout_d["cols"]) == (m, n)
+    ok = ok and allowed >= REQUIRED_WORKSPACE
     found[0] = 1 if ok else 0
     if ok:
-        result = _objects[results]
-        result.workspace_size = REQUIRED_WORKSPACE
+        result.workspace_size = min(allowed, PREFERRED_WORKSPACE)
         result.checked = (desc, adesc, bdesc, ddesc)
 
 
@@ -199,7 +231,8 @@ def _bias(d: dict, length: int, epilogue: str):
 
 def matmul(handle, desc, alpha, a, adesc, b, bdesc, beta, c, cdesc, d, ddesc, algo, workspace,
            workspace_size, stream) -> None:  # fmt: skip
-    attrs = dict(_objects[desc])
+    _live(handle, "handle", "matmul")
+    attrs = dict(_live(desc, "descriptor", "matmul"))
     if attrs[MatmulDescAttribute.POINTER_MODE] != 0:
         raise ValueError("the stand-in reads alpha and beta from host memory only")
     result = _objects.get(algo)
@@ -211,7 +244,7 @@ def matmul(handle, desc, alpha, a, adesc, b, bdesc, beta, c, cdesc, d, ddesc, al
         raise ValueError(f"matmul: a workspace of {result.workspace_size} bytes is required")
     if stream != standin.cuda.get_current_stream().ptr:
         raise standin.CaptureError("matmul: issued on a stream other than the current one")
-    layouts = [_objects[x] for x in (adesc, bdesc, cdesc, ddesc)]
+    layouts = [_live(x, "layout", "matmul") for x in (adesc, bdesc, cdesc, ddesc)]
     if layouts[0]["type"] != layouts[1]["type"] or {layouts[2]["type"], layouts[3]["type"]} != {
         CUDA_R_32F
     }:

@@ -117,8 +117,14 @@ def _argument(xp, kernel: str, param: Param, value):
         return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
         raise TypeError(f"{where}: a number is required, received {value!r}")
-    converted = param.dtype(value)
-    if converted != value and not (isinstance(value, float) and param.dtype == np.float32):
+    try:
+        with np.errstate(over="raise"):
+            converted = param.dtype(value)
+    except (OverflowError, FloatingPointError):  # NumPy's words name no kernel or argument
+        raise OverflowError(f"{where}: {value!r} does not fit") from None
+    # Compared as Python numbers: NumPy compares in the C type, where 2**24 + 1 == 2.0**24.
+    # A Python float may round to float (every learning rate does).
+    if converted.item() != value and not (isinstance(value, float) and param.dtype == np.float32):
         raise OverflowError(f"{where}: {value!r} does not fit")
     return converted
 

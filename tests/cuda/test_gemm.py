@@ -145,3 +145,64 @@ def test_the_standin_rounds_tf32_inputs_to_nearest_even():
     lsb = 2.0**-10  # TF32 keeps 10 mantissa bits
     values = np.array([1 + lsb / 2, 1 + 1.5 * lsb, 1 + lsb / 2 + 2**-20, -3.0], np.float32)
     np.testing.assert_array_equal(_tf32(values), [1.0, 1 + 2 * lsb, 1 + lsb, -3.0])
+
+
+def test_the_standin_cublaslt_refuses_handles_it_did_not_make_and_null_pointers():
+    from tests import standin
+    from tests import standin_cublaslt as lt
+    from tests.conftest import use_standin
+
+    use_standin()
+    products = gemm.Gemm(standin, lt)
+    plan = products._plan(2, 4, 3, gemm.OP_N, gemm.OP_N, 2, 3, lt.Epilogue.DEFAULT, 0)
+    found = np.zeros(1, np.int32)
+
+    def heuristic(handle=products.handle, desc=plan.desc, d=plan.d, requested=1):
+        lt.matmul_algo_get_heuristic(handle, desc, plan.a, plan.b, d, d, products.preference,
+                                     requested, plan.heuristic.ptr, found.ctypes.data)  # fmt: skip
+
+    heuristic()
+    assert found[0] == 1
+    with pytest.raises(ValueError, match="None is not a handle this cuBLASLt created"):
+        heuristic(handle=None)
+    with pytest.raises(ValueError, match="is not a descriptor this cuBLASLt created"):
+        heuristic(desc=plan.a)
+    with pytest.raises(ValueError, match="None is not a layout this cuBLASLt created"):
+        heuristic(d=None)
+    with pytest.raises(ValueError, match="requested None algorithms; a positive int"):
+        heuristic(requested=None)
+    bytes_attr = lt.MatmulPreferenceAttribute.MAX_WORKSPACE_BYTES
+    with pytest.raises(ValueError, match="a null or non-integer pointer"):
+        lt.matmul_preference_set_attribute(products.preference, bytes_attr, None, 8)
+    with pytest.raises(ValueError):
+        lt.get_matmul_preference_attribute_dtype(None)
+
+
+def test_the_plans_use_the_workspace_gpunet_offers_and_nothing_more():
+    # cuBLASLt picks an algorithm within the preference's limit; a limit read wrongly (another
+    # dtype) would let it pick one whose workspace gpunet does not have.
+    from tests import standin
+    from tests import standin_cublaslt as lt
+    from tests.conftest import use_standin
+
+    use_standin()
+    products = gemm.Gemm(standin, lt)
+    bytes_attr = lt.MatmulPreferenceAttribute.MAX_WORKSPACE_BYTES
+    assert lt._objects[products.preference][bytes_attr] == gemm.WORKSPACE_BYTES
+    assert products.workspace.nbytes == gemm.WORKSPACE_BYTES
+    products.forward(4, 3, 2, True, False)
+    (plan,) = products._plans.values()
+    assert plan.heuristic.workspace_size == gemm.WORKSPACE_BYTES
+
+
+def test_the_bindings_are_nvmath_pythons_unless_the_array_module_or_environment_names_others(
+    monkeypatch,
+):
+    tried = []
+    monkeypatch.setattr(gemm, "_import", tried.append)
+    monkeypatch.delenv("GPUNET_CUBLASLT_MODULE", raising=False)
+    gemm.load(object())  # CuPy names none
+    gemm.load(type("Module", (), {"CUBLASLT_BINDINGS": "tests.standin_cublaslt"}))
+    monkeypatch.setenv("GPUNET_CUBLASLT_MODULE", "site.cublaslt")
+    gemm.load(object())
+    assert tried == ["nvmath.bindings.cublasLt", "tests.standin_cublaslt", "site.cublaslt"]

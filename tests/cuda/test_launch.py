@@ -88,3 +88,26 @@ def test_the_source_holds_every_file_inside_one_extern_c_block():
     for name in kernels.FILES:
         assert kernels._read(name) in source
     assert kernels.activation_code("linear") == 0 and kernels.activation_code("exponential") == 12
+
+
+def test_a_scalar_argument_takes_its_c_type_or_is_refused_where_it_would_change():
+    P = kernels.Param
+    rate, rows = P("rate", "float", False), P("rows", "int", False)
+    # A Python float rounds to float (as every learning rate does); nothing else may change.
+    assert kernels._argument(np, "k", rate, 0.1) == np.float32(0.1)
+    assert kernels._argument(np, "k", rows, 7) == 7
+    for param, value in [(rows, 1.5), (rows, 2**31), (rate, 2**24 + 1), (rate, 1e39)]:
+        with pytest.raises(OverflowError) as info:
+            kernels._argument(np, "k", param, value)
+        assert str(info.value) == (
+            f"kernel k, argument {param.name} ({param.ctype}): {value!r} does not fit"
+        )
+
+
+def test_a_launch_covers_every_thread_of_a_partial_last_block(device):
+    # One thread per column; the last block holds one: it still runs.
+    rows, units = 2, kernels.BLOCK + 1
+    g = device.asarray(np.arange(rows * units, dtype=np.float32).reshape(rows, units))
+    out = device.full(units, -1.0, np.float32)
+    kernels.launch(device, "bias_grad", units, g, out, np.int32(rows), np.int32(units))
+    np.testing.assert_array_equal(device.asnumpy(out), device.asnumpy(g).sum(axis=0))
