@@ -350,7 +350,16 @@ class ndarray:  # noqa: N801 (CuPy's name)
 def _reduction(name: str):
     def method(self, axis=None, out=None, **kwargs):
         raw_out = _target(out, name)
-        return _launch(name, lambda: getattr(self._a, name)(axis=axis, out=raw_out, **kwargs), out)
+        reduce = getattr(self._a, name)
+        if raw_out is None or kwargs.get("dtype") is not None:
+            return _launch(name, lambda: reduce(axis=axis, out=raw_out, **kwargs), out)
+
+        # CuPy picks a reduction's routine from its input and `dtype`, never from `out` (NumPy
+        # accumulates in out's type): a float32 sum into a float64 `out` adds in float32.
+        def into_out():
+            _np.copyto(raw_out, reduce(axis=axis, **kwargs), casting="unsafe")
+
+        return _launch(name, into_out, out)
 
     def function(a, axis=None, out=None, **kwargs):
         if not isinstance(a, ndarray):

@@ -207,3 +207,31 @@ def test_each_execution_length_is_captured_once():
     model.fit(x, y, batch_size=128, epochs=2, verbose=0)
     training = model._trainer.training
     assert training.captures == 2 and sorted(training._graphs) == [(1, 128), (2, 128)]
+
+
+def test_what_keeps_the_fused_step_out_of_a_graph_is_named():
+    from gpunet.step import graph
+
+    use_standin()
+
+    class OwnSGD(gn.optimizers.SGD):  # a subclass: its own update, no fused kernel
+        pass
+
+    def model(optimizer, steps_per_execution=1):
+        gn.utils.clear_session()
+        made = gn.Sequential([gn.layers.Input((4,)), gn.layers.Dense(3, activation="softmax")])
+        made.compile(
+            optimizer=optimizer,
+            loss="sparse_categorical_crossentropy",
+            steps_per_execution=steps_per_execution,
+        )
+        return made
+
+    schedule = gn.optimizers.schedules.ExponentialDecay(0.1, decay_steps=10, decay_rate=0.5)
+    assert graph.unsupported(model(gn.optimizers.SGD(schedule)), standin) is None
+    assert graph.unsupported(model(gn.optimizers.SGD(schedule), 2), standin) == (
+        "a learning-rate schedule changes the rate inside an execution of several steps"
+    )
+    assert graph.unsupported(model(OwnSGD()), standin) == (
+        "the optimizer OwnSGD (with these options) has no fused update kernel"
+    )

@@ -4,7 +4,7 @@ cuBLASLt refusing epilogues: the fallbacks a GPU without those algorithms takes.
 import gpunet as gn
 from gpunet.cuda.gemm import Unsupported
 from gpunet.step import plans
-from gpunet.step.plans import KERNEL, LOGITS, RELU_EPILOGUE
+from gpunet.step.plans import KERNEL, LINEAR_EPILOGUE, LOGITS, RELU_EPILOGUE
 
 
 class _RecordingGemm:
@@ -107,3 +107,24 @@ def test_without_drelu_bgrad_the_relu_layers_move_to_kernels_and_replan_plain():
     assert [run.mode for run in runs] == [KERNEL, KERNEL, LOGITS]
     assert second[0, "fwd"] == ("fwd", 32, 8, 16, True, False)
     assert second[1, "fwd"] == ("fwd", 32, 16, 12, True, False)
+
+
+def test_linear_layers_fuse_into_their_gemm_and_each_dropout_has_its_own_stream():
+    model = gn.Sequential(
+        [
+            gn.layers.Input((8,)),
+            gn.layers.Dense(16, activation="relu"),
+            gn.layers.Dropout(0.2),
+            gn.layers.Dense(12),
+            gn.layers.Dropout(0.0),  # no dropout: nothing to draw
+            gn.layers.Dense(10),
+            gn.layers.Dropout(0.3),
+            gn.layers.Dense(4, activation="softmax"),
+        ]
+    )
+    runs = plans.layer_runs(model, epilogues=True)
+    assert [run.mode for run in runs] == [KERNEL, LINEAR_EPILOGUE, KERNEL, LOGITS]
+    assert [run.stream for run in runs] == [0, -1, 1, -1]
+    assert [run.dropout.rate if run.dropout else None for run in runs] == [0.2, None, 0.3, None]
+    without = plans.layer_runs(model, epilogues=False)
+    assert [run.mode for run in without] == [KERNEL, KERNEL, KERNEL, LOGITS]
