@@ -236,8 +236,11 @@ def test_a_ranks_step_sums_the_flat_gradient_once_before_the_update(monkeypatch)
         model.optimizer, "apply", lambda params, grads, scale: seen.append(len(world.sums))
     )
     x = np.ones((4, 5), np.float32)
-    step.train(x[:2], np.zeros(2, int), None, np.zeros((), "float64"), (0, 4))
+    dropout = model.layers[1]
+    before = dropout.offset
+    step.train(x[2:], np.zeros(2, int), None, np.zeros((), "float64"), (2, 4))
     assert seen == [1]  # summed, then applied
+    assert dropout.offset == before + 4 * 8  # its stream moved by the global batch's 4 rows
     ((array, what),) = world.sums
     assert array is model._grads and what == "a step's gradient all-reduce"
 

@@ -191,11 +191,24 @@ def test_the_fused_step_trains_as_the_reference_step(name, cupy_path):
     _assert_alike(reference, fused, rtol=max(rtol, 1e-5))
 
 
-@pytest.mark.parametrize("weighted, shuffle, batch_size", [(True, True, 64), (False, False, 70)],
-                         ids=["sample-weights", "in-order-partial-batch"])  # fmt: skip
-def test_sample_weights_order_and_a_partial_last_batch(weighted, shuffle, batch_size, cupy_path):
+@pytest.mark.parametrize(
+    "name, weighted, shuffle, batch_size",
+    [
+        ("w2-dropout-adam", True, True, 64),
+        ("w2-dropout-adam", False, False, 70),
+        # Each loss kernel reads the weights: the other three.
+        ("one-hot-targets", True, True, 64),
+        ("binary-multilabel-from-logits", True, True, 64),
+        ("mse-regression", True, True, 64),
+    ],
+    ids=["sample-weights", "in-order-partial-batch", "weighted-dense", "weighted-sigmoid",
+         "weighted-mse"],
+)  # fmt: skip
+def test_sample_weights_order_and_a_partial_last_batch(
+    name, weighted, shuffle, batch_size, cupy_path
+):
     switch, rtol = cupy_path
-    case = CASES["w2-dropout-adam"]
+    case = CASES[name]
     reference = _fit(case, _numpy, weighted, shuffle, batch_size)
     fused = _fit(case, switch, weighted, shuffle, batch_size)
     _assert_alike(reference, fused, rtol=max(rtol, 1e-5))
@@ -423,3 +436,25 @@ def test_the_notices_say_exactly_why_and_precision_is_named_only_when_asked(capl
             f"gpunet: precision {p} needs cuBLASLt (nvmath-python); computing in float32."
             for p in expected
         ]
+
+
+def test_sync_writes_only_the_device_counters_whose_host_value_changed():
+    from gpunet.step.fused import FusedTraining
+    from tests import standin
+
+    use_standin()
+    x, y = _data(64)
+    model = _model(**CASES["w2-dropout-adam"], graphs=False)
+    model.build()
+    x, y = backend.to_device(x), backend.to_device(y.astype(np.int64))
+    training = FusedTraining(model, x, y, None, 32)
+    first, second = (run.dropout for run in training.dropped)
+    first.offset, second.offset = 10, 20
+    training.sync(3, 32)
+    assert training.offsets.get().tolist() == [10, 20] and training.position.get()[0] == 3
+    mark = standin.ledger.mark()
+    training.sync(3, 32)  # nothing changed: nothing written
+    assert standin.ledger.since(mark)["launches"] == 0
+    first.offset = 30  # one stream moved (a resumed layer): that counter alone is written
+    training.sync(3, 32)
+    assert training.offsets.get().tolist() == [30, 20]
