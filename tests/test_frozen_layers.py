@@ -68,6 +68,6 @@ def test_a_frozen_batch_normalization_uses_its_moving_statistics():
 def test_the_fused_step_says_why_it_does_not_take_a_frozen_model():
     from gpunet.step import support
 
-    x, y = _data()
+    x, _ = _data()
     model = _model(freeze_first=True)
-    assert support.unsupported(model, x, y) == "layer dense is frozen (trainable = False)"
+    assert support.unsupported(model, x) == "layer dense is frozen (trainable = False)"

@@ -29,7 +29,7 @@ def select_training(model, step: ReferenceStep, x, y, w, batch_size: int):
     from gpunet.step import fused, graph, support
 
     xp = backend.get_array_module(x)
-    reason = support.unsupported(model, x, y) or _empty_shard(step.world, len(x), batch_size)
+    reason = support.unsupported(model, x) or _empty_shard(step.world, len(x), batch_size)
     if reason is not None:
         logger.warning("gpunet: the reference CuPy step trains this model: %s.", reason)
         return ReferenceTraining(step, x, y, w, batch_size)

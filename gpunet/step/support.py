@@ -11,7 +11,7 @@ from gpunet.cuda import kernels
 from gpunet.layers import Dense, Dropout, Flatten
 
 
-def unsupported(model, x, y) -> str | None:
+def unsupported(model, x) -> str | None:
     """Why the fused step cannot train this model on this data, or None."""
     layers = list(model.layers)
     frozen = [layer.name for layer in layers if not layer.trainable]

@@ -339,7 +339,7 @@ def test_numpy_never_takes_the_fused_step(caplog):
     assert type(model._trainer.training).__name__ == "ReferenceTraining" and not caplog.text
 
 
-def test_tf32_rounds_the_gemm_inputs_and_stays_within_its_tolerance():
+def test_tf32_rounds_the_gemm_inputs_and_stays_within_its_tolerance(caplog):
     """precision="tf32": cuBLASLt's TF32 compute type (emulated by the stand-in: inputs
     rounded to 10-bit mantissas). Stated tolerance: 2e-2 relative on the loss after two
     epochs, 5e-2 absolute on the weights, against exact float32."""
@@ -355,7 +355,9 @@ def test_tf32_rounds_the_gemm_inputs_and_stays_within_its_tolerance():
         history = model.fit(x, y, batch_size=64, epochs=2, verbose=0)
         return model, history.history, model.get_weights()
 
-    tf32 = tf32_fit()
+    with caplog.at_level(logging.WARNING, logger="gpunet"):
+        tf32 = tf32_fit()
+    assert "needs cuBLASLt" not in caplog.text  # the stand-in's cuBLASLt was found
     assert tf32[0]._trainer.training.gemm.compute_type == gemm.CUBLAS_COMPUTE_32F_FAST_TF32
     np.testing.assert_allclose(tf32[1]["loss"], exact[1]["loss"], rtol=2e-2)
     for a, b in zip(exact[2], tf32[2]):
@@ -444,10 +446,12 @@ def test_sync_writes_only_the_device_counters_whose_host_value_changed():
 
     use_standin()
     x, y = _data(64)
-    model = _model(**CASES["w2-dropout-adam"], graphs=False)
+    hidden = [dict(units=32, dropout=0.3, kernel_regularizer="l2"), dict(units=24, dropout=0.3)]
+    model = _model(hidden, gn.optimizers.Adam, graphs=False)
     model.build()
     x, y = backend.to_device(x), backend.to_device(y.astype(np.int64))
     training = FusedTraining(model, x, y, None, 32)
+    assert training.penalties.variables  # its coefficients are device scalars too
     first, second = (run.dropout for run in training.dropped)
     first.offset, second.offset = 10, 20
     training.sync(3, 32)

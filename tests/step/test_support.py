@@ -18,7 +18,7 @@ def _reason(layers, loss="sparse_categorical_crossentropy", metrics=("accuracy",
     x = np.zeros((3, 2, 4), np.float32) if x is None else x
     y = np.zeros(3, int) if "sparse" in model.loss.name else np.zeros((3, 3), np.float32)
     model._metrics = [gn.metrics.get(m, y.shape, (None, 3)) for m in metrics]  # as fit does
-    return support.unsupported(model, x, y)
+    return support.unsupported(model, x)
 
 
 def test_a_flatten_first_then_dense_and_dropout_layers_are_taken():
