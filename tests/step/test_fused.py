@@ -214,16 +214,24 @@ def test_sample_weights_order_and_a_partial_last_batch(
     _assert_alike(reference, fused, rtol=max(rtol, 1e-5))
 
 
-@pytest.mark.parametrize("route", ["eager", "reference"])
+class _MyAdam(gn.optimizers.Adam):
+    """Adam under another name: its own xp update, so no graph (the fused step runs eagerly)."""
+
+
+@pytest.mark.parametrize("route", ["eager", "graph-refused", "reference"])
 def test_sample_weights_reach_every_route_the_cupy_step_takes(route, cupy_path):
-    # The fused step without graphs, and the reference step where the fused one cannot take
-    # the model (a frozen layer): each trains with the weights as NumPy does.
+    # The fused step without graphs (asked for none, or refused one: a subclassed optimizer),
+    # and the reference step where the fused one cannot take the model (a frozen layer): each
+    # trains with the weights as NumPy does.
     switch, rtol = cupy_path
 
     def weighted_fit(backend_switch):
         backend_switch()
         x, labels = _data()
-        model = _model(graphs=route != "eager", **CASES["w2-dropout-adam"])
+        case = dict(CASES["w2-dropout-adam"])
+        if route == "graph-refused":
+            case["optimizer"] = _MyAdam
+        model = _model(graphs=route != "eager", **case)
         if route == "reference":
             model.layers[0].trainable = False
             model.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])
@@ -233,7 +241,7 @@ def test_sample_weights_reach_every_route_the_cupy_step_takes(route, cupy_path):
 
     reference = weighted_fit(_numpy)
     cupy = weighted_fit(switch)
-    expected = {"eager": "FusedTraining", "reference": "ReferenceTraining"}[route]
+    expected = {"reference": "ReferenceTraining"}.get(route, "FusedTraining")
     assert type(cupy[0]._trainer.training).__name__ == expected
     _assert_alike(reference, cupy, rtol=max(rtol, 1e-5))
 
