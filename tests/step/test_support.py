@@ -26,6 +26,11 @@ def test_a_flatten_first_then_dense_and_dropout_layers_are_taken():
     assert _reason(layers) is None
 
 
+def test_a_layer_before_the_first_dense_is_named_with_its_class():
+    reason = _reason([L.Flatten(), L.Dropout(0.2), L.Dense(3, "softmax")])
+    assert reason == "layer dropout (Dropout) comes before any Dense"
+
+
 @pytest.mark.parametrize(
     "metrics, loss, reason",
     [
