@@ -26,9 +26,11 @@ def test_a_flatten_first_then_dense_and_dropout_layers_are_taken():
     assert _reason(layers) is None
 
 
-def test_a_layer_before_the_first_dense_is_named_with_its_class():
+def test_a_layer_before_the_first_dense_or_without_a_kernel_is_named_with_its_class():
     reason = _reason([L.Flatten(), L.Dropout(0.2), L.Dense(3, "softmax")])
     assert reason == "layer dropout (Dropout) comes before any Dense"
+    reason = _reason([L.Flatten(), L.Dense(8), L.Activation("relu"), L.Dense(3, "softmax")])
+    assert reason == "layer activation (Activation) has no fused kernel"
 
 
 @pytest.mark.parametrize(
