@@ -8,10 +8,10 @@ a GPU: a workspace smaller than the algorithm asked for, a ReLU mask whose leadi
 is not a multiple of 128 bits or is shorter than D's rows, an epilogue pointer left unset, a
 launch on another stream than the current one, a null pointer for a value it reads, a handle,
 descriptor or layout it did not create (or of another kind), an algorithm count that is not a
-positive int. Its heuristic, like cuBLASLt's, may pick an algorithm that uses all the
-workspace the preference allows (this one's takes up to 32 MiB), so a preference read wrongly
-shows in the plan. A `matmul` is one launch in the stand-in's ledger, and, unlike CuPy's
-cuBLAS calls, it may be captured into a graph.
+positive int or exceeds the results' room. Its heuristic, like cuBLASLt's, may pick an
+algorithm that uses all the workspace the preference allows (this one's takes up to 32 MiB), so
+a preference read wrongly shows in the plan. A `matmul` is one launch in the stand-in's ledger,
+and, unlike CuPy's cuBLAS calls, it may be captured into a graph.
 
 Attribute values are cuBLASLt's own (cublasLt.h), so code written against this module uses
 the real enum values.
@@ -171,6 +171,7 @@ class MatmulHeuristicResult:
     """One heuristic result: `algo` (here, what the heuristic checked) and `workspace_size`."""
 
     def __init__(self, size=1):
+        self.size = size  # room for this many results
         self._data = np.zeros(8, np.uint64)
         self.workspace_size = 0
         _objects[self.ptr], _kinds[self.ptr] = self, "heuristic result"
@@ -195,6 +196,8 @@ def matmul_algo_get_heuristic(handle, desc, adesc, bdesc, cdesc, ddesc, pref, re
     if not isinstance(requested, int) or isinstance(requested, bool) or requested < 1:
         raise ValueError(f"{where}: requested {requested!r} algorithms; a positive int is needed")
     result = _live(results, "heuristic result", where)
+    if requested > result.size:  # cuBLASLt would write past the results' memory
+        raise ValueError(f"{where}: {requested} algorithms requested, room for {result.size}")
     if not isinstance(count, int) or count == 0:
         raise ValueError(f"{where}: the count is written to address {count!r}")
     (m, k), (k2, n) = (_op_shape(layout_a, d[MatmulDescAttribute.TRANSA]),

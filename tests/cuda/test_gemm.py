@@ -171,6 +171,8 @@ def test_the_standin_cublaslt_refuses_handles_it_did_not_make_and_null_pointers(
         heuristic(d=None)
     with pytest.raises(ValueError, match="requested None algorithms; a positive int"):
         heuristic(requested=None)
+    with pytest.raises(ValueError, match="2 algorithms requested, room for 1"):
+        heuristic(requested=2)
     bytes_attr = lt.MatmulPreferenceAttribute.MAX_WORKSPACE_BYTES
     with pytest.raises(ValueError, match="a null or non-integer pointer"):
         lt.matmul_preference_set_attribute(products.preference, bytes_attr, None, 8)
@@ -206,3 +208,19 @@ def test_the_bindings_are_nvmath_pythons_unless_the_array_module_or_environment_
     monkeypatch.setenv("GPUNET_CUBLASLT_MODULE", "site.cublaslt")
     gemm.load(object())
     assert tried == ["nvmath.bindings.cublasLt", "tests.standin_cublaslt", "site.cublaslt"]
+
+
+def test_a_shape_is_planned_once(monkeypatch):
+    from tests import standin
+    from tests import standin_cublaslt as lt
+    from tests.conftest import use_standin
+
+    use_standin()
+    products = gemm.Gemm(standin, lt)
+    made = []
+    create = lt.matmul_desc_create
+    monkeypatch.setattr(lt, "matmul_desc_create", lambda *a: made.append(a) or create(*a))
+    for _ in range(2):
+        products.forward(4, 3, 2, True, False)
+        products.weights(4, 3, 2, True)
+    assert len(made) == 2 and len(products._plans) == 2
