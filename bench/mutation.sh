@@ -43,8 +43,8 @@ export GPUNET_TEST_BACKEND=standin
 kept="${MUTATION_RESULTS:-/tmp/mutation-results.txt}"  # kept: the results, and each survivor's diff
 cp results.txt "$kept"
 for name in $(grep ': survived$' results.txt | sed 's/: survived$//'); do
-  "$root/.venv/bin/mutmut" show "$name" 2>/dev/null
-done > "$kept.diff" || true
+  timeout 60 "$root/.venv/bin/mutmut" show "$name" 2>/dev/null || echo "# $name: no diff (mutmut show exited with $?)"
+done > "$kept.diff"
 killed=$(grep -c ': killed$' results.txt || true)
 survived=$(grep -c ': survived$' results.txt || true)
 other=$(grep -vc -e ': killed$' -e ': survived$' results.txt || true)
