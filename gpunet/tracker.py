@@ -40,7 +40,7 @@ class Tracker:
         self._totals_summed = None  # likewise the step totals (made at the first read)
         self.seen = 0  # samples so far, of every rank (known on the host)
         self._host = None  # the values as last read, until the next update
-        self._last = None  # the values as last read, kept across updates
+        self._last = None  # (values, samples) as last read, kept across updates
 
     def reset(self) -> None:
         self.values.fill(0.0)
@@ -102,14 +102,14 @@ class Tracker:
                     self._totals_summed = backend.get_array_module(totals).empty_like(totals)
                 self._summed(totals, self._totals_summed).sum(out=values[0, ...])
             self._host = np.asarray(backend.to_host(values))  # the one sync
-            self._last = self._host
+            self._last = self._host, self.seen
         return self._host
 
     def read(self, prefix: str = "", fresh: bool = True) -> dict:
         """Log name -> value: the batch-size-weighted mean loss, then each metric's result.
         fresh=False: the values of the last read, without reading (none yet: a read)."""
-        host = self._read() if fresh or self._last is None else self._last
-        logs = {prefix + "loss": float(host[0]) / max(self.seen, 1)}
+        host, seen = (self._read(), self.seen) if fresh or self._last is None else self._last
+        logs = {prefix + "loss": float(host[0]) / max(seen, 1)}
         for metric, part in zip(self.metrics, self._slices):
             logs[prefix + metric.name] = metric.result_from(host[part])
         return logs

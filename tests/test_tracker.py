@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gpunet import metrics
+from gpunet import backend, metrics
 from gpunet.tracker import Tracker
 
 
@@ -64,3 +64,85 @@ def test_a_pass_of_unknown_length_grows_its_totals_and_a_fixed_one_does_not():
     fixed = _tracker(steps=3)
     fixed.reserve(10)
     assert fixed.step_totals.shape == (3,)
+
+
+class _Partnered:
+    """Rank 0 of 2, whose partner's sums are given: a sum over the ranks adds them. Checks
+    what a real World would refuse: a sum in place of the tracker's own state, a settle of
+    anything but the sum just made."""
+
+    rank, size, writes = 0, 2, True
+
+    def __init__(self, partner):
+        self.partner, self.sums, self.settled = partner, 0, []
+
+    def all_sum(self, array, out=None, what=""):
+        assert out is not None and out is not array, "a read sums into its own buffer"
+        assert what == "the sums of the logs"
+        backend.get_array_module(array).add(array, self.partner[array.shape], out=out)
+        self.sums += 1
+        return out
+
+    def settle(self, array, what=""):
+        assert array is not None
+        self.settled.append(array)
+
+
+def _two_metric_tracker(xp, world, steps=2):
+    found = [metrics.get(name, (None,), (None, 3)) for name in ("accuracy", "mae")]
+    return Tracker(xp, found, steps, world)
+
+
+def _two_steps(xp, tracker):
+    y_pred = xp.asarray(np.eye(3, dtype=np.float32))
+    for step, (labels, total) in enumerate([([0, 1, 2], 3.0), ([0, 0, 0], 6.0)]):
+        tracker.step_total(step).fill(total)
+        tracker.update(6, xp.asarray(np.array(labels)), y_pred)  # 6 rows: both ranks' 3
+
+
+def test_a_read_sums_every_rank_into_its_own_buffers_and_keeps_the_trackers_sums():
+    # The partner's state: loss totals 1 and 2, accuracy 0 of 3 then 3 of 3, and mae's sums.
+    partner_values = np.array([99.0, 3.0, 6.0, 5.0, 6.0])  # its [0] is never read
+    world = _Partnered({(5,): partner_values, (2,): np.array([1.0, 2.0])})
+    tracker = _two_metric_tracker(np, world)
+    _two_steps(np, tracker)
+    own = tracker.values.copy(), tracker.step_totals.copy()
+    logs = tracker.read()
+    accuracy_state, mae_state = own[0][1:3] + [3.0, 6.0], own[0][3:5] + [5.0, 6.0]
+    assert logs == {
+        "loss": pytest.approx((3.0 + 6.0 + 1.0 + 2.0) / 12),
+        "accuracy": pytest.approx(accuracy_state[0] / accuracy_state[1]),
+        "mae": pytest.approx(mae_state[0] / mae_state[1]),
+    }
+    assert world.sums == 2 and len(world.settled) == 2
+    np.testing.assert_array_equal(tracker.values[1:], own[0][1:])  # its own sums, unsummed
+    np.testing.assert_array_equal(tracker.step_totals, own[1])
+    state = tracker.get_state()  # a checkpoint: the sums of both ranks, the tracker unchanged
+    np.testing.assert_array_equal(state["step_totals"], own[1] + [1.0, 2.0])
+    np.testing.assert_array_equal(state["values"][1:], own[0][1:] + partner_values[1:])
+    assert tracker.read() == logs and world.sums == 4  # read again after get_state: the same
+
+
+def test_reads_reuse_their_buffers_and_a_stale_read_neither_syncs_nor_sums():
+    # Between refreshes, data-parallel callbacks read the last refresh's logs (fresh=False): its
+    # loss is that read's total over that read's samples, not over the samples since.
+    from tests import standin
+    from tests.conftest import use_standin
+
+    use_standin()
+    partner = {(5,): standin.zeros(5, np.float64), (2,): standin.zeros(2, np.float64)}
+    world = _Partnered(partner)
+    tracker = _two_metric_tracker(standin, world)
+    assert tracker.read(fresh=False)["loss"] == 0.0  # nothing read yet: this one reads
+    _two_steps(standin, tracker)
+    tracker.read()  # the first read with data makes the totals' buffer
+    labels, y_pred = standin.asarray(np.array([0, 1, 2])), standin.asarray(np.eye(3, dtype="f"))
+    tracker.update(6, labels, y_pred)
+    mark, sums = standin.ledger.mark(), world.sums
+    fresh = tracker.read()
+    counts = standin.ledger.since(mark)
+    assert (counts["allocs"], counts["syncs"], world.sums - sums) == (0, 1, 2)
+    tracker.update(6, labels, y_pred)
+    mark = standin.ledger.mark()
+    assert tracker.read(fresh=False) == fresh
+    assert standin.ledger.since(mark)["syncs"] == 0 and world.sums - sums == 2
