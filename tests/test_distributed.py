@@ -83,7 +83,7 @@ def test_several_ranks_without_mpi4py_say_how_to_install_it(monkeypatch):
         distributed.world()
 
 
-@pytest.mark.parametrize("raw, seconds", [(None, 300.0), ("2.5", 2.5), ("60", 60.0)])
+@pytest.mark.parametrize("raw, seconds", [(None, 300.0), ("2.5", 2.5), ("60", 60.0), ("0.5", 0.5)])
 def test_the_rank_timeout(monkeypatch, raw, seconds):
     if raw is None:
         monkeypatch.delenv(distributed.TIMEOUT_ENV, raising=False)
@@ -120,15 +120,47 @@ def test_a_device_read_waits_for_the_ranks_until_the_deadline(monkeypatch):
     world.settle(np.zeros(3))  # host memory: nothing to wait for
 
 
-def test_a_cupy_without_nccl_says_what_to_install(monkeypatch):
+def test_a_wait_polls_busily_then_sleeps_a_millisecond_until_the_deadline(monkeypatch):
+    # A clock of its own: each poll costs 0.1 ms, each sleep what it asks.
+    now, sleeps, ended = [0.0], [], []
+
+    def monotonic():
+        now[0] += 1e-4
+        return now[0]
+
+    def sleep(seconds):
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    monkeypatch.setattr(distributed.time, "monotonic", monotonic)
+    monkeypatch.setattr(distributed.time, "sleep", sleep)
+    world = ranks(0, 2)
+    world.timeout = 0.2
+    monkeypatch.setattr(world, "_end_job", lambda what: ended.append(what) or sys.exit(3))
+    with pytest.raises(SystemExit):
+        world._poll(lambda: False, "a step's gradient all-reduce")
+    assert ended == ["a step's gradient all-reduce"]
+    assert set(sleeps) == {1e-3} and 100 <= len(sleeps) <= 150  # 0.05 s busy, then sleeps
+    assert 0.2 < now[0] < 0.21
+    sleeps.clear()
+    world._poll(iter([False, False, True]).__next__, "a read")  # done before the deadline
+    assert sleeps == []
+
+
+def test_a_cupy_with_nccl_uses_it_and_one_without_says_what_to_install(monkeypatch):
     from tests.conftest import use_standin
 
     standin = use_standin()
+    assert distributed._nccl_module(standin) is standin.cuda.nccl
     monkeypatch.setattr(standin.cuda, "nccl", None)
     with pytest.raises(distributed.DistributedError) as error:
         distributed._nccl_module(standin)
-    assert str(error.value).startswith("data-parallel training on CuPy needs NCCL, which CuPy")
-    assert str(error.value).endswith("or train on NumPy ranks with --backend numpy")
+    assert str(error.value) == (
+        "data-parallel training on CuPy needs NCCL, which CuPy cannot load (No module named "
+        "'tests.standin.cuda'; 'tests.standin' is not a package); install NCCL for your CUDA "
+        "version (CuPy's installation guide, 'Additional CUDA Libraries'), or train on NumPy "
+        "ranks with --backend numpy"
+    )
 
 
 @pytest.mark.parametrize(
