@@ -567,3 +567,16 @@ def test_fit_draws_the_bar_it_was_asked_for(monkeypatch):
     model.fit(x, x[:, :1], epochs=1, verbose=1)
     model.fit(x, x[:, :1], epochs=1, verbose=2)
     assert made == [1, 2]
+
+
+def test_validation_freq_validates_every_nth_epoch():
+    # Keras: validation_freq=3 validates after epochs 3 and 6 (counted from 1) of 7.
+    x, y, _ = _data(n=200)
+    model = _readme_model()
+    model.compile(loss="categorical_crossentropy", optimizer="sgd")
+    seen = []
+    keys = gn.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(sorted(logs)))
+    history = model.fit(x, y, epochs=7, validation_split=0.2, validation_freq=3, verbose=0,
+                        callbacks=[keys])  # fmt: skip
+    validated = [epoch for epoch, names in enumerate(seen) if "val_loss" in names]
+    assert validated == [2, 5] and len(history.history["val_loss"]) == 2
