@@ -318,3 +318,28 @@ def test_a_signal_is_obeyed_at_the_step_the_ranks_agree_on(monkeypatch, tmp_path
         assert world.agreements == 5
         exchanges.append(world.exchanges)
     assert exchanges[0] == exchanges[1]
+
+
+@pytest.mark.parametrize(
+    "tick, expected", [(1.0, [True] * 5), (0.0, [True] + [False] * 3 + [True])]
+)
+def test_ranks_refresh_at_the_first_step_then_when_rank_0s_clock_says(monkeypatch, tick, expected):
+    # Rank 0's clock, agreed on after each step, decides the next step's refresh: every step
+    # when a second passes per step, else only the first (so callbacks have logs) and the last.
+    monkeypatch.setattr(distributed, "_world", Alone(0, 2))
+    rs = np.random.default_rng(1)
+    x, y = rs.random((20, 5), dtype=np.float32), rs.integers(0, 3, 20)
+    model = _model()
+    now = [0.0]
+
+    def clock():
+        now[0] += tick
+        return now[0]
+
+    model._get_trainer().clock = clock
+    synced = []
+    seen = gn.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: synced.append(logs.synced)
+    )
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[seen])
+    assert synced == expected
