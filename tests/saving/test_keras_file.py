@@ -281,10 +281,18 @@ def test_model_checkpoint_writes_keras_files_and_refuses_mixed_kinds(tmp_path):
     weights = gn.Sequential([gn.Input((3,)), gn.layers.Dense(2, activation="softmax")])
     weights.load_weights(str(tmp_path / "w.weights.h5"))
     np.testing.assert_array_equal(weights.get_weights()[0], model.get_weights()[0])
-    with pytest.raises(ValueError, match="save_weights_only=True the filepath must end in"):
+    with pytest.raises(ValueError) as info:
         gn.callbacks.ModelCheckpoint("m.keras", save_weights_only=True)
-    with pytest.raises(ValueError, match="a `.weights.h5` filepath holds weights only"):
+    assert str(info.value) == (
+        "ModelCheckpoint: with save_weights_only=True the filepath must end in `.weights.h5` "
+        "(or be an .npz path), received 'm.keras'."
+    )
+    with pytest.raises(ValueError) as info:
         gn.callbacks.ModelCheckpoint("w.weights.h5")
+    assert str(info.value) == (
+        "ModelCheckpoint: a `.weights.h5` filepath holds weights only: pass "
+        "save_weights_only=True, or save the model to a `.keras` path ('w.weights.h5')."
+    )
 
 
 def test_keras_config_messages_name_their_place_exactly():
