@@ -144,6 +144,7 @@ class Trainer:
         }
         signalled = [c for c in user if hasattr(c, "signal_pending")]  # TrainingCheckpoint
         last_refresh, refresh_due = -float("inf"), True
+        training_logs = None  # the last epoch's logs, for on_train_end (Keras's)
         # A diverging run overflows to inf/NaN: TerminateOnNaN and the logs report it, rather
         # than a NumPy warning from every ufunc.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -198,9 +199,10 @@ class Trainer:
                 progress.epoch, progress.step, progress.order = epoch + 1, 0, None
                 progress.seconds_before = 0.0
                 hooks.on_epoch_end(epoch, logs)
+                training_logs = logs
                 if model.stop_training or (stream is not None and stream.ran_out):
                     break
-        hooks.on_train_end({})
+        hooks.on_train_end(training_logs)
         self.progress = None
         history.model = model
         history.params = params

@@ -580,3 +580,15 @@ def test_validation_freq_validates_every_nth_epoch():
                         callbacks=[keys])  # fmt: skip
     validated = [epoch for epoch, names in enumerate(seen) if "val_loss" in names]
     assert validated == [2, 5] and len(history.history["val_loss"]) == 2
+
+
+def test_on_train_end_gets_the_last_epochs_logs_as_in_keras():
+    x, y, _ = _data(n=100)
+    model = _readme_model()
+    model.compile(loss="categorical_crossentropy", optimizer="sgd", metrics=["accuracy"])
+    ends = []
+    record = gn.callbacks.LambdaCallback(on_train_end=lambda logs: ends.append(logs))
+    history = model.fit(x, y, epochs=2, validation_split=0.2, verbose=0, callbacks=[record])
+    assert ends == [{name: values[-1] for name, values in history.history.items()}]
+    model.fit(x, y, epochs=2, initial_epoch=2, verbose=0, callbacks=[record])  # no epoch runs
+    assert ends[-1] is None
