@@ -28,7 +28,12 @@ def test_shards_split_a_batch_in_rank_order_evenly(rows, size):
         assert sizes == [rows // size] * size
 
 
-def test_a_world_of_one_is_the_whole_batch():
+def test_a_world_of_one_is_the_whole_batch(monkeypatch):
+    # No launcher: one rank, and MPI is not even imported.
+    monkeypatch.setattr(distributed, "_world", None)
+    for name in distributed.SIZE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setitem(sys.modules, "mpi4py", None)  # importing it would raise
     world = distributed.world()
     assert isinstance(world, distributed.Single) and world.size == 1 and world.writes
     assert world.shard(3, 19) == (3, 19)

@@ -42,7 +42,7 @@ def test_readme_example_runs_and_learns():
     assert acc > 0.8
     assert probs.shape == (2000, 3) and probs.dtype == np.float32
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
-    assert model.history is history
+    assert model.history is history and history.model is model
 
 
 def test_keras2_style_from_the_books():
@@ -592,3 +592,20 @@ def test_on_train_end_gets_the_last_epochs_logs_as_in_keras():
     assert ends == [{name: values[-1] for name, values in history.history.items()}]
     model.fit(x, y, epochs=2, initial_epoch=2, verbose=0, callbacks=[record])  # no epoch runs
     assert ends[-1] is None
+
+
+def test_shuffle_permutes_the_rows_each_epoch_from_the_seed():
+    # shuffle=True (the default) trains on another order than shuffle=False, the same order
+    # for the same seed.
+    x, y, _ = _data(n=96)
+
+    def weights_after(shuffle):
+        gn.utils.set_random_seed(7)
+        model = _readme_model()
+        model.compile(loss="categorical_crossentropy", optimizer="sgd")
+        model.fit(x, y, batch_size=16, epochs=2, shuffle=shuffle, verbose=0)
+        return model.get_weights()[0]
+
+    shuffled = weights_after(True)
+    np.testing.assert_array_equal(weights_after(True), shuffled)
+    assert not np.array_equal(weights_after(False), shuffled)
