@@ -146,3 +146,30 @@ def test_reads_reuse_their_buffers_and_a_stale_read_neither_syncs_nor_sums():
     mark = standin.ledger.mark()
     assert tracker.read(fresh=False) == fresh
     assert standin.ledger.since(mark)["syncs"] == 0 and world.sums - sums == 2
+
+
+def test_a_reset_pass_starts_from_zero_and_one_sample_is_its_own_mean():
+    tracker = _tracker()
+    y_pred = np.eye(3, dtype=np.float32)
+    tracker.step_total(0)[...] = 4.0
+    tracker.update(3, np.array([0, 1, 2]), y_pred)
+    tracker.read()
+    tracker.reset()  # a new epoch: nothing counted yet
+    assert tracker.read() == {"loss": 0.0, "accuracy": 0.0}
+    tracker.step_total(0)[...] = 2.5
+    tracker.update(1, np.array([1]), y_pred[1:2])
+    assert tracker.read() == {"loss": 2.5, "accuracy": 1.0}
+
+
+def test_a_growing_pass_keeps_its_totals_on_the_device():
+    from tests import standin
+    from tests.conftest import use_standin
+
+    use_standin()
+    tracker = Tracker(standin, [], None)
+    for step in range(70):  # past the 64 it starts with
+        tracker.reserve(step + 1)
+        tracker.step_total(step).fill(1.0)
+        tracker.add_rows(1)
+    assert isinstance(tracker.step_totals, standin.ndarray) and tracker.step_totals.shape == (128,)
+    assert tracker.read()["loss"] == 1.0
