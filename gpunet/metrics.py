@@ -108,6 +108,14 @@ def mean_absolute_percentage_error(y_true, y_pred):
     return 100.0 * (xp.abs(y_true - y_pred) / scale).mean(axis=-1)
 
 
+def _with_options(fn, options: dict):
+    """`fn` with its keyword options fixed; it keeps fn's attributes (`buffered`: a metric
+    built with a threshold still writes into kept buffers rather than new arrays each step)."""
+    if not options:
+        return fn
+    return functools.update_wrapper(functools.partial(fn, **options), fn)
+
+
 def _wrapper(class_name: str, fn, default_name: str, doc: str):
     """A MeanMetricWrapper class for `fn` with Keras 3's class name and default log name; its
     keyword options (threshold, k) go to `fn`."""
@@ -120,7 +128,7 @@ def _wrapper(class_name: str, fn, default_name: str, doc: str):
     }
 
     def __init__(self, name: str = default_name, **options):
-        MeanMetricWrapper.__init__(self, functools.partial(fn, **options) if options else fn, name)
+        MeanMetricWrapper.__init__(self, _with_options(fn, options), name)
         self._given = options
 
     def _options(self):

@@ -111,3 +111,84 @@ def test_evaluate_weights_its_metrics_by_sample_weight():
     weights = np.array([3.0, 1.0, 0.0, 2.0])
     _, accuracy = model.evaluate(x, Y_TRUE, sample_weight=weights, verbose=0)
     assert accuracy == pytest.approx((correct * weights).sum() / weights.sum())
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        metrics.BinaryAccuracy,
+        lambda: metrics.BinaryAccuracy(threshold=0.35),
+        metrics.CategoricalAccuracy,
+        lambda: metrics.CategoricalAccuracy(name="acc"),
+    ],
+)
+def test_class_metrics_write_into_kept_buffers_with_or_without_options(make):
+    # A class metric given an option (a threshold) once bound it with functools.partial, which
+    # dropped `buffered`: every update allocated its values anew.
+    from tests import standin
+    from tests.conftest import use_standin
+
+    use_standin()
+    metric = make()
+    y_true, y_pred = standin.asarray(Y_TRUE), standin.asarray(Y_PRED)
+    metric.update_state(y_true, y_pred)
+    mark = standin.ledger.mark()
+    metric.update_state(y_true, y_pred)
+    assert standin.ledger.since(mark)["allocs"] == 0
+
+
+def test_binary_accuracy_with_a_threshold_keeps_its_value():
+    metric = metrics.BinaryAccuracy(threshold=0.35)
+    metric.update_state(Y_TRUE, Y_PRED)
+    assert metric.result() == pytest.approx(np.mean((Y_PRED > 0.35) == (Y_TRUE > 0.5)))
+
+
+@pytest.mark.parametrize(
+    "cls, words",
+    [
+        (metrics.BinaryAccuracy, "threshold"),
+        (metrics.TopKCategoricalAccuracy, "k highest scores"),
+        (metrics.MeanAbsolutePercentageError, "|y_true|"),
+    ],
+)
+def test_class_metrics_carry_their_docstrings(cls, words):
+    assert words in (cls.__doc__ or "")
+
+
+def test_mean_absolute_percentage_error_is_per_sample_over_the_last_axis(xp):
+    from gpunet.backend import to_host
+
+    rs = np.random.default_rng(3)
+    y_true = rs.uniform(0.5, 2.0, (2, 3, 4)) * rs.choice([-1.0, 1.0], (2, 3, 4))
+    y_pred = rs.standard_normal((2, 3, 4))
+    expected = 100.0 * (np.abs(y_true - y_pred) / np.abs(y_true)).mean(axis=-1)
+    values = metrics.mean_absolute_percentage_error(xp.asarray(y_true), xp.asarray(y_pred))
+    np.testing.assert_allclose(to_host(values), expected, rtol=1e-12)
+    assert values.shape == (2, 3)
+
+
+@pytest.mark.parametrize(
+    "y_true_shape, y_pred_shape, expected",
+    [
+        ((8, 4, 1), (None, 4, 1), "binary_accuracy"),  # the last axis, not the second
+        ((8, 4, 1), (None, 4, 10), "sparse_categorical_accuracy"),
+        ((8, 1, 1), (None, 1, 10), "sparse_categorical_accuracy"),
+        ((8, 1), (None, 2), "sparse_categorical_accuracy"),  # two classes as labels
+        ((8, 2), (None, 2), "categorical_accuracy"),
+    ],
+)
+def test_accuracy_resolves_on_the_last_axis(y_true_shape, y_pred_shape, expected):
+    assert metrics.resolve_accuracy(y_true_shape, y_pred_shape).__name__ == expected
+
+
+def test_serialized_metrics_are_known_by_name_before_they_are_built():
+    config = {"class_name": "AUC", "config": {"name": "roc", "num_thresholds": 50}}
+    assert metrics.log_name(config) == "roc"
+    assert metrics.check_name(config) is None
+    with pytest.raises(ValueError, match=r"^Unknown metric 'Nope'\. Allowed: AUC, "):
+        metrics.check_name({"class_name": "Nope", "config": {}})
+
+
+def test_an_unknown_metric_name_is_refused_in_words():
+    with pytest.raises(ValueError, match=r"^Unknown metric 'accurcy'\. Did you mean 'accuracy'\?"):
+        metrics.get("accurcy")
