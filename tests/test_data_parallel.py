@@ -76,13 +76,18 @@ def test_dropout_masks_of_the_shards_are_the_global_batch_mask():
     layer.build((6,))
     x = np.ones((9, 6), np.float32)
     whole = layer.forward(x, training=True).copy()
-    parts = []
-    for low, high in [(0, 4), (4, 9)]:
-        layer.set_stream(11, 0)
-        layer.position = (low, 9)
-        parts.append(layer.forward(x[low:high], training=True).copy())
-        assert layer.offset == 54
-    np.testing.assert_array_equal(np.concatenate(parts), whole)
+    assert layer.offset == 54
+    following = layer.forward(x, training=True).copy()  # the next draw: offset 54
+    assert layer.offset == 108 and not np.array_equal(following, whole)
+    # Shards of unequal sizes, then of one size at three places (each its own units).
+    for shards in ([(0, 4), (4, 9)], [(0, 3), (3, 6), (6, 9)]):
+        parts = []
+        for low, high in shards:
+            layer.set_stream(11, 0)
+            layer.position = (low, 9)
+            parts.append(layer.forward(x[low:high], training=True).copy())
+            assert layer.offset == 54
+        np.testing.assert_array_equal(np.concatenate(parts), whole)
     assert 0 < (whole == 0).sum() < whole.size  # some dropped, some kept
 
 

@@ -109,6 +109,12 @@ def test_dense_keras2_arguments():
         (lambda: Dropout(0.5, seed=1.5), "seed must be an int >= 0 or None, received 1.5"),
         (lambda: Dropout(0.5, seed=True), "seed must be an int >= 0 or None, received True"),
         (lambda: Dense(3, input_shape=(0,)), "positive ints"),
+        (lambda: Dense(2.5), r"^dense\S*: units must be a positive int, received 2\.5\.$"),
+        (lambda: Dense(True), "units must be a positive int, received True"),
+        (lambda: Dropout(False), r"rate must be a float in \[0, 1\), received False"),
+        (lambda: Dropout("0.5"), r"rate must be a float in \[0, 1\), received '0.5'"),
+        (lambda: Dense(2, name=""), r"^Layer name must be a non-empty string, received ''\.$"),
+        (lambda: Dense(2, name=3), r"^Layer name must be a non-empty string, received 3\.$"),
     ],
 )
 def test_bad_arguments_are_refused_with_the_value(make, message):
@@ -199,3 +205,69 @@ def test_a_layers_weights_get_and_set_as_keras_layers_do():
         dense.set_weights([kernel])
     with pytest.raises(ValueError, match=r"^dense: a weight of shape \(2,\) received \(3,\)\.$"):
         dense.set_weights([kernel, np.zeros(3)])
+
+
+def test_shapes_are_tuples_of_positive_ints_and_an_int_is_one_axis():
+    assert Dense(2, input_shape=4).declared_input_shape == (4,)
+    assert Dense(2, input_shape=(1,)).declared_input_shape == (1,)  # one feature is a shape
+    assert gn.layers.Input(5).declared_input_shape == (5,)
+    with pytest.raises(TypeError) as info:
+        Dense(2, input_shape=3.5, name="d")
+    assert str(info.value) == "d: input_shape must be a tuple of ints, received 3.5."
+    with pytest.raises(TypeError) as info:
+        gn.layers.Input(3.5, name="x")
+    assert str(info.value) == "x: shape must be a tuple of ints, received 3.5."
+
+
+def test_input_layers_are_named_as_in_keras():
+    gn.utils.clear_session()
+    assert gn.layers.Input((3,)).name == "input_layer"
+    assert gn.layers.Input((3,)).name == "input_layer_1"
+    assert gn.layers.Input((3,), name="pixels").name == "pixels"
+
+
+def test_a_layer_is_built_only_once_its_input_shape_is_known():
+    layer = Dense(2)
+    assert layer.built is False
+    layer.build((3,))
+    assert layer.built is True
+
+
+def test_a_layers_config_rebuilds_it_with_its_input_shape_and_regularizers():
+    layer = Dense(2, input_shape=(3,), kernel_regularizer="l2", bias_regularizer="l1", name="d")
+    config = layer.get_config()
+    assert config["input_shape"] == [3]
+    again = Dense.from_config(config)
+    assert again.declared_input_shape == (3,) and again.get_config() == config
+    assert isinstance(again.bias_regularizer, gn.regularizers.L1)
+    assert Dense.from_config({"units": 2}).trainable is True  # trainable by default
+
+
+def test_forward_passes_allocate_their_buffers_once():
+    # Each layer keeps its outputs across batches: after the first batch, a forward pass
+    # allocates nothing; a Dense computes its activation in place (one buffer, not two).
+    from tests import standin
+    from tests.conftest import use_standin
+
+    use_standin()
+    gn.utils.clear_session()
+    layers = [
+        Dense(3, activation="relu"),
+        Activation("tanh"),
+        Dense(5, activation="sigmoid"),
+        Dropout(0.5, seed=1),
+        Dense(2),
+    ]
+    model = gn.Sequential([gn.layers.Input((4,)), *layers])
+    model.build()
+    h = standin.asarray(np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32))
+    for layer in layers:
+        allocs = []
+        for _ in range(3):
+            mark = standin.ledger.mark()
+            out = layer.forward(h, True)
+            allocs.append(standin.ledger.since(mark)["allocs"])
+        assert allocs[1:] == [0, 0], layer.name
+        if isinstance(layer, Dense):
+            assert allocs[0] == 1, layer.name
+        h = out

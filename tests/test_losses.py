@@ -143,6 +143,27 @@ def test_one_hot_loss_with_label_vector_gives_a_hint():
         losses.CategoricalCrossentropy().check_targets(np.array([0, 1]), (3,), "fit")
 
 
+def test_targets_of_the_wrong_shape_are_refused_in_words():
+    with pytest.raises(ValueError) as caught:
+        losses.MeanSquaredError().check_targets(np.zeros((4, 2)), (3,), "fit")
+    assert str(caught.value) == (
+        "fit: mean_squared_error expects targets shaped like the model output (None, 3), "
+        "received (4, 2)."
+    )
+    with pytest.raises(ValueError) as caught:
+        losses.CategoricalCrossentropy().check_targets(np.zeros(4), (3,), "evaluate")
+    assert str(caught.value) == (
+        "evaluate: categorical_crossentropy expects targets shaped like the model output "
+        "(None, 3), received (4,).\nHint: one-hot encode labels with gn.utils.to_categorical, "
+        "or use sparse_categorical_crossentropy."
+    )
+
+
+def test_an_unknown_serialized_loss_is_refused_in_words():
+    with pytest.raises(ValueError, match=r"^Unknown loss 'Hinge'\. Allowed: BinaryCrossentropy, "):
+        losses.deserialize({"class_name": "Hinge", "config": {}})
+
+
 def test_unknown_loss_lists_the_choices():
     with pytest.raises(ValueError, match="Unknown loss 'crossentropy'.*categorical_crossentropy"):
         losses.get("crossentropy")

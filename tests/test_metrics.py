@@ -275,3 +275,26 @@ def test_sparse_accuracy_takes_label_columns_into_kept_buffers(xp):
     labels = xp.asarray(np.array([[1], [1], [1]]))  # (N, 1), as Keras takes them
     values = metrics.sparse_categorical_accuracy(labels, scores, buffers=Buffers())
     assert to_host(values).tolist() == [1.0, 0.0, 1.0]
+
+
+def _mean_of(xp, values, weights=None):
+    """MeanAbsoluteError against zero targets: the weighted mean of `values` (one per row)."""
+    metric = metrics.MeanAbsoluteError()
+    y_pred = xp.asarray(np.asarray(values, np.float32).reshape(-1, 1))
+    w = None if weights is None else xp.asarray(np.asarray(weights, np.float32))
+    metric.update_state(xp.zeros_like(y_pred), y_pred, w)
+    return metric.result()
+
+
+def test_a_mean_adds_its_values_and_weights_in_float64(xp):
+    # float32 sums lose the 1 next to 2**24 (2**24 + 1 is not a float32): the totals are float64.
+    assert _mean_of(xp, [2.0**24, 1.0]) == (2.0**24 + 1) / 2
+    assert _mean_of(xp, [2.0**24, 1.0], weights=[1.0, 1.0]) == (2.0**24 + 1) / 2
+    assert _mean_of(xp, [1.0, 1.0], weights=[2.0**24, 1.0]) == 1.0
+
+
+def test_a_mean_weighs_its_values_in_their_dtype_as_keras(xp):
+    # Keras multiplies values by weights in the metric's float32; the sums are float64 here.
+    v = w = np.float32(1 + 2.0**-23)
+    assert np.float64(v) * np.float64(w) != np.float64(v * w)  # the product rounds in float32
+    assert _mean_of(xp, [v], weights=[w]) == np.float64(v * w) / np.float64(w)

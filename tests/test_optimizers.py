@@ -384,3 +384,37 @@ def test_only_sgd_takes_scaled_gradients():
         sgd.apply(params, np.ones(4, np.float32), loss_scale=0.25)
     sgd.apply(params, np.full(4, -0.5, np.float32), loss_scale=-0.5)  # the step -lr * g
     np.testing.assert_array_equal(params, [0.5] * 4)
+
+
+@pytest.mark.parametrize(
+    "arg", ["learning_rate", "clipnorm", "clipvalue", "global_clipnorm", "weight_decay"]
+)
+def test_a_bad_common_argument_is_refused_with_its_name_and_class(arg):
+    with pytest.raises(ValueError) as info:
+        optimizers.Adam(**{arg: -1.0})
+    assert str(info.value) == f"Adam: {arg} must be in [0.0, inf), received -1.0."
+    for bad in (True, "fast"):  # a bool is not a float here, though Python calls it an int
+        with pytest.raises(TypeError) as info:
+            optimizers.SGD(**{arg: bad})
+        assert str(info.value) == f"SGD: {arg} must be a float, received {bad!r}."
+
+
+def test_an_optimizer_is_built_once_it_has_seen_its_parameters():
+    sgd = optimizers.SGD()
+    assert sgd.built is False
+    sgd.build(np.zeros(2, np.float32), [(0, 2)])
+    assert sgd.built is True
+
+
+def test_a_device_scalar_is_written_only_when_its_value_changes():
+    from gpunet.optimizers.base import DeviceScalar
+    from tests import standin
+    from tests.conftest import use_standin
+
+    use_standin()
+    scalar = DeviceScalar(standin, 0.5, "float32")
+    for value, writes in ((0.5, 0), (0.25, 1), (0.25, 0), (0.25, 0), (0.5, 1)):
+        mark = standin.ledger.mark()
+        array = scalar.set(value)
+        assert standin.ledger.since(mark)["launches"] == writes
+        assert array.get().tolist() == [value]

@@ -95,6 +95,12 @@ def test_known_values():
 def test_unknown_name_lists_the_choices():
     with pytest.raises(ValueError, match="Unknown activation 'rellu'.*relu"):
         activations.get("rellu")
+    with pytest.raises(ValueError) as caught:
+        activations.get(3)  # not a name at all
+    allowed = "elu, exponential, gelu, hard_sigmoid, leaky_relu, linear, relu, selu, sigmoid, "
+    assert str(caught.value) == f"Unknown activation 3. Allowed: {allowed}" + (
+        "silu, softmax, softplus, softsign, tanh, swish."
+    )
 
 
 def test_relu_against_cached_zeros_equals_the_scalar_maximum():
@@ -117,6 +123,21 @@ def test_relu_against_cached_zeros_equals_the_scalar_maximum():
     for _ in range(3):  # and small in bytes
         activations._zeros_like(np.empty((1 << 23) + len(activations._ZEROS), np.float32))
     assert sum(z.nbytes for z in activations._ZEROS.values()) <= 1 << 26
+
+
+def test_relus_kept_zeros_are_reused_per_shape_up_to_64_mib_in_all():
+    activations._ZEROS.clear()
+    a, b = np.empty((3, 2), np.float32), np.empty((4, 2), np.float32)
+    kept = activations._zeros_like(a)
+    activations._zeros_like(b)
+    assert activations._zeros_like(a) is kept  # a second shape did not push the first out
+    activations._ZEROS.clear()
+    activations._zeros_like(np.empty((1 << 24) - 2, np.float32))  # 64 MiB less 8 bytes
+    activations._zeros_like(np.empty(2, np.float32))  # 64 MiB exactly: both kept
+    assert len(activations._ZEROS) == 2
+    activations._zeros_like(np.empty(3, np.float32))  # past 64 MiB: start over
+    assert len(activations._ZEROS) == 1
+    activations._ZEROS.clear()
 
 
 def _scalar_reference(name: str):
@@ -219,3 +240,21 @@ def test_activations_are_functions_as_in_keras():
     assert layer.activation.name == "tanh"
     assert gn.activations.serialize(gn.activations.elu) == "elu"
     assert gn.activations.deserialize("swish").name == "silu"
+
+
+def test_softmax_lse_over_the_last_axis_of_any_rank_into_kept_buffers(xp):
+    # The fused softmax cross-entropy's statistics: softmax and log(sum(exp(x))) per row, in
+    # x's dtype, written into kept buffers; rows are every axis but the last.
+    from gpunet.backend import to_host
+    from gpunet.buffers import Buffers
+
+    x = np.random.default_rng(9).standard_normal((2, 3, 4)) * 8.0
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    expected_lse = np.log(e.sum(axis=-1)) + x.max(axis=-1)
+    for dtype, rtol in ((np.float64, 1e-13), (np.float32, 1e-5)):
+        buffers = Buffers()
+        for _ in range(2):  # the second call reuses the buffers
+            probs, lse = activations.softmax_lse(xp.asarray(x.astype(dtype)), buffers=buffers)
+            assert probs.dtype == dtype and lse.dtype == dtype and lse.shape == (2, 3)
+            np.testing.assert_allclose(to_host(probs), e / e.sum(-1, keepdims=True), rtol=rtol)
+            np.testing.assert_allclose(to_host(lse), expected_lse, rtol=rtol)

@@ -33,3 +33,22 @@ def test_float32_stays_float32(xp):
     g_kernel, g_bias, gx = xp.empty_like(kernel), xp.empty_like(bias), xp.empty_like(x)
     dense_bwd(x, kernel, z, g_kernel, g_bias, gx)
     assert {a.dtype for a in (z, g_kernel, g_bias, gx)} == {xp.dtype("float32")}
+
+
+def test_forward_and_backward_write_into_the_buffers_they_are_given(xp):
+    from gpunet.backend import to_host
+
+    rs = np.random.default_rng(2)
+    x, kernel, bias = rs.standard_normal((5, 4)), rs.standard_normal((4, 3)), rs.standard_normal(3)
+    out = xp.empty((5, 3))
+    z = dense_fwd(xp.asarray(x), xp.asarray(kernel), xp.asarray(bias), out=out)
+    assert z is out
+    np.testing.assert_allclose(to_host(out), x @ kernel + bias, rtol=1e-12)
+    gx = xp.empty((5, 4))
+    g_kernel, g_bias = xp.empty((4, 3)), xp.empty(3)
+    gz = rs.standard_normal((5, 3))
+    back = dense_bwd(xp.asarray(x), xp.asarray(kernel), xp.asarray(gz), g_kernel, g_bias, gx)
+    assert back is gx
+    np.testing.assert_allclose(to_host(gx), gz @ kernel.T, rtol=1e-12)
+    np.testing.assert_allclose(to_host(g_kernel), x.T @ gz, rtol=1e-12)
+    np.testing.assert_allclose(to_host(g_bias), gz.sum(axis=0), rtol=1e-12)
