@@ -95,6 +95,26 @@ def test_fused_loss_against_a_float64_reference(xp, loss, kind, y_true, dtype):
         np.testing.assert_allclose(to_host(got), want, rtol=rtol, atol=atol, err_msg=name)
 
 
+@pytest.mark.parametrize(
+    "make, kind, y_true",
+    [
+        (losses.CategoricalCrossentropy, "softmax", ONE_HOT),
+        (losses.SparseCategoricalCrossentropy, "softmax", LABELS),
+        (losses.BinaryCrossentropy, "sigmoid", RS.integers(0, 2, (4, 3)).astype(float)),
+    ],
+    ids=["categorical", "sparse", "binary"],
+)
+def test_from_logits_takes_logits_as_keras(make, kind, y_true):
+    # A loss built with from_logits=True reads its inputs as logits (softmax or sigmoid
+    # inside); the same loss without it reads them as probabilities.
+    logits = RS.standard_normal((4, 3)) * 3
+    probs, per_sample, _ = _reference(kind, y_true, logits, 1.0)
+    loss = make(from_logits=True)
+    assert loss.from_logits is True and make().from_logits is False
+    assert loss(y_true, logits) == pytest.approx(per_sample.mean(), rel=1e-12)
+    assert make()(y_true, probs) == pytest.approx(per_sample.mean(), rel=1e-6)  # eps clip
+
+
 def test_known_values():
     y_true, y_pred = np.array([[0.0, 1.0]]), np.array([[0.5, 0.5]])
     assert losses.MeanSquaredError()(y_true, y_pred) == pytest.approx(0.25)
