@@ -138,6 +138,12 @@ def test_relus_kept_zeros_are_reused_per_shape_up_to_64_mib_in_all():
     activations._zeros_like(np.empty(3, np.float32))  # past 64 MiB: start over
     assert len(activations._ZEROS) == 1
     activations._ZEROS.clear()
+    for rows in range(1, 33):  # 32 shapes are kept; a 33rd starts over
+        activations._zeros_like(np.empty((rows, 2), np.float32))
+    assert len(activations._ZEROS) == 32
+    activations._zeros_like(np.empty((33, 2), np.float32))
+    assert len(activations._ZEROS) == 1
+    activations._ZEROS.clear()
 
 
 def _scalar_reference(name: str):
