@@ -193,6 +193,9 @@ def test_unknown_argument_lists_the_allowed_ones():
     with pytest.raises(TypeError) as info:
         optimizers.SGD(decay=0.1)
     assert str(info.value) == f"SGD got unexpected argument(s) decay. Allowed: {allowed}."
+    with pytest.raises(TypeError) as info:
+        optimizers.SGD(rho=0.9, decay=0.1)
+    assert str(info.value).startswith("SGD got unexpected argument(s) decay, rho. Allowed: ")
 
 
 def test_keras_bounds_are_inclusive_where_keras_accepts_the_edge():
