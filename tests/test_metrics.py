@@ -298,3 +298,34 @@ def test_a_mean_weighs_its_values_in_their_dtype_as_keras(xp):
     v = w = np.float32(1 + 2.0**-23)
     assert np.float64(v) * np.float64(w) != np.float64(v * w)  # the product rounds in float32
     assert _mean_of(xp, [v], weights=[w]) == np.float64(v * w) / np.float64(w)
+
+
+def test_per_sample_metric_functions_reduce_the_last_axis_of_any_rank(xp):
+    # As Keras's functions: values per position, over every axis but the last (2, 3 here).
+    from gpunet.buffers import Buffers
+
+    rs = np.random.default_rng(5)
+    scores = rs.random((2, 3, 4)).astype(np.float32)
+    labels = rs.integers(0, 4, (2, 3))
+    one_hot = np.eye(4, dtype=np.float32)[labels]
+    targets = rs.random((2, 3, 4)).astype(np.float32)
+    expected = {
+        "binary": ((scores > 0.5) == (targets > 0.5)).mean(axis=-1),
+        "categorical": (scores.argmax(-1) == labels).astype(np.float32),
+        "mse": ((scores - targets) ** 2).mean(axis=-1),
+        "mae": np.abs(scores - targets).mean(axis=-1),
+    }
+    s, t, h = xp.asarray(scores), xp.asarray(targets), xp.asarray(one_hot)
+    for kept in (False, True):  # new arrays, or each function's own kept buffers
+        got = {
+            "binary": metrics.binary_accuracy(t, s, buffers=Buffers() if kept else None),
+            "categorical": metrics.categorical_accuracy(h, s, buffers=Buffers() if kept else None),
+            "sparse": metrics.sparse_categorical_accuracy(
+                xp.asarray(labels), s, buffers=Buffers() if kept else None
+            ),
+        }
+        for name, values in got.items():
+            want = expected["categorical" if name == "sparse" else name]
+            np.testing.assert_allclose(to_host(values), want, rtol=1e-6, err_msg=name)
+    np.testing.assert_allclose(to_host(metrics.mean_squared_error(t, s)), expected["mse"], 1e-6)
+    np.testing.assert_allclose(to_host(metrics.mean_absolute_error(t, s)), expected["mae"], 1e-6)
