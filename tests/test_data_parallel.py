@@ -352,3 +352,26 @@ def test_ranks_refresh_at_the_first_step_then_when_rank_0s_clock_says(monkeypatc
     )
     model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[seen])
     assert synced == expected
+
+
+def test_the_fused_steps_gradient_all_reduce_is_named_for_its_errors(monkeypatch):
+    # As the reference step's: a rank that stops answering is reported during this exchange.
+    from gpunet.step.fused import FusedTraining
+    from tests.conftest import use_standin
+
+    use_standin()
+    world = _Recording(0, 2)
+    monkeypatch.setattr(distributed, "_world", world)
+    gn.utils.clear_session()
+    model = gn.Sequential([gn.layers.Input((5,)), gn.layers.Dense(4, activation="relu"),
+                           gn.layers.Dense(3, activation="softmax")])  # fmt: skip
+    # Eager: a CUDA graph would replay the captured exchange without calling all_sum again.
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", cuda_graphs=False)
+    rs = np.random.default_rng(2)
+    history = model.fit(rs.random((16, 5), np.float32), rs.integers(0, 3, 16), batch_size=4,
+                        verbose=0)  # fmt: skip
+    assert isinstance(model._get_trainer().training, FusedTraining)
+    grads = [what for array, what in world.sums if array is model._grads]
+    steps = model.optimizer.iterations
+    assert steps > 1 and history.history["loss"]
+    assert grads == ["a step's gradient all-reduce"] * steps  # once per step
