@@ -85,3 +85,36 @@ def test_validation_inside_fit_draws_no_bar_of_its_own(capsys):
     model.fit(x, y, epochs=1, batch_size=32, validation_split=0.2, verbose=2)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1 and "val_loss" in lines[0]
+
+
+class _Batches(gn.utils.PyDataset):
+    def __init__(self, x, y):
+        super().__init__()
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return 3
+
+    def __getitem__(self, index):
+        return self.x[index * 10 : (index + 1) * 10], self.y[index * 10 : (index + 1) * 10]
+
+
+def test_the_bars_of_evaluate_and_predict_know_their_steps(monkeypatch):
+    # Keras gives the bar its params before the first batch: the live bar counts "2/3" mid-way,
+    # not "2/Unknown". Arrays and PyDatasets, evaluate and predict.
+    from gpunet import callbacks as callbacks_module
+
+    seen = []
+
+    class Recording(ProgbarLogger):
+        def set_params(self, params):
+            seen.append(dict(params))
+            super().set_params(params)
+
+    monkeypatch.setattr(callbacks_module, "ProgbarLogger", Recording)
+    model, x, y = _model()
+    model.evaluate(x, y, batch_size=32, verbose=2)
+    model.predict(x, batch_size=32, verbose=2)
+    model.evaluate(_Batches(x, y), verbose=2)
+    model.predict(_Batches(x, y), verbose=2)
+    assert seen == [{"verbose": 2, "epochs": 1, "steps": 3}] * 4
