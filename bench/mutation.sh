@@ -15,7 +15,8 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 python="$root/.venv/bin/python"
 "$python" -m pip show mutmut >/dev/null 2>&1 || "$python" -m pip install -q "mutmut>=3.3"
 core=(gpunet/kernels/*.py gpunet/losses.py gpunet/optimizers/*.py gpunet/metrics.py
-      gpunet/layers.py gpunet/inputs.py gpunet/step/*.py gpunet/cuda/*.py gpunet/trainer.py
+      gpunet/metric_base.py gpunet/metrics_confusion.py gpunet/layers.py gpunet/layer_base.py
+      gpunet/inputs.py gpunet/step/*.py gpunet/cuda/*.py gpunet/trainer.py
       gpunet/tracker.py gpunet/checkpoint.py gpunet/config.py gpunet/callbacks/*.py
       gpunet/progress.py)
 targets=("${@:-${core[@]}}")

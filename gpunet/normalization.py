@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from gpunet import backend, initializers
-from gpunet.layers import Layer
+from gpunet.layer_base import Layer
 
 EPSILON = 1e-7  # Keras's backend.epsilon(): the smallest standard deviation divided by
 

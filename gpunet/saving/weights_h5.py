@@ -17,7 +17,7 @@ import tempfile
 import numpy as np
 
 from gpunet import backend
-from gpunet.layers import Normalization  # (gpunet.layers loads gpunet.normalization)
+from gpunet.normalization import Normalization
 from gpunet.saving import optimizer_state
 
 SUFFIX = ".weights.h5"
