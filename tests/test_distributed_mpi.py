@@ -281,9 +281,11 @@ def test_a_rank_that_dies_or_hangs_ends_the_job_and_the_checkpoint_loads(workdir
     assert time.monotonic() - started < 30
     assert process.returncode != 0
     if how == "hung":
+        # Rank 0 waits at whichever exchange it reaches after rank 1 stops: mostly a step's,
+        # at an epoch's end the sums of the logs (CI saw it once).
         assert re.search(
-            r"^gpunet: rank 1 did not reach a step's [a-z -]+ within 3 s \(GPUNET_RANK_TIMEOUT\)"
-            r": it died or hangs; ending the job\.$",
+            r"^gpunet: rank 1 did not reach (a step's [a-z -]+|the sums of the logs) within 3 s "
+            r"\(GPUNET_RANK_TIMEOUT\): it died or hangs; ending the job\.$",
             err,
             re.MULTILINE,
         ), err
