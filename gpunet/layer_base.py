@@ -115,7 +115,7 @@ class Layer:
                 raise ValueError(
                     f"{self.name}: a weight of shape {target.shape} received {value.shape}."
                 )
-            target[...] = backend.to_device(value, target.dtype)
+            backend.copy_to_device(target, value)  # no device temporary
 
     @property
     def regularized(self) -> bool:

@@ -101,7 +101,7 @@ class LayerAccess:
                     f"{self.name}: weight {i} must have shape {target.shape}, received "
                     f"{value.shape}."
                 )
-            target[...] = backend.to_device(value, FLOATX)
+            backend.copy_to_device(target, value)  # no device temporary
 
     @property
     def trainable_weights(self) -> list:
